@@ -1,0 +1,293 @@
+"""Resumable training engine and its command line.
+
+    python -m fer_utils.train --arch mobilenet --width 1.0 --profile full
+
+A run folder (``runs/<arch>-w<width>-<profile>-s<seed>-<data fingerprint>``)
+holds the last full checkpoint (model + optimizer), the best weights, a
+per-epoch CSV log and the plateau state. Rerunning the same command after an
+interruption (even ``kill -9``) continues after the last finished epoch; a
+finished run is never retrained, only read back from ``result.json``.
+
+The recipe: augmentation with Keras preprocessing layers (horizontal flip,
+small rotation, translation, zoom), Adam, learning rate divided by 5 after
+``lr_patience`` epochs without a better validation accuracy
+(ReduceLROnPlateau), stop after ``patience`` such epochs and restore the best
+weights (EarlyStopping with ``restore_best_weights``). The plateau state is
+kept in the run folder so a resumed run behaves like an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import config, data, paths, registry
+from .seeding import set_seed
+
+RECIPE = "adam1e-3|aug:flip,rot0.05,trans0.1,zoom0.1|plateau/5|es-best|val10%"
+LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+LR_FACTOR = 0.2
+MIN_LR = 1e-5
+
+
+# --------------------------------------------------------------------------- data
+def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
+    """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1]."""
+    train, val = data.train_val_split(ds, 0.1, seed=0)  # one fixed validation split for every run
+    if profile.train_limit is not None:
+        train = data.stratified_subset(train, profile.train_limit, seed)
+        val = data.stratified_subset(val, max(profile.train_limit // 5, 50), seed)
+    out = {"train": _xy(train), "val": _xy(val), "tests": {}}
+    for split in ("PublicTest", "PrivateTest"):
+        part = ds.subset(split)
+        if len(part) == 0:
+            continue
+        if profile.eval_limit is not None:
+            part = data.stratified_subset(part, profile.eval_limit, seed)
+        out["tests"][split] = _xy(part)
+    return out
+
+
+def _xy(ds: data.FERDataset):
+    return ds.images.astype(np.float32) / 255.0, ds.labels.astype(np.int64)
+
+
+def augmenter(seed: int):
+    """The augmentation pipeline: Keras preprocessing layers, seeded."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.05, fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 2),
+        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
+    ], name="augment")
+
+
+def train_dataset(x, y, batch_size: int, seed: int, targets=None):
+    """A shuffled, augmented tf.data pipeline; ``targets`` (soft labels) replaces one-hot ``y``."""
+    import tensorflow as tf
+
+    aug = augmenter(seed)
+    labels = targets if targets is not None else np.eye(data.NUM_CLASSES, dtype=np.float32)[y]
+    ds = tf.data.Dataset.from_tensor_slices((x, labels))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------- run folder
+def run_id(arch: str, width: float, profile: str, seed: int, fingerprint: str, tag: str = "") -> str:
+    return f"{arch}-w{width:g}-{profile}-s{seed}-{fingerprint}" + (f"-{tag}" if tag else "")
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_log(run_dir: Path):
+    import pandas as pd
+
+    return pd.read_csv(Path(run_dir) / "log.csv")
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Per-epoch bookkeeping: plateau LR schedule, early stopping, best weights, checkpoint, log.
+
+    Everything it decides is written to ``state.json`` after the checkpoint and
+    the log row, so the state on disk always describes a finished epoch.
+    """
+
+    def __init__(self, run_dir: Path, state: dict, profile: config.Profile, progress: bool):
+        super().__init__()
+        self.run_dir, self.state, self.profile, self.progress = run_dir, state, profile, progress
+        self._t0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.perf_counter() - self._t0
+        st, prof = self.state, self.profile
+        val = float(logs["val_accuracy"])
+        lr = float(self.model.optimizer.learning_rate.numpy())
+        if val > st["best_val"]:
+            st.update(best_val=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
+            self.model.save_weights(self.run_dir / "best.weights.h5")
+        else:
+            st["wait"] += 1
+            st["lr_wait"] += 1
+            if st["lr_wait"] >= prof.lr_patience and lr > MIN_LR:
+                self.model.optimizer.learning_rate.assign(max(lr * LR_FACTOR, MIN_LR))
+                st["lr_wait"] = 0
+            if st["wait"] >= prof.patience:
+                st["stopped_early"] = True
+                self.model.stop_training = True
+        tmp = self.run_dir / "last.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.run_dir / "last.keras")
+        row = [epoch + 1] + [float(logs[k]) for k in LOG_COLUMNS[1:5]] + [lr, round(seconds, 2)]
+        with open(self.run_dir / "log.csv", "a", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerow(row)
+        st["epoch"] = epoch + 1
+        st["train_seconds"] += seconds
+        _atomic_json(self.run_dir / "state.json", st)
+        if self.progress:
+            print(f"[{self.run_dir.name}] epoch {epoch + 1}/{prof.epochs} loss {logs['loss']:.4f} "
+                  f"acc {logs['accuracy']:.4f} val_acc {val:.4f} (best {st['best_val']:.4f} @ "
+                  f"{st['best_epoch']}) lr {lr:.1e} {seconds:.0f}s", flush=True)
+        kill_after = os.environ.get("FER_KILL_AFTER_EPOCH")
+        if kill_after and int(kill_after) == epoch + 1:  # test hook: a real kill -9
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _truncate_log(run_dir: Path, epochs_done: int) -> None:
+    """Drop log rows of an epoch that was interrupted before its state was written."""
+    log = run_dir / "log.csv"
+    if not log.exists():
+        log.write_text(",".join(LOG_COLUMNS) + "\n")
+        return
+    lines = log.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= epochs_done]
+    log.write_text("\n".join(keep) + "\n")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def evaluate(model, prepared: dict) -> dict:
+    """Accuracy on validation and on each labelled test split."""
+    out = {}
+    for name, (x, y) in [("val", prepared["val"]), *prepared["tests"].items()]:
+        pred = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
+        out[name] = float(np.mean(pred == y))
+    return out
+
+
+# --------------------------------------------------------------------------- the engine
+def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full", seed: int = 0,
+          dataset: data.FERDataset | None = None, runs_root: Path | None = None,
+          registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
+          epochs: int | None = None, train_limit: int | None = None, tag: str = "",
+          soft_targets=None, build_model=None) -> dict:
+    """Train (or resume, or read back) one run and return its result.
+
+    ``soft_targets`` (N_train, 7) replaces the one-hot labels (distillation);
+    ``build_model`` overrides the architecture factory.
+    """
+    from . import models
+
+    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    if epochs is not None:
+        prof = replace(prof, epochs=epochs)
+    if train_limit is not None:
+        prof = replace(prof, train_limit=train_limit)
+    ds = dataset if dataset is not None else data.load()
+    fp = ds.fingerprint()
+    rid = run_id(arch, width, prof.name, seed, fp, tag)
+    run_dir = Path(runs_root or paths.runs_dir()) / rid
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+        if progress:
+            print(f"[{rid}] finished earlier: PublicTest {result['public_acc']:.4f} "
+                  f"PrivateTest {result['private_acc']:.4f} (read back, not retrained)", flush=True)
+        return result
+
+    set_seed(seed)
+    prepared = prepare(ds, prof, seed)
+    x_train, y_train = prepared["train"]
+    state_path = run_dir / "state.json"
+    if state_path.exists() and (run_dir / "last.keras").exists():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(run_dir / "last.keras")
+        if progress:
+            print(f"[{rid}] resuming after epoch {state['epoch']}", flush=True)
+    else:
+        state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "wait": 0, "lr_wait": 0,
+                 "train_seconds": 0.0, "stopped_early": False, "profile": asdict(prof)}
+        model = (build_model or (lambda: models.build(arch, width)))()
+        model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+    _truncate_log(run_dir, state["epoch"])
+
+    if state["epoch"] < prof.epochs and not state["stopped_early"]:
+        x_val, y_val = prepared["val"]
+        val_targets = np.eye(data.NUM_CLASSES, dtype=np.float32)[y_val]
+        train_ds = train_dataset(x_train, y_train, prof.batch_size, seed + state["epoch"], soft_targets)
+        callback = RunCheckpoint(run_dir, state, prof, progress)
+        model.fit(train_ds, validation_data=(x_val, val_targets), epochs=prof.epochs,
+                  initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose, shuffle=False)
+
+    if (run_dir / "best.weights.h5").exists():
+        model.load_weights(run_dir / "best.weights.h5")  # EarlyStopping's restore_best_weights
+    model.save_weights(run_dir / "final.weights.h5")
+    acc = evaluate(model, prepared)
+    epochs_run = int(state["epoch"])
+    result = {
+        "run_id": rid, "arch": arch, "width": width, "params": int(model.count_params()),
+        "flops": models.flops(model), "epochs": epochs_run, "best_val_acc": round(acc["val"], 4),
+        "public_acc": round(acc.get("PublicTest", float("nan")), 4),
+        "private_acc": round(acc.get("PrivateTest", float("nan")), 4),
+        "wall_s": round(state["train_seconds"], 1),
+        "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
+        "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
+        "profile": prof.name, "seed": seed, "recipe": RECIPE + (f"|{tag}" if tag else ""),
+        "git_commit": git_commit(),
+        "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    registry.append(result, registry_path)
+    _atomic_json(result_path, result)
+    if progress:
+        print(f"[{rid}] done in {epochs_run} epochs: val {acc['val']:.4f} PublicTest {result['public_acc']:.4f} "
+              f"PrivateTest {result['private_acc']:.4f}", flush=True)
+    return result
+
+
+def load_trained(result: dict, runs_root: Path | None = None):
+    """Rebuild a finished run's model with its final (best) weights."""
+    from . import models
+
+    model = models.build(result["arch"], float(result["width"]))
+    model.load_weights(Path(runs_root or paths.runs_dir()) / result["run_id"] / "final.weights.h5")
+    return model
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train one model (resumable).")
+    parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch count")
+    parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
+    args = parser.parse_args(argv)
+    ds = data.load()
+    setup = config.setup(args.profile, ds)
+    train(args.arch, args.width, setup.profile, args.seed, dataset=ds, verbose=2, progress=True,
+          epochs=args.epochs, train_limit=args.train_limit,
+          registry_path=setup.results / "runs.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
