@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,12 +97,6 @@ def _atomic_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def read_log(run_dir: Path):
-    import pandas as pd
-
-    return pd.read_csv(Path(run_dir) / "log.csv")
-
-
 class RunCheckpoint(keras.callbacks.Callback):
     """Per-epoch bookkeeping: plateau LR schedule, early stopping, best weights, checkpoint, log.
 
@@ -164,6 +159,13 @@ def _truncate_log(run_dir: Path, epochs_done: int) -> None:
     log.write_text("\n".join(keep) + "\n")
 
 
+def _publish_log(run_dir: Path, registry_path: Path) -> None:
+    """Copy the small per-epoch log beside the registry (``logs/<run_id>.csv``), where plots read it."""
+    logs_dir = registry_path.parent / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "log.csv", logs_dir / f"{run_dir.name}.csv")
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True,
@@ -208,6 +210,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     result_path = run_dir / "result.json"
     if result_path.exists():
         result = json.loads(result_path.read_text())
+        _publish_log(run_dir, Path(registry_path) if registry_path is not None else registry.default_path())
         if progress:
             print(f"[{rid}] finished earlier: PublicTest {result['public_acc']:.4f} "
                   f"PrivateTest {result['private_acc']:.4f} (read back, not retrained)", flush=True)
@@ -251,11 +254,13 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
-        "profile": prof.name, "seed": seed, "recipe": RECIPE + (f"|{tag}" if tag else ""),
+        "profile": prof.name, "seed": seed, "recipe": RECIPE + (f"|tag:{tag}" if tag else ""),
         "git_commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }
+    registry_path = Path(registry_path) if registry_path is not None else registry.default_path()
     registry.append(result, registry_path)
+    _publish_log(run_dir, registry_path)
     _atomic_json(result_path, result)
     if progress:
         print(f"[{rid}] done in {epochs_run} epochs: val {acc['val']:.4f} PublicTest {result['public_acc']:.4f} "
@@ -280,12 +285,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch count")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
+    parser.add_argument("--registry", type=Path, default=None, help="results registry (default: <results>/runs.csv)")
     args = parser.parse_args(argv)
     ds = data.load()
     setup = config.setup(args.profile, ds)
     train(args.arch, args.width, setup.profile, args.seed, dataset=ds, verbose=2, progress=True,
           epochs=args.epochs, train_limit=args.train_limit,
-          registry_path=setup.results / "runs.csv")
+          registry_path=args.registry or setup.results / "runs.csv")
     return 0
 
 

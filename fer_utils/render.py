@@ -1,0 +1,68 @@
+"""Execute the numbered notebooks in order and render the report with nbconvert.
+
+    python -m fer_utils.render notebooks/01_data.ipynb ... notebooks/06_report.ipynb
+
+Each notebook is executed with ``jupyter nbconvert --execute`` (kernel
+``python3``, an explicit per-cell timeout, a whole-notebook time limit) into
+``build/executed/``; the last one (the report notebook) is then converted to
+markdown without its code cells (and without cells tagged ``notebook-only``). The full profile on real FER2013 writes the
+committed ``report.md``; anything else writes ``build/report.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import config, paths
+
+CELL_TIMEOUT_S = 3600
+NOTEBOOK_TIMEOUT_S = 4 * 3600
+
+
+def nbconvert(*args: str, timeout: float) -> None:
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", *args]
+    subprocess.run(cmd, check=True, timeout=timeout, cwd=paths.ROOT)
+
+
+def execute(notebook: Path, out_dir: Path, cell_timeout: int = CELL_TIMEOUT_S,
+            notebook_timeout: int = NOTEBOOK_TIMEOUT_S) -> Path:
+    nbconvert("--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=python3",
+              f"--ExecutePreprocessor.timeout={cell_timeout}", "--ExecutePreprocessor.record_timing=False",
+              "--output-dir", str(out_dir), str(notebook), timeout=notebook_timeout)
+    return out_dir / notebook.name
+
+
+def render(notebooks: list[Path], cell_timeout: int = CELL_TIMEOUT_S,
+           notebook_timeout: int = NOTEBOOK_TIMEOUT_S) -> Path:
+    setup = config.setup()
+    out_dir = paths.BUILD_DIR / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"profile {setup.profile.name}, {setup.data_label}: report -> {setup.report}", flush=True)
+    executed = None
+    for nb in notebooks:
+        t0 = time.perf_counter()
+        executed = execute(Path(nb), out_dir, cell_timeout, notebook_timeout)
+        print(f"executed {nb} in {time.perf_counter() - t0:.0f} s", flush=True)
+    setup.report.parent.mkdir(parents=True, exist_ok=True)
+    nbconvert("--to", "markdown", "--no-input", "--TagRemovePreprocessor.enabled=True",
+              "--TagRemovePreprocessor.remove_cell_tags=notebook-only", "--output-dir", str(setup.report.parent),
+              "--output", setup.report.stem, str(executed), timeout=600)
+    print(f"report written to {setup.report}", flush=True)
+    return setup.report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="+", type=Path, help="in execution order; the last renders the report")
+    parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT_S)
+    parser.add_argument("--notebook-timeout", type=int, default=NOTEBOOK_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    render(args.notebooks, args.cell_timeout, args.notebook_timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

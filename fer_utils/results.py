@@ -1,0 +1,52 @@
+"""Reading results back: the latest run per model, learning curves, display names.
+
+Every notebook after training reads results through here, so the report and
+the figures agree on which row stands for a model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
+
+
+def model_label(arch: str, width: float) -> str:
+    """Display name: the seed models by their role, others by family and width."""
+    width = float(width)
+    if width == 1.0 and arch == "mobilenet":
+        return "seed MobileNet"
+    if width == 1.0 and arch == "cnn":
+        return "HW3 CNN"
+    return f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
+
+
+def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str = "") -> pd.DataFrame:
+    """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is named."""
+    if runs.empty:
+        return runs.assign(model=pd.Series(dtype=str))
+    df = runs.copy()
+    if profile is not None:
+        df = df[df["profile"] == profile]
+    tags = df["recipe"].astype(str).str.extract(r"\|tag:([^|]+)")[0].fillna("")
+    df = df[tags == recipe_tag]
+    df = df.sort_values("timestamp").groupby(["arch", "width", "seed"], as_index=False).tail(1)
+    df = df.assign(model=[model_label(a, w) for a, w in zip(df["arch"], df["width"])])
+    return df.sort_values(["arch", "params"]).reset_index(drop=True)
+
+
+def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
+    """Long table (model, epoch, set, accuracy, loss) from each run's ``logs/<run_id>.csv``."""
+    frames = []
+    for _, run in runs.iterrows():
+        path = Path(logs_dir) / f"{run['run_id']}.csv"
+        if not path.exists():
+            continue
+        log = pd.read_csv(path)
+        for set_name, acc, loss in (("train", "accuracy", "loss"), ("validation", "val_accuracy", "val_loss")):
+            frames.append(pd.DataFrame({"model": run["model"], "epoch": log["epoch"], "set": set_name,
+                                        "accuracy": log[acc], "loss": log[loss]}))
+    if not frames:
+        return pd.DataFrame(columns=["model", "epoch", "set", "accuracy", "loss"])
+    return pd.concat(frames, ignore_index=True)

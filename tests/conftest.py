@@ -1,0 +1,36 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fer_utils import paths  # noqa: E402
+
+PIX = " ".join(["7"] * 2304)
+
+
+def real_data_path() -> Path | None:
+    """The real FER2013 for tests: FER2013_PATH if it names a file, else the shared copy."""
+    env = os.environ.get("FER2013_PATH")
+    for cand in ([Path(env)] if env else []) + [paths.SHARED_FER2013]:
+        if cand.is_file():
+            return cand
+    return None
+
+
+@pytest.fixture
+def kaggle_csv(tmp_path):
+    """Write a Kaggle-schema CSV from (emotion, pixels, usage) rows; returns its path."""
+    def make(rows, name="fer.csv", header="emotion,pixels,Usage"):
+        path = tmp_path / name
+        body = [header] + [f"{e},{p},{u}" for e, p, u in rows]
+        path.write_text("\n".join(body) + "\n")
+        return path
+    return make
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

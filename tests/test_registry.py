@@ -1,0 +1,43 @@
+"""The results registry appends rows and refuses a malformed file."""
+import pytest
+
+from fer_utils import registry
+
+
+def row(**kw):
+    base = {c: "x" for c in registry.COLUMNS}
+    base.update(kw)
+    return base
+
+
+def test_append_creates_header_and_keeps_rows(tmp_path):
+    path = tmp_path / "runs.csv"
+    registry.append(row(run_id="a", params=1), path)
+    registry.append(row(run_id="b", params=2), path)
+    df = registry.read(path)
+    assert df["run_id"].tolist() == ["a", "b"]
+    assert tuple(df.columns) == registry.COLUMNS
+
+
+def test_malformed_header_is_an_error_not_a_reset(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("something,else\n1,2\n")
+    with pytest.raises(ValueError, match=r"runs.csv, line 1: malformed registry header"):
+        registry.append(row(run_id="a"), path)
+    assert path.read_text() == "something,else\n1,2\n"
+
+
+def test_malformed_row_is_an_error(tmp_path):
+    path = tmp_path / "runs.csv"
+    registry.append(row(run_id="a"), path)
+    with open(path, "a") as fh:
+        fh.write("only,three,fields\n")
+    with pytest.raises(ValueError, match=r"line 3: malformed registry row"):
+        registry.read(path)
+
+
+def test_row_with_missing_columns_is_refused(tmp_path):
+    bad = row()
+    del bad["params"]
+    with pytest.raises(ValueError, match="missing \\['params'\\]"):
+        registry.append(bad, tmp_path / "runs.csv")
