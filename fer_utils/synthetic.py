@@ -29,7 +29,7 @@ _PROTOTYPES = np.array([
 ], dtype=np.float64)
 _NEUTRAL = _PROTOTYPES[6]
 #: per-feature spread of the individual variation around a prototype
-_SPREAD = np.array([0.22, 0.05, 0.25, 0.18, 0.08, 0.07, 0.20, 0.3])
+_SPREAD = 0.8 * np.array([0.22, 0.05, 0.25, 0.18, 0.08, 0.07, 0.20, 0.3])
 
 
 def _sigmoid_mask(d: np.ndarray, sharp: float) -> np.ndarray:
@@ -98,7 +98,7 @@ def _draw_face(p: np.ndarray, rng: np.random.Generator, size: int = IMAGE_SIZE) 
     dist = np.where(inside, np.maximum(upper - y, y - lower), 1.0)
     ink(_sigmoid_mask(dist - 0.022, sharp))
     # occlusion: a hand- or hair-like blob covering part of the face
-    if rng.random() < 0.25:
+    if rng.random() < 0.2:
         cx, cy = rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8)
         r = rng.uniform(0.15, 0.35)
         ink(_sigmoid_mask(np.hypot(x - cx, (y - cy) * rng.uniform(0.6, 1.4)) - r, sharp), rng.uniform(0.0, 1.0))
@@ -106,8 +106,8 @@ def _draw_face(p: np.ndarray, rng: np.random.Generator, size: int = IMAGE_SIZE) 
     light = 1 + rng.normal(0, 0.25) * gx + rng.normal(0, 0.2) * gy
     img = img * light
     img = (img - img.mean()) * rng.uniform(0.6, 1.3) + img.mean()
-    img = _blur(img, rng.choice([0.0, 0.6, 1.0, 1.5], p=[0.3, 0.3, 0.25, 0.15]))
-    img = img + rng.normal(0, rng.uniform(0.02, 0.08), img.shape)
+    img = _blur(img, rng.choice([0.0, 0.6, 1.0, 1.5], p=[0.4, 0.35, 0.2, 0.05]))
+    img = img + rng.normal(0, rng.uniform(0.01, 0.05), img.shape)
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
 
@@ -149,7 +149,7 @@ def generate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     labels, splits = labels[order], splits[order]
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
     for i, c in enumerate(labels):
-        intensity = rng.beta(2.2, 1.3)  # many clear expressions, some weak ones
+        intensity = rng.beta(3.0, 1.2)  # many clear expressions, some weak ones
         proto = _NEUTRAL + intensity * (_PROTOTYPES[c] - _NEUTRAL)
         params = proto + rng.normal(0, 1, proto.shape) * _SPREAD
         images[i, :, :, 0] = _draw_face(params, rng)

@@ -48,3 +48,12 @@ def test_flops_of_seed_mobilenet_by_hand():
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
         models.build("resnet")
+
+
+def test_sweep_points_cover_both_families_in_increasing_size():
+    from fer_utils.sweep import sweep_points
+
+    pts = sweep_points(["mobilenet", "cnn"])
+    assert len([p for p in pts if p[0] == "mobilenet"]) >= 5 and len([p for p in pts if p[0] == "cnn"]) >= 5
+    with pytest.raises(ValueError, match="unknown sweep family"):
+        sweep_points(["vgg"])
