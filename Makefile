@@ -12,7 +12,7 @@ CELL_TIMEOUT ?= 3600
 NOTEBOOK_TIMEOUT ?= 14400
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test report benchmarks strip clean
+.PHONY: venv test report benchmarks strip clean deliverable
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ strip:
 
 clean:
 	rm -rf build
+
+# the size-limited deliverable: WEIGHTS=<compressed weights file> (default: the best committed one)
+WEIGHTS ?= $(firstword $(wildcard results/weights/best-*))
+deliverable: venv
+	@test -n "$(WEIGHTS)" || { echo "no weights: pass WEIGHTS=path/to/file (see results/weights/)"; exit 2; }
+	$(PY) -m fer_utils.deliverable --weights $(WEIGHTS) --out deliverable

@@ -302,7 +302,7 @@ def load_path(path: str | os.PathLike) -> FERDataset:
         return load_image_folders(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: file not found")
-    header = _lines_head(path)
+    header = read_header(path)
     if "emotion" in header and "pixels" in header:
         return load_kaggle_csv(path)
     if "label" in header and "feature" in header:
@@ -314,7 +314,7 @@ def load_path(path: str | os.PathLike) -> FERDataset:
                      "(Kaggle) or label,feature / id,feature (course)")
 
 
-def _lines_head(path: Path) -> str:
+def read_header(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
