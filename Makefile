@@ -7,6 +7,8 @@ NOTEBOOKS := \
 	notebooks/01_data.ipynb \
 	notebooks/02_architectures.ipynb \
 	notebooks/03_training.ipynb \
+	notebooks/04_compression.ipynb \
+	notebooks/05_comparison.ipynb \
 	notebooks/06_report.ipynb
 CELL_TIMEOUT ?= 3600
 NOTEBOOK_TIMEOUT ?= 14400

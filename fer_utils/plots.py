@@ -43,3 +43,48 @@ def save_fig(name: str, fig=None, title: str | None = None) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.show()
     return path
+
+
+def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None):
+    """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep rows.
+
+    ``baselines``: DataFrame with baseline, public_acc, private_acc (dotted horizontal lines);
+    ``budgets``: {label: parameter count} (dashed vertical lines).
+    """
+    import numpy as np
+
+    df = runs.sort_values("params")
+    mean = (df["public_acc"] + df["private_acc"]) / 2
+    for y, label, marker in ((df["public_acc"], "PublicTest", "o"), (df["private_acc"], "PrivateTest", "s"),
+                             (mean, "mean", "^")):
+        ax.plot(df["params"], y, marker=marker, label=label, lw=1.5 if label == "mean" else 1)
+    greys = ["0.25", "0.45", "0.65"]
+    budget_colours = ["tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+    if baselines is not None:
+        for i, (_, b) in enumerate(baselines.iterrows()):
+            ax.axhline((b.public_acc + b.private_acc) / 2, ls=":", color=greys[i % len(greys)], lw=1.2,
+                       label=f"{b.baseline} (≈ mean)")
+    for i, (label, params) in enumerate((budgets or {}).items()):
+        ax.axvline(params, ls="--", color=budget_colours[i % len(budget_colours)], lw=1, label=label)
+    ax.set_xscale("log")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+        sel = df[(df["params"] >= xlim[0]) & (df["params"] <= xlim[1])]
+        if len(sel):
+            lo = np.nanmin(sel[["public_acc", "private_acc"]].to_numpy())
+            hi = np.nanmax(sel[["public_acc", "private_acc"]].to_numpy())
+            ax.set_ylim(lo - 0.03, hi + 0.03)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("accuracy")
+    return ax
+
+
+def pareto_front(df, x: str = "bytes", y: str = "private_acc"):
+    """Rows not beaten by any other row (fewer or equal bytes and higher accuracy), by increasing x."""
+    df = df.sort_values([x, y], ascending=[True, False])
+    best, keep = -1.0, []
+    for idx, row in df.iterrows():
+        if row[y] > best:
+            keep.append(idx)
+            best = row[y]
+    return df.loc[keep]

@@ -29,7 +29,7 @@ _PROTOTYPES = np.array([
 ], dtype=np.float64)
 _NEUTRAL = _PROTOTYPES[6]
 #: per-feature spread of the individual variation around a prototype
-_SPREAD = 0.8 * np.array([0.22, 0.05, 0.25, 0.18, 0.08, 0.07, 0.20, 0.3])
+_SPREAD = 0.7 * np.array([0.22, 0.05, 0.25, 0.18, 0.08, 0.07, 0.20, 0.3])
 
 
 def _sigmoid_mask(d: np.ndarray, sharp: float) -> np.ndarray:
@@ -73,14 +73,14 @@ def _draw_face(p: np.ndarray, rng: np.random.Generator, size: int = IMAGE_SIZE) 
 
     # eyes: ellipses whose height is the eye opening
     eye_y, eye_dx, eye_w = -0.18 + rng.normal(0, 0.02), 0.30 + rng.normal(0, 0.02), 0.13
-    eye_h = 0.075 * max(eye_open, 0.12)
+    eye_h = 0.09 * max(eye_open, 0.12)
     for side in (-1, 1):
         ink(_sigmoid_mask(np.hypot((x - side * eye_dx) / eye_w, (y - eye_y) / eye_h) - 1, sharp * 0.15))
     # brows: segments above the eyes; slope tilts the inner end down (+) or up (-)
     by = eye_y - 0.17 - brow_h
     for side in (-1, 1):
         xi, xo = side * 0.12, side * 0.46
-        yi, yo = by + 0.09 * slope, by - 0.09 * slope
+        yi, yo = by + 0.16 * slope, by - 0.16 * slope
         ink(_sigmoid_mask(_segment_distance(x, y, xi, yi, xo, yo) - 0.035, sharp))
     # nose, and the disgust wrinkle beside it
     ink(_sigmoid_mask(_segment_distance(x, y, 0.0, -0.05, 0.03, 0.18) - 0.018, sharp), skin * 0.6)
@@ -93,8 +93,8 @@ def _draw_face(p: np.ndarray, rng: np.random.Generator, size: int = IMAGE_SIZE) 
     w = max(mouth_w, 0.12)
     u = np.clip(x / w, -1.2, 1.2)
     inside = np.abs(x) < w
-    upper = m0 + curve * 0.22 * (1 - u ** 2) - asym * 0.05 * (u + 1)  # asym lifts one corner
-    lower = upper + mouth_open * 0.35 * np.clip(1 - u ** 2, 0, None)
+    upper = m0 + curve * 0.30 * (1 - u ** 2) - asym * 0.05 * (u + 1)  # asym lifts one corner
+    lower = upper + mouth_open * 0.45 * np.clip(1 - u ** 2, 0, None)
     dist = np.where(inside, np.maximum(upper - y, y - lower), 1.0)
     ink(_sigmoid_mask(dist - 0.022, sharp))
     # occlusion: a hand- or hair-like blob covering part of the face

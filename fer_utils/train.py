@@ -277,6 +277,32 @@ def load_trained(result: dict, runs_root: Path | None = None):
     return model
 
 
+def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
+    """Distillation targets: ``alpha`` x the teacher's softened distribution + (1 - alpha) x one-hot labels.
+
+    The teacher ends in a softmax, so softening by ``temperature`` is p**(1/T), renormalised
+    (the same as softmax(logits / T)).
+    """
+    if temperature <= 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+    p = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
+    soft = np.power(np.clip(p, 1e-12, 1.0), 1.0 / temperature)
+    soft /= soft.sum(axis=1, keepdims=True)
+    onehot = np.eye(data.NUM_CLASSES)[y]
+    return (alpha * soft + (1 - alpha) * onehot).astype(np.float32)
+
+
+def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
+            temperature: float = 4.0, alpha: float = 0.7, **kwargs) -> dict:
+    """Train ``arch``/``width`` on a trained teacher's soft targets (same recipe, seed and data as a plain run)."""
+    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    ds = dataset if dataset is not None else data.load()
+    x, y = prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)["train"]
+    targets = soft_targets(load_trained(teacher_run, kwargs.get("runs_root")), x, y, temperature, alpha)
+    tag = f"kd-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
+    return train(arch, width, prof, seed, dataset=ds, soft_targets=targets, tag=tag, **kwargs)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train one model (resumable).")
     parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])
@@ -286,12 +312,28 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch count")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
     parser.add_argument("--registry", type=Path, default=None, help="results registry (default: <results>/runs.csv)")
+    parser.add_argument("--teacher", default=None, metavar="ARCH:WIDTH",
+                        help="distil from this finished run of the same profile and data (e.g. cnn:1.0)")
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.7)
     args = parser.parse_args(argv)
     ds = data.load()
     setup = config.setup(args.profile, ds)
-    train(args.arch, args.width, setup.profile, args.seed, dataset=ds, verbose=2, progress=True,
-          epochs=args.epochs, train_limit=args.train_limit,
-          registry_path=args.registry or setup.results / "runs.csv")
+    reg = args.registry or setup.results / "runs.csv"
+    common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
+                  registry_path=reg)
+    if args.teacher is None:
+        train(args.arch, args.width, setup.profile, args.seed, **common)
+        return 0
+    from . import results
+
+    t_arch, t_width = args.teacher.split(":")
+    rows = results.latest_runs(registry.read(reg), setup.profile.name)
+    rows = rows[(rows.arch == t_arch) & (rows.width == float(t_width)) & (rows.data_fingerprint == ds.fingerprint())]
+    if rows.empty:
+        parser.error(f"no finished {t_arch} width {t_width} run of profile {setup.profile.name} on this data in {reg}")
+    distill(args.arch, args.width, rows.iloc[0].to_dict(), setup.profile, args.seed,
+            temperature=args.temperature, alpha=args.alpha, **common)
     return 0
 
 

@@ -140,3 +140,17 @@ def test_corrupt_and_missing_files(tmp_path, ours):
 def test_unknown_codec(tmp_path, ours):
     with pytest.raises(ValueError, match="unknown codec 'zip'"):
         compress.encode(ours, tmp_path / "w", "zip")
+
+
+def test_magnitude_pruning_hits_the_target_sparsity():
+    from fer_utils import prune
+
+    model = randomised(models.irnet(0.5), seed=4)
+    masks = prune.magnitude_masks(model, 0.6)
+    prune.apply_masks(model, masks)
+    for i, (layer, var, role) in enumerate(compress.weight_slots(model)):
+        if compress.is_kernel(layer, role):
+            w = var.numpy()
+            assert abs((w == 0).mean() - 0.6) < 0.6 / w.size + 1e-9 + 1 / w.size
+    with pytest.raises(ValueError, match="sparsity"):
+        prune.magnitude_masks(model, 1.0)

@@ -57,3 +57,12 @@ def test_sweep_points_cover_both_families_in_increasing_size():
     assert len([p for p in pts if p[0] == "mobilenet"]) >= 5 and len([p for p in pts if p[0] == "cnn"]) >= 5
     with pytest.raises(ValueError, match="unknown sweep family"):
         sweep_points(["vgg"])
+
+
+def test_pareto_front_keeps_only_undominated_rows():
+    import pandas as pd
+
+    from fer_utils.plots import pareto_front
+
+    df = pd.DataFrame({"bytes": [10, 20, 30, 40, 15], "private_acc": [0.5, 0.6, 0.55, 0.7, 0.45]})
+    assert pareto_front(df)["bytes"].tolist() == [10, 20, 40]

@@ -44,3 +44,23 @@ def test_kill_and_resume_continues_at_epoch_2(tmp_path):
     assert (rows["run_id"] == result["run_id"]).sum() == 1
     copied = pd.read_csv(tmp_path / "logs" / f"{result['run_id']}.csv")
     assert copied["epoch"].tolist() == [1, 2, 3]
+
+
+def test_soft_targets_mix_teacher_and_labels():
+    import numpy as np
+
+    from fer_utils import train
+
+    class Teacher:
+        def predict(self, x, batch_size, verbose):
+            return np.tile([0.7, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03], (len(x), 1))
+
+    y = np.array([3, 0])
+    t = train.soft_targets(Teacher(), np.zeros((2, 48, 48, 1)), y, temperature=1.0, alpha=0.5)
+    assert np.allclose(t.sum(axis=1), 1)
+    assert np.isclose(t[0, 3], 0.5 * 0.05 + 0.5) and np.isclose(t[1, 0], 0.5 * 0.7 + 0.5)
+    hot = train.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=4.0, alpha=1.0)
+    assert hot[0].max() < 0.7  # a higher temperature flattens the teacher
+    import pytest
+    with pytest.raises(ValueError, match="temperature"):
+        train.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=0, alpha=0.5)

@@ -1,0 +1,73 @@
+"""Measure codecs on trained runs: bytes on disk and accuracy of the decoded model.
+
+Rows go to ``codecs.csv`` beside the registry, one per (run, codec), appended
+and never recomputed (train once, read many times). The encoded files stay in
+the run folder (``runs/<run_id>/codecs/``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import compress, paths, results
+
+COLUMNS = ("run_id", "model", "arch", "width", "params", "codec", "bytes", "bytes_per_param",
+           "public_acc", "private_acc", "float32_public", "float32_private", "public_drop", "private_drop",
+           "data_source")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    df = pd.read_csv(path)
+    if tuple(df.columns) != COLUMNS:
+        raise ValueError(f"{path}, line 1: malformed codec table header {list(df.columns)}; expected {list(COLUMNS)}")
+    return df
+
+
+def codec_path(run_id: str, codec: str, runs_root: Path | None = None) -> Path:
+    return Path(runs_root or paths.runs_dir()) / run_id / "codecs" / f"weights.{codec}"
+
+
+def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
+                   model=None) -> pd.DataFrame:
+    """Encode ``run``'s model with each codec not yet in ``table``, decode, evaluate, append rows.
+
+    ``model`` overrides the run's own weights (a pruned copy, say); its codec
+    names should then say so (``pruned-...``).
+    """
+    from .train import evaluate, load_trained
+
+    done = read_table(table)
+    done_codecs = set(done.loc[done["run_id"] == run["run_id"], "codec"])
+    todo = [c for c in codecs if c not in done_codecs]
+    if not todo:
+        return done[done["run_id"] == run["run_id"]]
+    base_model = load_trained(run, runs_root)
+    base = evaluate(base_model, prepared)
+    model = model if model is not None else base_model
+    rows = []
+    for codec in todo:
+        path = codec_path(run["run_id"], codec, runs_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = compress.encode(model, path, codec.split("@")[0])
+        assert size == os.path.getsize(path)
+        acc = evaluate(compress.decode(path), prepared)
+        pub, priv = acc.get("PublicTest", float("nan")), acc.get("PrivateTest", float("nan"))
+        rows.append({
+            "run_id": run["run_id"], "model": results.model_label(run["arch"], run["width"]), "arch": run["arch"],
+            "width": run["width"], "params": int(run["params"]), "codec": codec, "bytes": size,
+            "bytes_per_param": round(size / int(run["params"]), 4), "public_acc": round(pub, 4),
+            "private_acc": round(priv, 4), "float32_public": round(base.get("PublicTest", float("nan")), 4),
+            "float32_private": round(base.get("PrivateTest", float("nan")), 4),
+            "public_drop": round((base.get("PublicTest", float("nan")) - pub) * 100, 2),
+            "private_drop": round((base.get("PrivateTest", float("nan")) - priv) * 100, 2),
+            "data_source": run["data_source"],
+        })
+    Path(table).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(table, mode="a", header=not Path(table).exists(), index=False)
+    out = read_table(table)
+    return out[out["run_id"] == run["run_id"]]
