@@ -18,6 +18,8 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
+        if float(value).is_integer() and abs(value) >= 1000:  # a count in a column that also holds NaN
+            return f"{int(value):,}"
         return f"{float(value):.{digits}f}"
     return str(value)
 

@@ -1,0 +1,27 @@
+"""Report helpers: rounded markdown tables and figure links relative to the report."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.report import figure_link, fmt, md_table
+
+
+def test_fmt_rounds_and_marks_missing():
+    assert fmt(0.123456) == "0.123"
+    assert fmt(np.int64(73663)) == "73,663"
+    assert fmt(135440.0) == "135,440"
+    assert fmt(float("nan")) == "—"
+    assert fmt("int8") == "int8"
+
+
+def test_md_table():
+    df = pd.DataFrame({"model": ["a", "b"], "acc": [0.61234, np.nan], "bytes": [1000, 2000]})
+    assert md_table(df).splitlines() == [
+        "| model | acc | bytes |", "|---|---|---|", "| a | 0.612 | 1,000 |", "| b | — | 2,000 |"]
+
+
+def test_figure_link_is_relative_to_the_report(tmp_path):
+    fig = tmp_path / "figures" / "x.png"
+    assert figure_link(fig, tmp_path / "report.md", "alt") == "![alt](figures/x.png)"
+    assert figure_link(fig, tmp_path / "build" / "report.md", "alt") == "![alt](../figures/x.png)"
