@@ -395,7 +395,9 @@ def write_kaggle_csv(ds: FERDataset, path: str | os.PathLike) -> Path:
 
 def synthetic_default(n: int = SYNTHETIC_DEFAULT_N, seed: int = SYNTHETIC_DEFAULT_SEED) -> FERDataset:
     """The embedded default, cached as a Kaggle-schema CSV and read back through the same loader."""
-    cache = paths.BUILD_DIR / "data" / f"synthetic-n{n}-seed{seed}.csv.gz"
+    # keyed by the generator's source too, so a changed generator never reads a stale cache
+    version = hashlib.sha256((Path(__file__).parent / "synthetic.py").read_bytes()).hexdigest()[:8]
+    cache = paths.BUILD_DIR / "data" / f"synthetic-n{n}-seed{seed}-{version}.csv.gz"
     if not cache.exists():
         write_kaggle_csv(synthetic(n, seed), cache)
     ds = load_kaggle_csv(cache)
