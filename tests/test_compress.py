@@ -116,7 +116,10 @@ def test_bit_packing_round_trip():
     rng = np.random.default_rng(0)
     for bits in range(1, 9):
         idx = rng.integers(0, 2 ** bits, 1001)
-        assert np.array_equal(compress.unpack_bits(compress.pack_bits(idx, bits), bits, idx.size), idx)
+        packed = compress.pack_bits(idx, bits)
+        assert len(packed) == compress.packed_size(idx.size, bits)
+        assert np.array_equal(compress.unpack_bits(packed, bits, idx.size), idx)
+    assert compress.packed_size(1001, 4) == 501 and compress.packed_size(1001, 6) == 1001
 
 
 def test_corrupt_and_missing_files(tmp_path, ours):
