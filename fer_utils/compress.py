@@ -59,16 +59,13 @@ def channel_axis(layer) -> int:
 
 
 def model_spec(model) -> dict:
-    arch, width = getattr(model, "_fer_arch", None), getattr(model, "_fer_width", None)
-    if arch is None:
-        name = model.name
-        if name == "seed_mobilenet":
-            arch, width = "mobilenet", 1.0
-        elif name == "seed_cnn":
-            arch, width = "cnn", 1.0
-        else:
-            arch, w = name.rsplit("_w", 1)
-            width = float(w)
+    """Architecture and width, read from the model's name (``seed_*`` or ``<arch>_w<width>``)."""
+    seeds = {"seed_mobilenet": ("mobilenet", 1.0), "seed_cnn": ("cnn", 1.0)}
+    if model.name in seeds:
+        arch, width = seeds[model.name]
+    else:
+        arch, w = model.name.rsplit("_w", 1)
+        width = float(w)
     return {"arch": arch, "width": float(width)}
 
 

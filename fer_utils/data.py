@@ -170,12 +170,12 @@ def _parse_pixels(path: Path, lineno: int, value: bytes) -> np.ndarray:
     return pix.astype(np.uint8)
 
 
-def _finish(images: list[np.ndarray], labels, splits, source: Path, path: Path) -> FERDataset:
+def _finish(images: list[np.ndarray], labels, splits, path: Path) -> FERDataset:
     if not images:
         raise ValueError(f"{path}: file has a header but no data rows")
     arr = np.stack(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     return FERDataset(arr, np.asarray(labels, dtype=np.int64), np.asarray(splits, dtype=object).astype(str),
-                      str(source))
+                      str(path))
 
 
 # --------------------------------------------------------------------------- loaders
@@ -194,7 +194,7 @@ def load_kaggle_csv(path: str | os.PathLike) -> FERDataset:
             raise ValueError(f"{path}, line {i}: unknown Usage {usage!r}; expected one of {', '.join(SPLITS)}")
         splits.append(usage)
         images.append(_parse_pixels(path, i, f[cols["pixels"]]))
-    return _finish(images, labels, splits, path, path)
+    return _finish(images, labels, splits, path)
 
 
 def load_course_csv(train_path: str | os.PathLike, test_path: str | os.PathLike | None = None) -> FERDataset:
@@ -213,7 +213,7 @@ def load_course_csv(train_path: str | os.PathLike, test_path: str | os.PathLike 
         labels.append(_parse_int(train_path, i, f[cols["label"]], "label", 0, NUM_CLASSES - 1))
         images.append(_parse_pixels(train_path, i, f[cols["feature"]]))
         splits.append("Training")
-    ds = _finish(images, labels, splits, train_path, train_path)
+    ds = _finish(images, labels, splits, train_path)
     if test_path is not None:
         test = load_course_test_csv(test_path)
         ds = concat([ds, test], source=str(train_path))
@@ -232,7 +232,7 @@ def load_course_test_csv(path: str | os.PathLike) -> FERDataset:
         f = _fields(path, i, line, ncols)
         ids.append(_parse_int(path, i, f[cols["id"]], "id", 0))
         images.append(_parse_pixels(path, i, f[cols["feature"]]))
-    ds = _finish(images, [UNLABELLED] * len(ids), [TEST_SPLIT] * len(ids), path, path)
+    ds = _finish(images, [UNLABELLED] * len(ids), [TEST_SPLIT] * len(ids), path)
     ds.meta["test_ids"] = np.asarray(ids, dtype=np.int64)
     return ds
 
@@ -280,7 +280,7 @@ def load_image_folders(root: str | os.PathLike) -> FERDataset:
                 splits.append(split)
     if not images:
         raise ValueError(f"{root}: no images found")
-    return _finish(images, labels, splits, root, root)
+    return _finish(images, labels, splits, root)
 
 
 def concat(parts: list[FERDataset], source: str) -> FERDataset:
