@@ -81,7 +81,7 @@ def setup(profile: str | None = None, dataset=None) -> Setup:
     else:
         kind, path = data.discover(verbose=False)
         synthetic = path is None
-        label = (f"synthetic ({data.SYNTHETIC_DEFAULT_N} faces, seed {data.SYNTHETIC_DEFAULT_SEED})"
+        label = (data.synthetic_label(data.SYNTHETIC_DEFAULT_N, data.SYNTHETIC_DEFAULT_SEED)
                  if synthetic else f"FER2013 ({path.name})")
     out = paths.output_dirs(committed=prof.name == "full" and not synthetic)
     for key in ("figures", "results"):

@@ -68,7 +68,7 @@ class FERDataset:
     def label(self) -> str:
         """Short human label for titles and tables; says 'synthetic' when it is."""
         if self.synthetic:
-            return f"synthetic ({self.meta.get('n', len(self))} faces, seed {self.meta.get('seed', '?')})"
+            return synthetic_label(self.meta.get("n", len(self)), self.meta.get("seed", "?"))
         return f"FER2013 ({Path(self.source).name})"
 
     def subset(self, split: str) -> "FERDataset":
@@ -367,6 +367,11 @@ def load(verbose: bool = True) -> FERDataset:
         counts = ", ".join(f"{s} {int(np.sum(ds.splits == s)):,}" for s in ds.split_names())
         print(f"loaded {len(ds):,} images ({counts}) from {ds.label} in {time.perf_counter() - t0:.1f} s")
     return ds
+
+
+def synthetic_label(n, seed) -> str:
+    """How synthetic data is named in every title and table."""
+    return f"synthetic ({n} faces, seed {seed})"
 
 
 def synthetic(n: int = SYNTHETIC_DEFAULT_N, seed: int = SYNTHETIC_DEFAULT_SEED) -> FERDataset:

@@ -243,7 +243,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
 
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")  # EarlyStopping's restore_best_weights
-    model.save_weights(run_dir / "final.weights.h5")
+    model.save_weights(weights_path(rid, runs_root))
     acc = evaluate(model, prepared)
     epochs_run = int(state["epoch"])
     result = {
@@ -268,12 +268,21 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     return result
 
 
+def weights_path(run_id: str, runs_root: Path | None = None) -> Path:
+    """A finished run's final (best) float32 weights; only on the machine that trained it."""
+    return Path(runs_root or paths.runs_dir()) / run_id / "final.weights.h5"
+
+
+def has_weights(run_id: str, runs_root: Path | None = None) -> bool:
+    return weights_path(run_id, runs_root).exists()
+
+
 def load_trained(result: dict, runs_root: Path | None = None):
     """Rebuild a finished run's model with its final (best) weights."""
     from . import models
 
     model = models.build(result["arch"], float(result["width"]))
-    model.load_weights(Path(runs_root or paths.runs_dir()) / result["run_id"] / "final.weights.h5")
+    model.load_weights(weights_path(result["run_id"], runs_root))
     return model
 
 
