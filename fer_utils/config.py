@@ -31,7 +31,7 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", train_limit=1200, eval_limit=300, epochs=2, batch_size=64, patience=2, lr_patience=1),
-    "full": Profile("full", train_limit=None, eval_limit=None, epochs=40, batch_size=64, patience=8, lr_patience=3),
+    "full": Profile("full", train_limit=None, eval_limit=None, epochs=60, batch_size=64, patience=10, lr_patience=4),
 }
 
 

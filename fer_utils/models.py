@@ -20,6 +20,8 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 #: widths of the sweeps (increasing parameter count; 1.0 is the seed model)
 MOBILENET_WIDTHS = (0.35, 0.5, 0.7, 1.0, 1.5, 2.2, 3.2)
 CNN_WIDTHS = (0.0625, 0.125, 0.25, 0.5, 0.75, 1.0)
+#: widths of our design: 1.0 is the <75k-parameter model; the wider ones are deliverable candidates
+IRNET_WIDTHS = (1.0, 1.2, 1.7, 2.4)
 
 
 def _ch(n: int, width: float) -> int:

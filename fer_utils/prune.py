@@ -38,18 +38,18 @@ def apply_masks(model, masks: dict[int, np.ndarray]) -> None:
 
 
 class _HoldZeros(keras.callbacks.Callback):
-    def __init__(self, masks):
+    def __init__(self, target, masks):
         super().__init__()
-        self.masks = masks
+        self.target, self.masks = target, masks  # the pruned model inside the training wrapper
 
     def on_train_batch_end(self, batch, logs=None):
-        apply_masks(self.model, self.masks)
+        apply_masks(self.target, self.masks)
 
 
 def prune(model, sparsity: float, prepared: dict, epochs: int = 3, batch_size: int = 64, seed: int = 0,
           learning_rate: float = 2e-4, verbose: int = 2):
     """A pruned, fine-tuned copy of ``model`` (the original is left alone)."""
-    from .train import train_dataset
+    from .train import fit_targets, training_model
 
     twin = compress._clone(model)
     masks = magnitude_masks(twin, sparsity)
@@ -57,9 +57,10 @@ def prune(model, sparsity: float, prepared: dict, epochs: int = 3, batch_size: i
     if epochs > 0:
         x, y = prepared["train"]
         xv, yv = prepared["val"]
-        twin.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                     metrics=["accuracy"])
-        twin.fit(train_dataset(x, y, batch_size, seed), validation_data=(xv, np.eye(7, dtype=np.float32)[yv]),
-                 epochs=epochs, callbacks=[_HoldZeros(masks)], verbose=verbose, shuffle=False)
+        wrapper = training_model(twin, seed)
+        wrapper.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                        metrics=["accuracy"])
+        wrapper.fit(x, fit_targets(y), batch_size=batch_size, validation_data=(xv, fit_targets(yv)),
+                    epochs=epochs, callbacks=[_HoldZeros(twin, masks)], verbose=verbose, shuffle=True)
         apply_masks(twin, masks)
     return twin

@@ -20,7 +20,7 @@ def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
     points = {
         "mobilenet": [("mobilenet", w) for w in models.MOBILENET_WIDTHS],
         "cnn": [("cnn", w) for w in models.CNN_WIDTHS],
-        "irnet": [("irnet", 1.0)],
+        "irnet": [("irnet", w) for w in models.IRNET_WIDTHS],
     }
     families = families or list(points)
     unknown = [f for f in families if f not in points]
@@ -47,6 +47,10 @@ def main(argv=None) -> int:
               f"[{time.perf_counter() - t0:.0f} s elapsed]", flush=True)
         result = train.train(arch, width, setup.profile, args.seed, dataset=ds, verbose=0, progress=True,
                              registry_path=args.registry or setup.results / "runs.csv")
+        if result is None:
+            print(f"== stopped at the deadline (FER_DEADLINE) in point {i}/{len(points)}; rerun to resume",
+                  flush=True)
+            return 3
         print(f"== done {i}/{len(points)}: {result['run_id']} params {result['params']:,} "
               f"PublicTest {result['public_acc']:.4f} PrivateTest {result['private_acc']:.4f}", flush=True)
     return 0

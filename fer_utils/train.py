@@ -37,6 +37,13 @@ from . import config, data, paths, registry
 from .seeding import set_seed
 
 RECIPE = "adam1e-3|aug:flip,rot0.05,trans0.1,zoom0.1|plateau/5|es-best|val10%"
+
+
+def recipe(prof: config.Profile) -> str:
+    """The recipe string of a registry row: the fixed recipe plus the profile's schedule."""
+    return f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
+
+
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 LR_FACTOR = 0.2
 MIN_LR = 1e-5
@@ -74,16 +81,21 @@ def augmenter(seed: int):
     ], name="augment")
 
 
-def train_dataset(x, y, batch_size: int, seed: int, targets=None):
-    """A shuffled, augmented tf.data pipeline; ``targets`` (soft labels) replaces one-hot ``y``."""
-    import tensorflow as tf
+def training_model(model, seed: int):
+    """``model`` behind the augmentation layers, for ``fit`` only.
 
-    aug = augmenter(seed)
-    labels = targets if targets is not None else np.eye(data.NUM_CLASSES, dtype=np.float32)[y]
-    ds = tf.data.Dataset.from_tensor_slices((x, labels))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    Keras' random preprocessing layers act only when ``training=True``, so the
+    augmentation runs inside the compiled training step on every backend (no
+    tf.data needed) and never at evaluation. The wrapper shares ``model``'s
+    weights; only ``model`` itself is saved as a run's weights.
+    """
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed), model],
+                            name=f"train_{model.name}")
+
+
+def fit_targets(y: np.ndarray, targets=None) -> np.ndarray:
+    """What ``fit`` is given: soft targets when distilling, else one-hot labels."""
+    return targets if targets is not None else np.eye(data.NUM_CLASSES, dtype=np.float32)[y]
 
 
 # --------------------------------------------------------------------------- run folder
@@ -104,9 +116,11 @@ class RunCheckpoint(keras.callbacks.Callback):
     the log row, so the state on disk always describes a finished epoch.
     """
 
-    def __init__(self, run_dir: Path, state: dict, profile: config.Profile, progress: bool):
+    def __init__(self, run_dir: Path, state: dict, profile: config.Profile, progress: bool, net,
+                 deadline: float | None = None):
         super().__init__()
         self.run_dir, self.state, self.profile, self.progress = run_dir, state, profile, progress
+        self.net, self.deadline = net, deadline  # the model being trained (inside the augmenting wrapper)
         self._t0 = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -120,7 +134,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         lr = float(self.model.optimizer.learning_rate.numpy())
         if val > st["best_val"]:
             st.update(best_val=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
-            self.model.save_weights(self.run_dir / "best.weights.h5")
+            self.net.save_weights(self.run_dir / "best.weights.h5")
         else:
             st["wait"] += 1
             st["lr_wait"] += 1
@@ -143,6 +157,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             print(f"[{self.run_dir.name}] epoch {epoch + 1}/{prof.epochs} loss {logs['loss']:.4f} "
                   f"acc {logs['accuracy']:.4f} val_acc {val:.4f} (best {st['best_val']:.4f} @ "
                   f"{st['best_epoch']}) lr {lr:.1e} {seconds:.0f}s", flush=True)
+        if self.deadline is not None and not self.model.stop_training and time.time() + 1.2 * seconds > self.deadline:
+            self.model.stop_training = True  # out of time: stop at this epoch boundary, resumable
+            if self.progress:
+                print(f"[{self.run_dir.name}] deadline reached after epoch {epoch + 1}; rerun to resume", flush=True)
         kill_after = os.environ.get("FER_KILL_AFTER_EPOCH")
         if kill_after and int(kill_after) == epoch + 1:  # test hook: a real kill -9
             os.kill(os.getpid(), signal.SIGKILL)
@@ -189,11 +207,14 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           dataset: data.FERDataset | None = None, runs_root: Path | None = None,
           registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
-          soft_targets=None, build_model=None) -> dict:
+          soft_targets=None, build_model=None, deadline: float | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``soft_targets`` (N_train, 7) replaces the one-hot labels (distillation);
-    ``build_model`` overrides the architecture factory.
+    ``build_model`` overrides the architecture factory. ``deadline`` (a
+    ``time.time()`` value; default ``FER_DEADLINE``) stops at the last epoch
+    boundary that fits before it and returns ``None``: the run is unfinished,
+    and the same call later resumes it.
     """
     from . import models
 
@@ -222,24 +243,32 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     state_path = run_dir / "state.json"
     if state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
-        model = keras.models.load_model(run_dir / "last.keras")
+        wrapper = keras.models.load_model(run_dir / "last.keras")  # optimizer and augmentation RNG state too
+        model = wrapper.layers[-1]
         if progress:
             print(f"[{rid}] resuming after epoch {state['epoch']}", flush=True)
     else:
         state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "wait": 0, "lr_wait": 0,
                  "train_seconds": 0.0, "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
-        model.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        wrapper = training_model(model, seed)
+        wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
+                        loss="categorical_crossentropy", metrics=["accuracy"])
     _truncate_log(run_dir, state["epoch"])
 
+    if deadline is None and os.environ.get("FER_DEADLINE"):
+        deadline = float(os.environ["FER_DEADLINE"])
+    if deadline is not None and time.time() > deadline and state["epoch"] < prof.epochs \
+            and not state["stopped_early"]:
+        return None  # no time left to start: unfinished, resumable
     if state["epoch"] < prof.epochs and not state["stopped_early"]:
         x_val, y_val = prepared["val"]
-        val_targets = np.eye(data.NUM_CLASSES, dtype=np.float32)[y_val]
-        train_ds = train_dataset(x_train, y_train, prof.batch_size, seed + state["epoch"], soft_targets)
-        callback = RunCheckpoint(run_dir, state, prof, progress)
-        model.fit(train_ds, validation_data=(x_val, val_targets), epochs=prof.epochs,
-                  initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose, shuffle=False)
+        callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline)
+        wrapper.fit(x_train, fit_targets(y_train, soft_targets), batch_size=prof.batch_size, shuffle=True,
+                    validation_data=(x_val, fit_targets(y_val)), epochs=prof.epochs,
+                    initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose)
+        if state["epoch"] < prof.epochs and not state["stopped_early"]:
+            return None  # stopped by the deadline: unfinished, resumable
 
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")  # EarlyStopping's restore_best_weights
@@ -254,7 +283,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
-        "profile": prof.name, "seed": seed, "recipe": RECIPE + (f"|tag:{tag}" if tag else ""),
+        "profile": prof.name, "seed": seed, "recipe": recipe(prof) + (f"|tag:{tag}" if tag else ""),
         "git_commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }
@@ -323,6 +352,8 @@ def main(argv=None) -> int:
     parser.add_argument("--registry", type=Path, default=None, help="results registry (default: <results>/runs.csv)")
     parser.add_argument("--teacher", default=None, metavar="ARCH:WIDTH",
                         help="distil from this finished run of the same profile and data (e.g. cnn:1.0)")
+    parser.add_argument("--teacher-registry", type=Path, default=None,
+                        help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.7)
     args = parser.parse_args(argv)
@@ -332,18 +363,17 @@ def main(argv=None) -> int:
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
                   registry_path=reg)
     if args.teacher is None:
-        train(args.arch, args.width, setup.profile, args.seed, **common)
-        return 0
+        return 0 if train(args.arch, args.width, setup.profile, args.seed, **common) else 3
     from . import results
 
     t_arch, t_width = args.teacher.split(":")
-    rows = results.latest_runs(registry.read(reg), setup.profile.name)
+    rows = results.latest_runs(registry.read(args.teacher_registry or reg), setup.profile.name)
     rows = rows[(rows.arch == t_arch) & (rows.width == float(t_width)) & (rows.data_fingerprint == ds.fingerprint())]
     if rows.empty:
         parser.error(f"no finished {t_arch} width {t_width} run of profile {setup.profile.name} on this data in {reg}")
-    distill(args.arch, args.width, rows.iloc[0].to_dict(), setup.profile, args.seed,
-            temperature=args.temperature, alpha=args.alpha, **common)
-    return 0
+    done = distill(args.arch, args.width, rows.iloc[0].to_dict(), setup.profile, args.seed,
+                   temperature=args.temperature, alpha=args.alpha, **common)
+    return 0 if done else 3
 
 
 if __name__ == "__main__":
