@@ -56,7 +56,7 @@ def mobilenet(width: float = 1.0, name: str | None = None) -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(hidden, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    out = layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    out = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
     return keras.Model(inp, out, name=name or f"mobilenet_w{width:g}")
 
 
@@ -74,7 +74,7 @@ def cnn(width: float = 1.0, name: str | None = None) -> keras.Model:
     x = layers.Dense(_ch(256, width))(x)
     x = layers.LeakyReLU(negative_slope=0.2)(x)
     x = layers.Dropout(0.5)(x)
-    out = layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    out = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
     return keras.Model(inp, out, name=name or f"cnn_w{width:g}")
 
 
@@ -129,7 +129,7 @@ def irnet(width: float = 1.0, name: str | None = None) -> keras.Model:
     x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
-    out = layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    out = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
     return keras.Model(inp, out, name=name or f"irnet_w{width:g}")
 
 
