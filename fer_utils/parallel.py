@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, models, paths, registry
+from . import config, paths, registry
 
 
 @dataclass

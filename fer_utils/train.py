@@ -128,13 +128,26 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run_dir, self.state, self.profile, self.progress = run_dir, state, profile, progress
         self.net, self.deadline = net, deadline  # the model being trained (inside the augmenting wrapper)
         self._t0 = None
+        self._cut = False  # the deadline cut an epoch short: it must not be recorded
+        self._epochs_here = 0  # epochs finished in this process (the first one also pays for compilation)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.deadline is not None and time.time() > self.deadline:
+            self._cut = True
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
+        if self._cut:  # unfinished epoch: the files on disk still describe the previous one
+            if self.progress:
+                print(f"[{self.run_dir.name}] deadline reached during epoch {epoch + 1}; it will be redone "
+                      f"on resume", flush=True)
+            return
         logs = logs or {}
         seconds = time.perf_counter() - self._t0
+        self._epochs_here += 1
         st, prof = self.state, self.profile
         val = float(logs["val_accuracy"])
         lr = float(self.model.optimizer.learning_rate.numpy())
@@ -163,7 +176,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             print(f"[{self.run_dir.name}] epoch {epoch + 1}/{prof.epochs} loss {logs['loss']:.4f} "
                   f"acc {logs['accuracy']:.4f} val_acc {val:.4f} (best {st['best_val']:.4f} @ "
                   f"{st['best_epoch']}) lr {lr:.1e} {seconds:.0f}s", flush=True)
-        if self.deadline is not None and not self.model.stop_training and time.time() + 1.2 * seconds > self.deadline:
+        if (self.deadline is not None and not self.model.stop_training and self._epochs_here > 1
+                and time.time() + 1.2 * seconds > self.deadline):
             self.model.stop_training = True  # out of time: stop at this epoch boundary, resumable
             if self.progress:
                 print(f"[{self.run_dir.name}] deadline reached after epoch {epoch + 1}; rerun to resume", flush=True)
@@ -225,8 +239,6 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     with bfloat16 compute and float32 weights (twice the CNN's speed on CPUs
     with AMX); it is part of the run's identity and recipe.
     """
-    from . import models
-
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
@@ -249,7 +261,21 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
         return result
 
     set_seed(seed)
+    previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
+    try:
+        return _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, progress, tag,
+                          soft_targets, build_model, deadline, precision, runs_root)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, progress, tag, soft_targets,
+               build_model, deadline, precision, runs_root):
+    """The body of :func:`train` once the run folder is known and the precision policy is set."""
+    from . import models
+
+    rid, fp, result_path = run_dir.name, ds.fingerprint(), run_dir / "result.json"
     prepared = prepare(ds, prof, seed)
     x_train, y_train = prepared["train"]
     state_path = run_dir / "state.json"

@@ -64,3 +64,74 @@ def test_soft_targets_mix_teacher_and_labels():
     import pytest
     with pytest.raises(ValueError, match="temperature"):
         train.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=0, alpha=0.5)
+
+
+def test_deadline_leaves_a_resumable_unfinished_run(tmp_path):
+    import time
+
+    from fer_utils import train
+
+    ds = data.synthetic(200, seed=5)
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              epochs=2, train_limit=100)
+    # no time left: nothing is trained, nothing is registered
+    assert train.train("irnet", 0.5, "smoke", **kw, deadline=time.time() - 1) is None
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "result.json").exists() and not (tmp_path / "runs.csv").exists()
+    # the same call without a deadline trains it to the end
+    result = train.train("irnet", 0.5, "smoke", **kw)
+    assert result["epochs"] == 2 and len(pd.read_csv(tmp_path / "runs.csv")) == 1
+
+
+def test_deadline_inside_an_epoch_records_nothing_of_it(tmp_path):
+    from fer_utils import config, train
+
+    state = {"epoch": 3, "best_val": 0.5, "best_epoch": 3, "wait": 0, "lr_wait": 0, "train_seconds": 9.0,
+             "stopped_early": False}
+    before = dict(state)
+
+    class Net:  # stands in for the trained model and its wrapper
+        stop_training = False
+
+    cb = train.RunCheckpoint(tmp_path, state, config.PROFILES["smoke"], progress=False, net=Net(), deadline=0.0)
+    cb.set_model(Net())
+    cb.on_epoch_begin(3)
+    cb.on_train_batch_end(0)
+    assert cb.model.stop_training
+    cb.on_epoch_end(3, {"val_accuracy": 0.9, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0})
+    assert state == before  # the cut epoch changed nothing
+    assert not (tmp_path / "state.json").exists() and not (tmp_path / "log.csv").exists()
+
+
+def test_precision_is_part_of_run_id_and_recipe():
+    import pytest
+
+    from fer_utils import config, train
+
+    prof = config.PROFILES["full"]
+    assert train.run_id("cnn", 1.0, "full", 0, "abc") == "cnn-w1-full-s0-abc"
+    assert train.run_id("cnn", 1.0, "full", 0, "abc", precision="mixed_bfloat16") == "cnn-w1-full-s0-abc-bf16"
+    assert train.recipe(prof, "mixed_bfloat16").endswith("|ep60/es10/lr4/bs64|bf16")
+    assert "bf16" not in train.recipe(prof)
+    with pytest.raises(ValueError, match="precision"):
+        train.train("cnn", 1.0, "smoke", dataset=data.synthetic(50, seed=1), precision="float8")
+
+
+def test_parallel_runner_runs_students_after_their_teacher(tmp_path):
+    from fer_utils import config, parallel
+
+    csv = data.write_kaggle_csv(data.synthetic(300, seed=4), tmp_path / "tiny.csv")
+    os.environ["FER2013_PATH"], os.environ["FER_RUNS_DIR"] = str(csv), str(tmp_path / "runs")
+    try:
+        config.setup("smoke")
+        jobs = [parallel.Job("irnet", 0.5, teacher="cnn:0.0625", priority=0),
+                parallel.Job("cnn", 0.0625, priority=0), parallel.Job("mobilenet", 0.35)]
+        done = parallel.run(jobs, "smoke", 2, work=tmp_path / "work", main_registry=tmp_path / "runs.csv")
+    finally:
+        os.environ.pop("FER2013_PATH"), os.environ.pop("FER_RUNS_DIR")
+    assert [j.returncode for j in done] == [0, 0, 0]
+    names = [j.name for j in done]
+    assert names.index("cnn-w0.0625") < names.index("irnet-w0.5-kd-cnn0.0625")  # the teacher came first
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert len(rows) == 3 and rows["recipe"].str.contains("tag:kd-cnn0.0625").sum() == 1
+    assert all((tmp_path / "logs" / f"{r}.csv").exists() for r in rows["run_id"])
