@@ -12,6 +12,9 @@ Codecs (``CODECS``):
   where that is exact, then ``int8``.
 * ``kmeans-N`` (N = 2..8) — N-bit weight sharing per kernel: a float16
   codebook of 2**N values found by 1-D k-means, indices bit-packed.
+* ``kmeans-N-dw8`` — ``kmeans-N``, but depthwise kernels (few weights, one
+  3x3 or 5x5 filter per channel, poorly served by a codebook shared across
+  channels) in per-channel ``int8``.
 * ``pruned-<codec>`` — for a model whose kernels were magnitude-pruned: a
   bitmap of the non-zero kernel entries, then ``<codec>`` on the survivors.
 
@@ -260,17 +263,23 @@ class _Reader:
 
 # --------------------------------------------------------------------------- encoders
 def _parse_codec(codec: str) -> tuple[bool, str, int]:
-    """('pruned-'?, base codec, bits)."""
+    """('pruned-'?, base codec, bits); base is fp16, int8, int8-fold, kmeans or kmeans-dw8."""
     pruned = codec.startswith("pruned-")
     base = codec[len("pruned-"):] if pruned else codec
     if base in ("fp16", "int8", "int8-fold"):
         return pruned, base, 8 if base.startswith("int8") else 16
-    if base.startswith("kmeans-"):
-        bits = int(base.split("-")[1])
+    parts = base.split("-")
+    if parts[0] == "kmeans" and len(parts) in (2, 3) and parts[1].isdigit() and parts[2:] in ([], ["dw8"]):
+        bits = int(parts[1])
         if not 1 <= bits <= 8:
             raise ValueError(f"kmeans bits must be in 1..8, got {bits}")
-        return pruned, "kmeans", bits
+        return pruned, "kmeans-dw8" if parts[2:] else "kmeans", bits
     raise ValueError(f"unknown codec {codec!r}; expected one of {', '.join(CODECS)} or pruned-<codec>")
+
+
+def _int8_here(base: str, layer) -> bool:
+    """``kmeans-N-dw8`` stores depthwise kernels in per-channel int8."""
+    return base == "kmeans-dw8" and type(layer).__name__ == "DepthwiseConv2D"
 
 
 def _skip_bn(plan: dict, layer, role: str) -> bool:
@@ -312,11 +321,11 @@ def encode(model, path: str | os.PathLike, codec: str = "int8") -> int:
         mask = w != 0 if pruned else np.ones(w.shape, bool)
         if pruned:
             out.write(np.packbits(mask.ravel(), bitorder="little").tobytes())
-        if base.startswith("int8"):
+        if base.startswith("int8") or _int8_here(base, layer):
             q, scale = quantize_int8(w, channel_axis(layer))
             out.write(scale.tobytes())
             out.write(q[mask].tobytes())
-        elif base == "kmeans":
+        elif base.startswith("kmeans"):
             book, idx = kmeans_1d(w[mask], 2 ** bits) if mask.any() else (np.zeros(1, np.float16), np.zeros(0, int))
             out.write(bytes([book.size - 1]))
             out.write(book.tobytes())
@@ -358,14 +367,14 @@ def decode(path: str | os.PathLike):
         else:
             mask = np.ones(shape, bool)
         m = int(mask.sum())
-        if base.startswith("int8"):
+        if base.startswith("int8") or _int8_here(base, layer):
             axis = channel_axis(layer)
             scale = rd.array(np.float16, shape[axis])
             q = np.zeros(shape, np.int8)
             q[mask] = rd.array(np.int8, m)
             w = dequantize_int8(q, scale, axis)
         else:
-            if base == "kmeans":
+            if base.startswith("kmeans"):
                 k = rd.take(1)[0] + 1
                 book = rd.array(np.float16, k).astype(np.float32)
                 idx = unpack_bits(rd.take(packed_size(m, bits)), bits, m)
@@ -419,4 +428,5 @@ def _decode_seed(path: Path):
     return model
 
 
-CODECS = ("seed", "fp16", "int8", "int8-fold", "kmeans-2", "kmeans-3", "kmeans-4", "kmeans-5", "kmeans-6")
+CODECS = ("seed", "fp16", "int8", "int8-fold", "kmeans-2", "kmeans-3", "kmeans-4", "kmeans-5", "kmeans-6",
+          "kmeans-3-dw8", "kmeans-4-dw8")

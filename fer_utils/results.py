@@ -22,6 +22,19 @@ def model_label(arch: str, width: float) -> str:
     return f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
 
 
+def schedule(recipe: str) -> str:
+    """The schedule and precision part of a registry ``recipe`` (``ep60/es10/lr4/bs64 bf16``).
+
+    Rows written before the schedule was recorded in the recipe say so instead.
+    """
+    parts = str(recipe).split("|")
+    sched = [p for p in parts if p.startswith("ep") and "/" in p]
+    prec = [p for p in parts if p in ("bf16",)]
+    if not sched:
+        return "not recorded (older row)"
+    return " ".join(sched + prec)
+
+
 def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str = "") -> pd.DataFrame:
     """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is named."""
     if runs.empty:

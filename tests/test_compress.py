@@ -90,6 +90,21 @@ def test_kmeans_uses_at_most_2_to_the_n_values_and_the_nearest(tmp_path, ours, b
             assert np.array_equal(a.astype(np.float16).astype(np.float32), b)
 
 
+def test_kmeans_dw8_keeps_depthwise_kernels_within_half_an_int8_step(tmp_path, ours):
+    k4 = compress.encode(ours, tmp_path / "k", "kmeans-4")
+    dw8 = compress.encode(ours, tmp_path / "d", "kmeans-4-dw8")
+    back = compress.decode(tmp_path / "d")
+    for (layer, role, a), (_, _, b) in zip(weights(ours), weights(back)):
+        if type(layer).__name__ == "DepthwiseConv2D" and role == "kernel":
+            step = np.abs(a).max(axis=(0, 1, 3)).astype(np.float16).astype(np.float32) / 127
+            assert np.all(np.abs(a - b) <= step[None, :, None] / 2 + 1e-3 * step[None, :, None] + 1e-7)
+        elif compress.is_kernel(layer, role):
+            assert np.unique(b).size <= 16
+    assert k4 < dw8 < 2 * k4  # the depthwise kernels are a small share of the weights
+    with pytest.raises(ValueError, match="unknown codec"):
+        compress.encode(ours, tmp_path / "x", "kmeans-4-dw4")
+
+
 def test_kmeans_sizes_shrink_with_bits(tmp_path, mobile):
     sizes = [compress.encode(mobile, tmp_path / f"k{b}", f"kmeans-{b}") for b in (2, 4, 6)]
     assert sizes[0] < sizes[1] < sizes[2]

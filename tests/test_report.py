@@ -1,5 +1,4 @@
 """Report helpers: rounded markdown tables and figure links relative to the report."""
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,3 +24,12 @@ def test_figure_link_is_relative_to_the_report(tmp_path):
     fig = tmp_path / "figures" / "x.png"
     assert figure_link(fig, tmp_path / "report.md", "alt") == "![alt](figures/x.png)"
     assert figure_link(fig, tmp_path / "build" / "report.md", "alt") == "![alt](../figures/x.png)"
+
+
+def test_schedule_reads_the_recipe_column():
+    from fer_utils import config, results, train
+
+    prof = config.PROFILES["full"]
+    assert results.schedule(train.recipe(prof, "mixed_bfloat16") + "|tag:kd-x") == "ep60/es10/lr4/bs64 bf16"
+    assert results.schedule(train.recipe(prof)) == "ep60/es10/lr4/bs64"
+    assert results.schedule(train.RECIPE).startswith("not recorded")
