@@ -5,12 +5,14 @@
 Each notebook is executed with ``jupyter nbconvert --execute`` (kernel
 ``python3``, an explicit per-cell timeout, a whole-notebook time limit) into
 ``build/executed/``; the last one (the report notebook) is then converted to
-markdown without its code cells (and without cells tagged ``notebook-only``). The full profile on real FER2013 writes the
+markdown without its code cells, without cells tagged ``notebook-only`` and without
+anything the cells wrote to stderr (library log lines are not part of the report). The full profile on real FER2013 writes the
 committed ``report.md``; anything else writes ``build/report.md``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -35,6 +37,30 @@ def execute(notebook: Path, out_dir: Path, cell_timeout: int = CELL_TIMEOUT_S,
     return out_dir / notebook.name
 
 
+def strip_stderr(notebook: Path) -> int:
+    """Drop every stderr stream output of an executed notebook in place; returns how many."""
+    nb = json.loads(Path(notebook).read_text())
+    dropped = 0
+    for cell in nb.get("cells", []):
+        outputs = cell.get("outputs", [])
+        keep = [o for o in outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        dropped += len(outputs) - len(keep)
+        if "outputs" in cell:
+            cell["outputs"] = keep
+    Path(notebook).write_text(json.dumps(nb, indent=1))
+    return dropped
+
+
+def to_markdown(executed: Path, report: Path) -> Path:
+    """The report: ``executed`` as markdown, without code, notebook-only cells or stderr."""
+    strip_stderr(executed)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    nbconvert("--to", "markdown", "--no-input", "--TagRemovePreprocessor.enabled=True",
+              "--TagRemovePreprocessor.remove_cell_tags=notebook-only", "--output-dir", str(report.parent),
+              "--output", report.stem, str(executed), timeout=600)
+    return report
+
+
 def render(notebooks: list[Path], cell_timeout: int = CELL_TIMEOUT_S,
            notebook_timeout: int = NOTEBOOK_TIMEOUT_S) -> Path:
     setup = config.setup()
@@ -46,10 +72,7 @@ def render(notebooks: list[Path], cell_timeout: int = CELL_TIMEOUT_S,
         t0 = time.perf_counter()
         executed = execute(Path(nb), out_dir, cell_timeout, notebook_timeout)
         print(f"executed {nb} in {time.perf_counter() - t0:.0f} s", flush=True)
-    setup.report.parent.mkdir(parents=True, exist_ok=True)
-    nbconvert("--to", "markdown", "--no-input", "--TagRemovePreprocessor.enabled=True",
-              "--TagRemovePreprocessor.remove_cell_tags=notebook-only", "--output-dir", str(setup.report.parent),
-              "--output", setup.report.stem, str(executed), timeout=600)
+    to_markdown(executed, setup.report)
     print(f"report written to {setup.report}", flush=True)
     return setup.report
 

@@ -33,3 +33,20 @@ def test_schedule_reads_the_recipe_column():
     assert results.schedule(train.recipe(prof, "mixed_bfloat16") + "|tag:kd-x") == "ep60/es10/lr4/bs64 bf16"
     assert results.schedule(train.recipe(prof)) == "ep60/es10/lr4/bs64"
     assert results.schedule(train.RECIPE).startswith("not recorded")
+
+
+def test_strip_stderr_keeps_everything_but_log_lines(tmp_path):
+    import json
+
+    from fer_utils import render
+
+    nb = {"cells": [{"cell_type": "code", "source": "x", "outputs": [
+        {"output_type": "stream", "name": "stderr", "text": "oneDNN custom operations are on\n"},
+        {"output_type": "stream", "name": "stdout", "text": "kept\n"},
+        {"output_type": "display_data", "data": {"text/markdown": "## kept"}, "metadata": {}}]},
+        {"cell_type": "markdown", "source": "text"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    assert render.strip_stderr(path) == 1
+    outputs = json.loads(path.read_text())["cells"][0]["outputs"]
+    assert [o.get("name", o["output_type"]) for o in outputs] == ["stdout", "display_data"]
