@@ -55,8 +55,11 @@ def _teacher_name(teacher: str) -> str:
 
 
 def _cmd(job: Job, profile: str, seed: int, work: Path) -> list[str]:
+    from .sweep import precision_for
+
     cmd = [sys.executable, "-u", "-m", "fer_utils.train", "--arch", job.arch, "--width", f"{job.width:g}",
-           "--profile", profile, "--seed", str(seed), "--registry", str(work / f"{job.name}.csv")]
+           "--profile", profile, "--seed", str(seed), "--registry", str(work / f"{job.name}.csv"),
+           "--precision", precision_for(job.arch)]
     if job.teacher:
         cmd += ["--teacher", job.teacher, "--teacher-registry", str(work / f"{_teacher_name(job.teacher)}.csv")]
     return cmd

@@ -15,6 +15,16 @@ from pathlib import Path
 from . import config, data, models
 
 
+#: one precision per family, so every point of a family shares one recipe on any machine:
+#: bfloat16 pays for the plain CNN's large convolutions and costs the depthwise models
+#: (``benchmarks/recipe_speed.py``; table in README)
+FAMILY_PRECISION = {"cnn": "mixed_bfloat16"}
+
+
+def precision_for(arch: str) -> str:
+    return FAMILY_PRECISION.get(arch, "float32")
+
+
 def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
     """(arch, width) pairs, cheapest first within each family."""
     points = {
@@ -46,7 +56,8 @@ def main(argv=None) -> int:
         print(f"== sweep point {i}/{len(points)}: {arch} width {width:g} ({setup.profile.name}) "
               f"[{time.perf_counter() - t0:.0f} s elapsed]", flush=True)
         result = train.train(arch, width, setup.profile, args.seed, dataset=ds, verbose=0, progress=True,
-                             registry_path=args.registry or setup.results / "runs.csv")
+                             registry_path=args.registry or setup.results / "runs.csv",
+                             precision=precision_for(arch))
         if result is None:
             print(f"== stopped at the deadline (FER_DEADLINE) in point {i}/{len(points)}; rerun to resume",
                   flush=True)

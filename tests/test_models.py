@@ -50,6 +50,13 @@ def test_unknown_architecture():
         models.build("resnet")
 
 
+def test_only_the_cnn_family_trains_in_bfloat16():
+    from fer_utils.sweep import precision_for
+
+    assert precision_for("cnn") == "mixed_bfloat16"
+    assert precision_for("mobilenet") == precision_for("irnet") == "float32"
+
+
 def test_sweep_points_cover_both_families_in_increasing_size():
     from fer_utils.sweep import sweep_points
 

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from fer_utils import compress, data, deliverable, models, predict
