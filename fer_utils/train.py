@@ -251,6 +251,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     rid = run_id(arch, width, prof.name, seed, fp, tag, precision)
     run_dir = Path(runs_root or paths.runs_dir()) / rid
     run_dir.mkdir(parents=True, exist_ok=True)
+    _check_schedule(run_dir, prof)
     result_path = run_dir / "result.json"
     if result_path.exists():
         result = json.loads(result_path.read_text())
@@ -333,6 +334,24 @@ def _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, pro
         print(f"[{rid}] done in {epochs_run} epochs: val {acc['val']:.4f} PublicTest {result['public_acc']:.4f} "
               f"PrivateTest {result['private_acc']:.4f}", flush=True)
     return result
+
+
+def _check_schedule(run_dir: Path, prof: config.Profile) -> None:
+    """Refuse to resume or read back a run folder trained on another schedule.
+
+    The run name holds the profile's name, not its epochs and patiences, so a
+    changed profile would otherwise read an old run back as if it were new.
+    """
+    state_path = run_dir / "state.json"
+    if not state_path.exists():
+        return
+    had = json.loads(state_path.read_text()).get("profile", {})
+    want = {k: v for k, v in asdict(prof).items() if k != "name"}
+    diff = {k: (had.get(k), v) for k, v in want.items() if had.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(f"{run_dir}: this run was trained on another schedule ({detail}); move the folder "
+                         f"aside (e.g. to {run_dir.name}-old) to train the new one, or rerun with the old schedule")
 
 
 def weights_path(run_id: str, runs_root: Path | None = None) -> Path:

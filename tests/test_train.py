@@ -135,3 +135,17 @@ def test_parallel_runner_runs_students_after_their_teacher(tmp_path):
     rows = pd.read_csv(tmp_path / "runs.csv")
     assert len(rows) == 3 and rows["recipe"].str.contains("tag:kd-cnn0.0625").sum() == 1
     assert all((tmp_path / "logs" / f"{r}.csv").exists() for r in rows["run_id"])
+
+
+def test_a_run_is_never_read_back_under_another_schedule(tmp_path):
+    import pytest
+
+    from fer_utils import train
+
+    kw = dict(dataset=data.synthetic(200, seed=6), runs_root=tmp_path / "runs", registry_path=tmp_path / "r.csv",
+              verbose=0, train_limit=100)
+    first = train.train("irnet", 0.5, "smoke", epochs=1, **kw)
+    assert train.train("irnet", 0.5, "smoke", epochs=1, **kw) == first  # same schedule: read back
+    with pytest.raises(ValueError, match=r"another schedule \(epochs 1 -> 2\)"):
+        train.train("irnet", 0.5, "smoke", epochs=2, **kw)
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 1
