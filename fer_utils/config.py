@@ -29,6 +29,9 @@ class Profile:
     learning_rate: float = 1e-3
 
 
+#: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
+PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
+
 PROFILES = {
     "smoke": Profile("smoke", train_limit=1200, eval_limit=300, epochs=2, batch_size=64, patience=2, lr_patience=1),
     "full": Profile("full", train_limit=None, eval_limit=None, epochs=60, batch_size=64, patience=10, lr_patience=4),

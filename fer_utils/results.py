@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import config
+
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 
 
@@ -29,7 +31,7 @@ def schedule(recipe: str) -> str:
     """
     parts = str(recipe).split("|")
     sched = [p for p in parts if p.startswith("ep") and "/" in p]
-    prec = [p for p in parts if p in ("bf16",)]
+    prec = [p for p in parts if p and p in config.PRECISIONS.values()]
     if not sched:
         return "not recorded (older row)"
     return " ".join(sched + prec)

@@ -38,8 +38,7 @@ from .seeding import set_seed
 
 RECIPE = "adam1e-3|aug:flip,rot0.05,trans0.1,zoom0.1|plateau/5|es-best|val10%"
 
-
-PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
+PRECISIONS = config.PRECISIONS
 
 
 def recipe(prof: config.Profile, precision: str = "float32") -> str:
@@ -265,18 +264,18 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, progress, tag,
+        return _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag,
                           soft_targets, build_model, deadline, precision, runs_root)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, progress, tag, soft_targets,
+def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag, soft_targets,
                build_model, deadline, precision, runs_root):
     """The body of :func:`train` once the run folder is known and the precision policy is set."""
     from . import models
 
-    rid, fp, result_path = run_dir.name, ds.fingerprint(), run_dir / "result.json"
+    rid, result_path = run_dir.name, run_dir / "result.json"
     prepared = prepare(ds, prof, seed)
     x_train, y_train = prepared["train"]
     state_path = run_dir / "state.json"
@@ -297,16 +296,18 @@ def _train_run(arch, width, prof, seed, ds, run_dir, registry_path, verbose, pro
 
     if deadline is None and os.environ.get("FER_DEADLINE"):
         deadline = float(os.environ["FER_DEADLINE"])
-    if deadline is not None and time.time() > deadline and state["epoch"] < prof.epochs \
-            and not state["stopped_early"]:
+    def unfinished() -> bool:
+        return state["epoch"] < prof.epochs and not state["stopped_early"]
+
+    if deadline is not None and time.time() > deadline and unfinished():
         return None  # no time left to start: unfinished, resumable
-    if state["epoch"] < prof.epochs and not state["stopped_early"]:
+    if unfinished():
         x_val, y_val = prepared["val"]
         callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline)
         wrapper.fit(x_train, fit_targets(y_train, soft_targets), batch_size=prof.batch_size, shuffle=True,
                     validation_data=(x_val, fit_targets(y_val)), epochs=prof.epochs,
                     initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose)
-        if state["epoch"] < prof.epochs and not state["stopped_early"]:
+        if unfinished():
             return None  # stopped by the deadline: unfinished, resumable
 
     if (run_dir / "best.weights.h5").exists():
