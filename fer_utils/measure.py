@@ -41,10 +41,16 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     from .train import evaluate, load_trained
 
     done = read_table(table)
-    done_codecs = set(done.loc[done["run_id"] == run["run_id"], "codec"])
+    # a row counts only while its file is there: a run trained again (same run id, new weights)
+    # leaves rows whose files are gone, and those are measured again and replaced
+    done_codecs = {c for c in done.loc[done["run_id"] == run["run_id"], "codec"]
+                   if codec_path(run["run_id"], c, runs_root).exists()}
     todo = [c for c in codecs if c not in done_codecs]
     if not todo:
         return done[done["run_id"] == run["run_id"]]
+    stale = (done["run_id"] == run["run_id"]) & done["codec"].isin(todo)
+    if stale.any():
+        done[~stale].to_csv(table, index=False)
     base_model = load_trained(run, runs_root)
     base = evaluate(base_model, prepared)
     model = model if model is not None else base_model

@@ -65,3 +65,48 @@ def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["model", "epoch", "set", "accuracy", "loss"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _tag(recipe: str) -> str:
+    found = [p[len("tag:"):] for p in str(recipe).split("|") if p.startswith("tag:")]
+    return found[0] if found else ""
+
+
+def _untagged(recipe: str) -> str:
+    return "|".join(p for p in str(recipe).split("|") if not p.startswith("tag:"))
+
+
+def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd-") -> pd.DataFrame:
+    """Each distilled run next to the plain run it is compared with, two rows per pair.
+
+    A distilled run (recipe tag starting with ``tag_prefix``) is paired only with a plain run of
+    the same arch, width, seed, data and recipe (schedule and precision included), so the
+    teacher's soft targets are the one difference. A distilled run without such a partner is left
+    out rather than compared with a run trained otherwise. Columns: ``pair`` (the student),
+    ``training`` ("labels only" or "distilled (<tag>)"), ``schedule``, the run's metrics, and
+    ``private_gain`` / ``public_gain`` in points on the distilled row.
+    """
+    columns = ["pair", "training", "model", "params", "schedule", "epochs", "best_val_acc", "public_acc",
+               "private_acc", "public_gain", "private_gain", "run_id"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    df = runs if profile is None else runs[runs["profile"] == profile]
+    tags = df["recipe"].map(_tag)
+    out = []
+    for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
+        for _, kd in latest_runs(df, None, recipe_tag=t).iterrows():
+            plain = df[(tags == "") & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
+                       & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
+                       & (df["recipe"].map(_untagged) == _untagged(kd["recipe"]))]
+            if plain.empty:
+                continue
+            base = plain.sort_values("timestamp").iloc[-1]
+            pair = f"{model_label(kd['arch'], kd['width'])} ← {t}"
+            for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
+                entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
+                gain = row is kd
+                out.append({**entry, "pair": pair, "training": training, "model": model_label(row["arch"], row["width"]),
+                            "schedule": schedule(row["recipe"]),
+                            "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
+                            "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})
+    return pd.DataFrame(out, columns=columns)

@@ -50,3 +50,29 @@ def test_strip_stderr_keeps_everything_but_log_lines(tmp_path):
     assert render.strip_stderr(path) == 1
     outputs = json.loads(path.read_text())["cells"][0]["outputs"]
     assert [o.get("name", o["output_type"]) for o in outputs] == ["stdout", "display_data"]
+
+
+def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
+    from fer_utils import config, results, train
+
+    prof = config.PROFILES["full"]
+    bf16, fp32 = train.recipe(prof, "mixed_bfloat16"), train.recipe(prof)
+
+    def row(arch, width, recipe, acc, ts, params=100):
+        return {"run_id": f"{arch}{width}{recipe[-12:]}{ts}", "arch": arch, "width": width, "seed": 0,
+                "params": params, "epochs": 60, "best_val_acc": acc, "public_acc": acc, "private_acc": acc + 0.01,
+                "data_fingerprint": "f", "profile": "full", "recipe": recipe, "timestamp": ts}
+
+    runs = pd.DataFrame([
+        row("cnn", 0.125, bf16, 0.50, "1"),                        # the plain partner
+        row("cnn", 0.125, bf16 + "|tag:kd-cnn1-T4-a0.7", 0.55, "2"),
+        row("cnn", 0.125, fp32, 0.40, "3"),                        # another precision: never the partner
+        row("irnet", 1.0, train.RECIPE, 0.56, "1"),                # older schedule: no partner for the student below
+        row("irnet", 1.0, fp32 + "|tag:kd-cnn1-T4-a0.7", 0.60, "4"),
+    ])
+    pairs = results.distillation_pairs(runs, "full")
+    assert list(pairs.training) == ["labels only", "distilled (kd-cnn1-T4-a0.7)"]
+    assert list(pairs.public_acc) == [0.50, 0.55]
+    assert pairs.private_gain.iloc[1] == 5.0 and pd.isna(pairs.private_gain.iloc[0])
+    assert set(pairs.schedule) == {"ep60/es10/lr4/bs64 bf16"}
+    assert results.distillation_pairs(runs.iloc[:0], "full").empty
