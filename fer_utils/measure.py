@@ -62,7 +62,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
         acc = evaluate(compress.decode(path), prepared)
         pub, priv = acc.get("PublicTest", float("nan")), acc.get("PrivateTest", float("nan"))
         rows.append({
-            "run_id": run["run_id"], "model": results.model_label(run["arch"], run["width"]), "arch": run["arch"],
+            "run_id": run["run_id"], "model": results.run_label(run), "arch": run["arch"],
             "width": run["width"], "params": int(run["params"]), "codec": codec, "bytes": size,
             "bytes_per_param": round(size / int(run["params"]), 4), "public_acc": round(pub, 4),
             "private_acc": round(priv, 4), "float32_public": round(base.get("PublicTest", float("nan")), 4),

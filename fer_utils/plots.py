@@ -14,6 +14,13 @@ import matplotlib
 DPI = 110
 
 
+def family_palette() -> dict:
+    """One colour per model family, the same in every panel and figure."""
+    from .results import ARCH_NAMES
+
+    return dict(zip(ARCH_NAMES.values(), ("tab:blue", "tab:red", "tab:green")))
+
+
 def style() -> None:
     """Seaborn's whitegrid style with a fixed font size, used by every notebook."""
     import seaborn as sns

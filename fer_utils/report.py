@@ -12,9 +12,11 @@ import numpy as np
 
 
 def fmt(value, digits: int = 3) -> str:
-    """Round floats for display; thousands separators for integers; '—' for missing."""
+    """Round floats for display; thousands separators for integers; yes/no for booleans; '—' for missing."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):

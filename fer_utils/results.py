@@ -14,14 +14,24 @@ from . import config
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 
 
-def model_label(arch: str, width: float) -> str:
-    """Display name: the seed models by their role, others by family and width."""
+def model_label(arch: str, width: float, tag: str = "") -> str:
+    """Display name: the seed models by their role, others by family and width; a tagged
+    recipe says so (``+ KD`` for a distilled run), so two runs never share a name."""
     width = float(width)
     if width == 1.0 and arch == "mobilenet":
-        return "seed MobileNet"
-    if width == 1.0 and arch == "cnn":
-        return "HW3 CNN"
-    return f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
+        name = "seed MobileNet"
+    elif width == 1.0 and arch == "cnn":
+        name = "HW3 CNN"
+    else:
+        name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
+    if tag:
+        name += " + KD" if tag.startswith("kd-") else f" [{tag}]"
+    return name
+
+
+def run_label(run) -> str:
+    """``model_label`` of a registry row (a dict or a Series), its recipe tag included."""
+    return model_label(run["arch"], run["width"], recipe_tag_of(run.get("recipe", "")))
 
 
 def schedule(recipe: str) -> str:
@@ -37,18 +47,20 @@ def schedule(recipe: str) -> str:
     return " ".join(sched + prec)
 
 
-def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str = "") -> pd.DataFrame:
-    """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is named."""
+def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str | None = "") -> pd.DataFrame:
+    """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is
+    named; ``recipe_tag=None``: the newest row of every (arch, width, seed, tag), plain and tagged."""
     if runs.empty:
         return runs.assign(model=pd.Series(dtype=str))
     df = runs.copy()
     if profile is not None:
         df = df[df["profile"] == profile]
-    tags = df["recipe"].astype(str).str.extract(r"\|tag:([^|]+)")[0].fillna("")
-    df = df[tags == recipe_tag]
-    df = df.sort_values("timestamp").groupby(["arch", "width", "seed"], as_index=False).tail(1)
-    df = df.assign(model=[model_label(a, w) for a, w in zip(df["arch"], df["width"])])
-    return df.sort_values(["arch", "params"]).reset_index(drop=True)
+    df = df.assign(_tag=df["recipe"].map(recipe_tag_of))
+    if recipe_tag is not None:
+        df = df[df["_tag"] == recipe_tag]
+    df = df.sort_values("timestamp").groupby(["arch", "width", "seed", "_tag"], as_index=False).tail(1)
+    df = df.assign(model=[model_label(a, w, t) for a, w, t in zip(df["arch"], df["width"], df["_tag"])])
+    return df.drop(columns="_tag").sort_values(["arch", "params", "model"]).reset_index(drop=True)
 
 
 def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
@@ -67,7 +79,8 @@ def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _tag(recipe: str) -> str:
+def recipe_tag_of(recipe: str) -> str:
+    """The ``tag:`` part of a registry ``recipe`` ("" for a plain run)."""
     found = [p[len("tag:"):] for p in str(recipe).split("|") if p.startswith("tag:")]
     return found[0] if found else ""
 
@@ -91,7 +104,7 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
     if runs.empty:
         return pd.DataFrame(columns=columns)
     df = runs if profile is None else runs[runs["profile"] == profile]
-    tags = df["recipe"].map(_tag)
+    tags = df["recipe"].map(recipe_tag_of)
     out = []
     for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
         for _, kd in latest_runs(df, None, recipe_tag=t).iterrows():
@@ -101,11 +114,11 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
             if plain.empty:
                 continue
             base = plain.sort_values("timestamp").iloc[-1]
-            pair = f"{model_label(kd['arch'], kd['width'])} ← {t}"
+            pair = run_label(kd)
             for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
                 entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
                 gain = row is kd
-                out.append({**entry, "pair": pair, "training": training, "model": model_label(row["arch"], row["width"]),
+                out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
                             "schedule": schedule(row["recipe"]),
                             "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
                             "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})

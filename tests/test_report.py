@@ -12,6 +12,7 @@ def test_fmt_rounds_and_marks_missing():
     assert fmt(135440.0) == "135,440"
     assert fmt(float("nan")) == "—"
     assert fmt("int8") == "int8"
+    assert fmt(True) == "yes" and fmt(np.bool_(False)) == "no"
 
 
 def test_md_table():
@@ -76,3 +77,25 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     assert pairs.private_gain.iloc[1] == 5.0 and pd.isna(pairs.private_gain.iloc[0])
     assert set(pairs.schedule) == {"ep60/es10/lr4/bs64 bf16"}
     assert results.distillation_pairs(runs.iloc[:0], "full").empty
+
+
+def test_distilled_runs_get_their_own_name_and_latest_row():
+    from fer_utils import results
+
+    rows = pd.DataFrame([
+        {"arch": "cnn", "width": 0.125, "seed": 0, "params": 5, "profile": "full", "timestamp": "1", "recipe": "r"},
+        {"arch": "cnn", "width": 0.125, "seed": 0, "params": 5, "profile": "full", "timestamp": "2", "recipe": "r|tag:kd-cnn1-T4-a0.7"},
+        {"arch": "cnn", "width": 0.125, "seed": 0, "params": 5, "profile": "full", "timestamp": "3", "recipe": "r|tag:kd-cnn1-T4-a0.7"},
+    ])
+    assert list(results.latest_runs(rows, "full").model) == ["CNN w0.125"]
+    every = results.latest_runs(rows, "full", recipe_tag=None)
+    assert list(every.model) == ["CNN w0.125", "CNN w0.125 + KD"] and list(every.timestamp) == ["1", "3"]
+    assert results.run_label(rows.iloc[1]) == "CNN w0.125 + KD"
+    assert results.model_label("cnn", 1.0, "other") == "HW3 CNN [other]"
+
+
+def test_every_family_has_its_own_colour():
+    from fer_utils import plots, results
+
+    palette = plots.family_palette()
+    assert set(palette) == set(results.ARCH_NAMES.values()) and len(set(palette.values())) == len(palette)
