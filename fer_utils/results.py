@@ -25,7 +25,7 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     else:
         name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
     if tag:
-        name += " + KD" if tag.startswith("kd-") else f" [{tag}]"
+        name += {"kdh": " + KD", "kd": " + KD (mixed targets)"}.get(tag.split("-")[0], f" [{tag}]")
     return name
 
 
@@ -89,7 +89,7 @@ def _untagged(recipe: str) -> str:
     return "|".join(p for p in str(recipe).split("|") if not p.startswith("tag:"))
 
 
-def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd-") -> pd.DataFrame:
+def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd") -> pd.DataFrame:
     """Each distilled run next to the plain run it is compared with, two rows per pair.
 
     A distilled run (recipe tag starting with ``tag_prefix``) is paired only with a plain run of

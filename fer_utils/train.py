@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -96,9 +96,71 @@ def training_model(model, seed: int):
                             name=f"train_{model.name}")
 
 
-def fit_targets(y: np.ndarray, targets=None) -> np.ndarray:
-    """What ``fit`` is given: soft targets when distilling, else one-hot labels."""
-    return targets if targets is not None else np.eye(data.NUM_CLASSES, dtype=np.float32)[y]
+def fit_targets(y: np.ndarray) -> np.ndarray:
+    """What ``fit`` is given without distillation: one-hot labels."""
+    return np.eye(data.NUM_CLASSES, dtype=np.float32)[y]
+
+
+@dataclass
+class Targets:
+    """What ``fit`` is given instead of one-hot labels (distillation), and the loss and accuracy reading it.
+
+    ``val`` None: one-hot validation labels. The metric must be named ``accuracy`` (the schedule
+    reads ``val_accuracy``).
+    """
+    train: np.ndarray
+    val: np.ndarray | None = None
+    loss: object = "categorical_crossentropy"
+    metric: object = "accuracy"
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class DistillationLoss(keras.losses.Loss):
+    """Knowledge distillation (Hinton et al., 2015) for a student that ends in a softmax.
+
+    ``y_true`` packs [teacher's distribution softened by T | one-hot label] (2 x 7 columns). The
+    student's probabilities are softened the same way (log p is the logit up to a constant, so
+    softmax(log p / T) = softmax(z / T)) and matched to the teacher's, scaled by T² so the
+    gradients keep their size; ``alpha`` weighs that term against cross-entropy on the labels:
+    ``alpha * T² * H(teacher_T, student_T) + (1 - alpha) * H(label, student)``.
+    """
+
+    def __init__(self, temperature: float = 4.0, alpha: float = 0.7, name: str = "distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if temperature <= 0 or not 0 <= alpha <= 1:
+            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+        self.temperature, self.alpha = float(temperature), float(alpha)
+
+    def call(self, y_true, y_pred):
+        ops, k = keras.ops, data.NUM_CLASSES
+        y_true = ops.cast(y_true, "float32")
+        soft, hard = y_true[:, :k], y_true[:, k:]
+        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        z = log_p / self.temperature
+        log_q = z - ops.logsumexp(z, axis=-1, keepdims=True)
+        kd = -ops.sum(soft * log_q, axis=-1) * self.temperature ** 2
+        ce = -ops.sum(hard * log_p, axis=-1)
+        return self.alpha * kd + (1.0 - self.alpha) * ce
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+
+
+def _hard_label_accuracy(y_true, y_pred):
+    k = data.NUM_CLASSES
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, k:], axis=-1),
+                                          keras.ops.argmax(y_pred, axis=-1)), "float32")
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy against the one-hot half of :class:`DistillationLoss`'s packed targets."""
+
+    def __init__(self, name: str = "accuracy", dtype=None):
+        super().__init__(fn=_hard_label_accuracy, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
 
 
 # --------------------------------------------------------------------------- run folder
@@ -226,11 +288,11 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           dataset: data.FERDataset | None = None, runs_root: Path | None = None,
           registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
-          soft_targets=None, build_model=None, deadline: float | None = None,
+          targets: Targets | None = None, build_model=None, deadline: float | None = None,
           precision: str = "float32") -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
-    ``soft_targets`` (N_train, 7) replaces the one-hot labels (distillation);
+    ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
     ``build_model`` overrides the architecture factory. ``deadline`` (a
     ``time.time()`` value; default ``FER_DEADLINE``) stops at the last epoch
     boundary that fits before it and returns ``None``: the run is unfinished,
@@ -265,12 +327,12 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     keras.mixed_precision.set_global_policy(precision)
     try:
         return _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag,
-                          soft_targets, build_model, deadline, precision, runs_root)
+                          targets, build_model, deadline, precision, runs_root)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag, soft_targets,
+def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag, targets,
                build_model, deadline, precision, runs_root):
     """The body of :func:`train` once the run folder is known and the precision policy is set."""
     from . import models
@@ -278,6 +340,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     rid, result_path = run_dir.name, run_dir / "result.json"
     prepared = prepare(ds, prof, seed)
     x_train, y_train = prepared["train"]
+    targets = targets or Targets(fit_targets(y_train))
     state_path = run_dir / "state.json"
     if state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
@@ -291,7 +354,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         model = (build_model or (lambda: models.build(arch, width)))()
         wrapper = training_model(model, seed)
         wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
-                        loss="categorical_crossentropy", metrics=["accuracy"])
+                        loss=targets.loss, metrics=[targets.metric])
     _truncate_log(run_dir, state["epoch"])
 
     if deadline is None and os.environ.get("FER_DEADLINE"):
@@ -304,8 +367,9 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     if unfinished():
         x_val, y_val = prepared["val"]
         callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline)
-        wrapper.fit(x_train, fit_targets(y_train, soft_targets), batch_size=prof.batch_size, shuffle=True,
-                    validation_data=(x_val, fit_targets(y_val)), epochs=prof.epochs,
+        y_val_fit = targets.val if targets.val is not None else fit_targets(y_val)
+        wrapper.fit(x_train, targets.train, batch_size=prof.batch_size, shuffle=True,
+                    validation_data=(x_val, y_val_fit), epochs=prof.epochs,
                     initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose)
         if unfinished():
             return None  # stopped by the deadline: unfinished, resumable
@@ -373,30 +437,57 @@ def load_trained(result: dict, runs_root: Path | None = None):
     return model
 
 
-def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
-    """Distillation targets: ``alpha`` x the teacher's softened distribution + (1 - alpha) x one-hot labels.
+def softened(teacher, x: np.ndarray, temperature: float) -> np.ndarray:
+    """The teacher's distribution softened by ``temperature``: it ends in a softmax, so this is
+    p**(1/T) renormalised (the same as softmax(logits / T))."""
+    if temperature <= 0:
+        raise ValueError(f"need temperature > 0, got T={temperature}")
+    p = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
+    soft = np.power(np.clip(p, 1e-12, 1.0), 1.0 / temperature)
+    return soft / soft.sum(axis=1, keepdims=True)
 
-    The teacher ends in a softmax, so softening by ``temperature`` is p**(1/T), renormalised
-    (the same as softmax(logits / T)).
+
+def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
+    """``mix`` distillation targets: ``alpha`` x the teacher's softened distribution + (1 - alpha) x one-hot.
+
+    The student's own (unsoftened) softmax is fitted to them with plain cross-entropy, which at
+    T > 1 acts much like heavy label smoothing; ``hinton`` (:class:`DistillationLoss`) is the
+    standard method.
     """
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
-    p = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
-    soft = np.power(np.clip(p, 1e-12, 1.0), 1.0 / temperature)
-    soft /= soft.sum(axis=1, keepdims=True)
     onehot = np.eye(data.NUM_CLASSES)[y]
-    return (alpha * soft + (1 - alpha) * onehot).astype(np.float32)
+    return (alpha * softened(teacher, x, temperature) + (1 - alpha) * onehot).astype(np.float32)
+
+
+def packed_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float) -> np.ndarray:
+    """[teacher's softened distribution | one-hot label], what :class:`DistillationLoss` reads."""
+    return np.concatenate([softened(teacher, x, temperature), np.eye(data.NUM_CLASSES)[y]], axis=1).astype(np.float32)
+
+
+#: distillation methods: ``hinton`` (softened student matched to the softened teacher, T²-scaled,
+#: plus cross-entropy on the labels) and ``mix`` (the student fitted to a mix of the softened
+#: teacher and the labels; the first method this project ran, kept so its rows stay reproducible)
+KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 
 
 def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
-            temperature: float = 4.0, alpha: float = 0.7, **kwargs) -> dict:
+            temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", **kwargs) -> dict:
     """Train ``arch``/``width`` on a trained teacher's soft targets (same recipe, seed and data as a plain run)."""
+    if method not in KD_METHODS:
+        raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     ds = dataset if dataset is not None else data.load()
-    x, y = prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)["train"]
-    targets = soft_targets(load_trained(teacher_run, kwargs.get("runs_root")), x, y, temperature, alpha)
-    tag = f"kd-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
-    return train(arch, width, prof, seed, dataset=ds, soft_targets=targets, tag=tag, **kwargs)
+    prepared = prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
+    (x, y), (xv, yv) = prepared["train"], prepared["val"]
+    teacher = load_trained(teacher_run, kwargs.get("runs_root"))
+    if method == "mix":
+        targets = Targets(soft_targets(teacher, x, y, temperature, alpha))
+    else:
+        targets = Targets(packed_targets(teacher, x, y, temperature), packed_targets(teacher, xv, yv, temperature),
+                          DistillationLoss(temperature, alpha), HardLabelAccuracy())
+    tag = f"{KD_METHODS[method]}-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
+    return train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 
 
 def main(argv=None) -> int:
@@ -415,7 +506,8 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher-registry", type=Path, default=None,
                         help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.7)
+    parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's term")
+    parser.add_argument("--kd-method", choices=list(KD_METHODS), default="hinton")
     args = parser.parse_args(argv)
     ds = data.load()
     setup = config.setup(args.profile, ds)
@@ -432,7 +524,7 @@ def main(argv=None) -> int:
     if rows.empty:
         parser.error(f"no finished {t_arch} width {t_width} run of profile {setup.profile.name} on this data in {reg}")
     done = distill(args.arch, args.width, rows.iloc[0].to_dict(), setup.profile, args.seed,
-                   temperature=args.temperature, alpha=args.alpha, **common)
+                   temperature=args.temperature, alpha=args.alpha, method=args.kd_method, **common)
     return 0 if done else 3
 
 

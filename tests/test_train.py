@@ -149,3 +149,50 @@ def test_a_run_is_never_read_back_under_another_schedule(tmp_path):
     with pytest.raises(ValueError, match=r"another schedule \(epochs 1 -> 2\)"):
         train.train("irnet", 0.5, "smoke", epochs=2, **kw)
     assert len(pd.read_csv(tmp_path / "r.csv")) == 1
+
+
+def test_distillation_loss_is_hintons_on_softmax_outputs():
+    import keras
+    import numpy as np
+
+    from fer_utils import train
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (5, 7))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)  # the student's softmax output
+    teacher = rng.dirichlet(np.ones(7), 5)
+    y = rng.integers(0, 7, 5)
+    T, alpha = 3.0, 0.6
+    soft_t = teacher ** (1 / T) / (teacher ** (1 / T)).sum(1, keepdims=True)
+    soft_s = np.exp(z / T) / np.exp(z / T).sum(1, keepdims=True)  # softmax(logits / T)
+    expected = alpha * T ** 2 * -(soft_t * np.log(soft_s)).sum(1) + (1 - alpha) * -np.log(p[np.arange(5), y])
+    packed = np.concatenate([soft_t, np.eye(7)[y]], axis=1).astype(np.float32)
+    loss = train.DistillationLoss(T, alpha)
+    assert np.isclose(float(loss(packed, p.astype(np.float32))), expected.mean(), rtol=1e-4)
+    # the accuracy reads the one-hot half
+    acc = train.HardLabelAccuracy()
+    acc.update_state(packed, p.astype(np.float32))
+    assert np.isclose(float(acc.result()), np.mean(p.argmax(1) == y))
+    # both survive a save / load (a resumed run reloads its compiled wrapper)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert (restored.temperature, restored.alpha) == (T, alpha)
+
+
+def test_distilled_run_trains_resumably_with_its_own_loss(tmp_path):
+    import keras
+
+    from fer_utils import config, train
+
+    ds = data.synthetic(200, seed=5)
+    prof = config.PROFILES["smoke"]
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              epochs=1, train_limit=120)
+    teacher = train.train("irnet", 0.5, prof, **kw)
+    student = train.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, **kw)
+    assert student["run_id"].endswith("-kdh-irnet0.5-T2-a0.5") and "|tag:kdh-irnet0.5-T2-a0.5" in student["recipe"]
+    wrapper = keras.models.load_model(tmp_path / "runs" / student["run_id"] / "last.keras")
+    assert isinstance(wrapper.loss, train.DistillationLoss) and wrapper.loss.temperature == 2.0
+    log = pd.read_csv(tmp_path / "runs" / student["run_id"] / "log.csv")
+    assert {"accuracy", "val_accuracy"} <= set(log.columns) and 0 <= log["val_accuracy"].iloc[0] <= 1
+    mixed = train.distill("irnet", 0.5, teacher, prof, method="mix", **kw)
+    assert mixed["run_id"].endswith("-kd-irnet0.5-T4-a0.7")  # the first method keeps its old name
