@@ -133,7 +133,7 @@ def test_parallel_runner_runs_students_after_their_teacher(tmp_path):
     names = [j.name for j in done]
     assert names.index("cnn-w0.0625") < names.index("irnet-w0.5-kd-cnn0.0625")  # the teacher came first
     rows = pd.read_csv(tmp_path / "runs.csv")
-    assert len(rows) == 3 and rows["recipe"].str.contains("tag:kd-cnn0.0625").sum() == 1
+    assert len(rows) == 3 and rows["recipe"].str.contains("tag:kdh-cnn0.0625").sum() == 1  # Hinton by default
     assert all((tmp_path / "logs" / f"{r}.csv").exists() for r in rows["run_id"])
 
 
