@@ -4,7 +4,7 @@
 
 Each notebook is executed with ``jupyter nbconvert --execute`` (kernel
 ``python3``, an explicit per-cell timeout, a whole-notebook time limit) into
-``build/executed/``; the last one (the report notebook) is then converted to
+``build/executed/``; when the last one is the report notebook it is then converted to
 markdown without its code cells, without cells tagged ``notebook-only`` and without
 anything the cells wrote to stderr (library log lines are not part of the report). The full profile on real FER2013 writes the
 committed ``report.md``; anything else writes ``build/report.md``.
@@ -20,6 +20,8 @@ from pathlib import Path
 
 from . import config, paths
 
+#: the notebook the report is rendered from; a run that does not end with it only executes
+REPORT_NOTEBOOK = "06_report.ipynb"
 CELL_TIMEOUT_S = 3600
 NOTEBOOK_TIMEOUT_S = 4 * 3600
 
@@ -62,7 +64,7 @@ def to_markdown(executed: Path, report: Path) -> Path:
 
 
 def render(notebooks: list[Path], cell_timeout: int = CELL_TIMEOUT_S,
-           notebook_timeout: int = NOTEBOOK_TIMEOUT_S) -> Path:
+           notebook_timeout: int = NOTEBOOK_TIMEOUT_S) -> Path | None:
     setup = config.setup()
     out_dir = paths.BUILD_DIR / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,9 @@ def render(notebooks: list[Path], cell_timeout: int = CELL_TIMEOUT_S,
         t0 = time.perf_counter()
         executed = execute(Path(nb), out_dir, cell_timeout, notebook_timeout)
         print(f"executed {nb} in {time.perf_counter() - t0:.0f} s", flush=True)
+    if Path(notebooks[-1]).name != REPORT_NOTEBOOK:
+        print(f"executed only: the report is rendered when {REPORT_NOTEBOOK} runs last", flush=True)
+        return None
     to_markdown(executed, setup.report)
     print(f"report written to {setup.report}", flush=True)
     return setup.report

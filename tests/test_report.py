@@ -1,5 +1,7 @@
 """Report helpers: rounded markdown tables and figure links relative to the report."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -101,3 +103,14 @@ def test_every_family_has_its_own_colour():
 
     palette = plots.family_palette()
     assert set(palette) == set(results.ARCH_NAMES.values()) and len(set(palette.values())) == len(palette)
+
+
+def test_only_the_report_notebook_becomes_the_report(tmp_path, monkeypatch):
+    from fer_utils import render
+
+    written = []
+    monkeypatch.setattr(render, "execute", lambda nb, out_dir, *a: out_dir / Path(nb).name)
+    monkeypatch.setattr(render, "to_markdown", lambda executed, report: written.append(executed.name))
+    assert render.render([Path("notebooks/04_compression.ipynb")]) is None and written == []
+    render.render([Path("notebooks/05_comparison.ipynb"), Path("notebooks/06_report.ipynb")])
+    assert written == ["06_report.ipynb"]
