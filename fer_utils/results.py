@@ -123,3 +123,26 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
                             "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
                             "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})
     return pd.DataFrame(out, columns=columns)
+
+
+def family_gap(runs: pd.DataFrame, family: str, other: str) -> pd.DataFrame:
+    """``family``'s mean accuracy (of PublicTest and PrivateTest) against ``other``'s at the same size.
+
+    For each ``family`` row whose parameter count lies inside ``other``'s measured range, the
+    ``other`` curve is interpolated linearly in log10(parameters) between its two nearest widths;
+    ``gap_points`` > 0 means ``family`` is ahead there. Rows outside the range are left out (no
+    extrapolation), so the table only speaks where both families were measured.
+    """
+    import numpy as np
+
+    mean = (runs["public_acc"] + runs["private_acc"]) / 2
+    a = runs.assign(mean=mean)[runs["arch"] == family].sort_values("params")
+    b = runs.assign(mean=mean)[runs["arch"] == other].sort_values("params")
+    columns = ["model", "params", "mean", "other_mean", "gap_points"]
+    if len(b) < 2 or a.empty:
+        return pd.DataFrame(columns=columns)
+    inside = a[(a["params"] >= b["params"].min()) & (a["params"] <= b["params"].max())]
+    other_mean = np.interp(np.log10(inside["params"].astype(float)), np.log10(b["params"].astype(float)), b["mean"])
+    return pd.DataFrame({"model": inside["model"].to_numpy(), "params": inside["params"].to_numpy(),
+                         "mean": inside["mean"].round(4).to_numpy(), "other_mean": np.round(other_mean, 4),
+                         "gap_points": np.round(100 * (inside["mean"].to_numpy() - other_mean), 2)}, columns=columns)

@@ -114,3 +114,17 @@ def test_only_the_report_notebook_becomes_the_report(tmp_path, monkeypatch):
     assert render.render([Path("notebooks/04_compression.ipynb")]) is None and written == []
     render.render([Path("notebooks/05_comparison.ipynb"), Path("notebooks/06_report.ipynb")])
     assert written == ["06_report.ipynb"]
+
+
+def test_family_gap_interpolates_the_other_family_in_log_parameters():
+    from fer_utils import results
+
+    runs = pd.DataFrame({
+        "arch": ["cnn", "cnn", "mobilenet", "mobilenet", "mobilenet"],
+        "model": ["c1", "c2", "m0", "m1", "m2"],
+        "params": [1_000, 100_000, 500, 10_000, 1_000_000],
+        "public_acc": [0.40, 0.60, 0.1, 0.55, 0.9], "private_acc": [0.40, 0.60, 0.1, 0.55, 0.9]})
+    gap = results.family_gap(runs, "mobilenet", "cnn")
+    assert list(gap.model) == ["m1"]  # m0 and m2 lie outside the CNN's measured range
+    assert np.isclose(gap.other_mean.iloc[0], 0.50) and np.isclose(gap.gap_points.iloc[0], 5.0)
+    assert results.family_gap(runs, "cnn", "irnet").empty
