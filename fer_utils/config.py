@@ -32,6 +32,11 @@ class Profile:
 #: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
 PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 
+#: distillation methods and the run tag prefix each writes (``hinton``: softened student matched to
+#: the softened teacher, T²-scaled, plus label cross-entropy; ``mix``: the student fitted to a mix of
+#: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
+KD_METHODS = {"hinton": "kdh", "mix": "kd"}
+
 PROFILES = {
     "smoke": Profile("smoke", train_limit=1200, eval_limit=300, epochs=2, batch_size=64, patience=2, lr_patience=1),
     "full": Profile("full", train_limit=None, eval_limit=None, epochs=60, batch_size=64, patience=10, lr_patience=4),

@@ -25,7 +25,8 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     else:
         name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
     if tag:
-        name += {"kdh": " + KD", "kd": " + KD (mixed targets)"}.get(tag.split("-")[0], f" [{tag}]")
+        suffix = {config.KD_METHODS["hinton"]: " + KD", config.KD_METHODS["mix"]: " + KD (mixed targets)"}
+        name += suffix.get(tag.split("-")[0], f" [{tag}]")
     return name
 
 
@@ -105,12 +106,13 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
         return pd.DataFrame(columns=columns)
     df = runs if profile is None else runs[runs["profile"] == profile]
     tags = df["recipe"].map(recipe_tag_of)
+    untagged = df["recipe"].map(_untagged)
     out = []
     for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
         for _, kd in latest_runs(df, None, recipe_tag=t).iterrows():
             plain = df[(tags == "") & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
                        & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
-                       & (df["recipe"].map(_untagged) == _untagged(kd["recipe"]))]
+                       & (untagged == _untagged(kd["recipe"]))]
             if plain.empty:
                 continue
             base = plain.sort_values("timestamp").iloc[-1]

@@ -465,10 +465,7 @@ def packed_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float) ->
     return np.concatenate([softened(teacher, x, temperature), np.eye(data.NUM_CLASSES)[y]], axis=1).astype(np.float32)
 
 
-#: distillation methods: ``hinton`` (softened student matched to the softened teacher, T²-scaled,
-#: plus cross-entropy on the labels) and ``mix`` (the student fitted to a mix of the softened
-#: teacher and the labels; the first method this project ran, kept so its rows stay reproducible)
-KD_METHODS = {"hinton": "kdh", "mix": "kd"}
+KD_METHODS = config.KD_METHODS
 
 
 def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
