@@ -52,19 +52,30 @@ def save_fig(name: str, fig=None, title: str | None = None) -> Path:
     return path
 
 
-def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None):
+def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=None):
     """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep rows.
 
     ``baselines``: DataFrame with baseline, public_acc, private_acc (dotted horizontal lines);
-    ``budgets``: {label: parameter count} (dashed vertical lines).
+    ``budgets``: {label: parameter count} (dashed vertical lines); ``recipe``: the family's schedule
+    (``results.schedule``): rows trained on another one are ringed, so the curve is not read as one recipe.
     """
     import numpy as np
+
+    from .results import schedule
 
     df = runs.sort_values("params")
     mean = (df["public_acc"] + df["private_acc"]) / 2
     for y, label, marker in ((df["public_acc"], "PublicTest", "o"), (df["private_acc"], "PrivateTest", "s"),
                              (mean, "mean", "^")):
         ax.plot(df["params"], y, marker=marker, label=label, lw=1.5 if label == "mean" else 1)
+    if recipe is not None:
+        off = (df["recipe"].map(schedule) != recipe).to_numpy()
+        if off.any():
+            ax.scatter(np.repeat(df["params"].to_numpy()[off], 3),
+                       np.concatenate([df["public_acc"].to_numpy()[off], df["private_acc"].to_numpy()[off],
+                                       mean.to_numpy()[off]]),
+                       s=160, facecolors="none", edgecolors="black", lw=1.2, zorder=5,
+                       label=f"other schedule than {recipe}")
     greys = ["0.25", "0.45", "0.65"]
     budget_colours = ["tab:purple", "tab:brown", "tab:pink", "tab:olive"]
     if baselines is not None:

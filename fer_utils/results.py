@@ -12,6 +12,7 @@ import pandas as pd
 from . import config
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
+UNRECORDED = "not recorded (older row)"
 
 
 def model_label(arch: str, width: float, tag: str = "") -> str:
@@ -44,7 +45,7 @@ def schedule(recipe: str) -> str:
     sched = [p for p in parts if p.startswith("ep") and "/" in p]
     prec = [p for p in parts if p and p in config.PRECISIONS.values()]
     if not sched:
-        return "not recorded (older row)"
+        return UNRECORDED
     return " ".join(sched + prec)
 
 
@@ -148,3 +149,40 @@ def family_gap(runs: pd.DataFrame, family: str, other: str) -> pd.DataFrame:
     return pd.DataFrame({"model": inside["model"].to_numpy(), "params": inside["params"].to_numpy(),
                          "mean": inside["mean"].round(4).to_numpy(), "other_mean": np.round(other_mean, 4),
                          "gap_points": np.round(100 * (inside["mean"].to_numpy() - other_mean), 2)}, columns=columns)
+
+
+def sweep_status(runs: pd.DataFrame, arch: str, widths) -> dict:
+    """How far one family's sweep has got: which widths share one recipe and how wide they span.
+
+    The family's recipe is the recorded schedule (``schedule``) that most of its widths used (ties:
+    the one of the newest row); rows of any other schedule, older rows without one included, are
+    ``off``, and widths with no row at all are ``missing``. ``decades`` is log10 of the largest over
+    the smallest parameter count among the rows on the family's recipe.
+    """
+    import numpy as np
+
+    fam = runs[runs["arch"] == arch]
+    sched = fam["recipe"].map(schedule)
+    recorded = fam[sched != UNRECORDED].assign(_s=sched[sched != UNRECORDED])
+    main = None
+    if not recorded.empty:
+        votes = recorded.groupby("_s").agg(n=("width", "nunique"), newest=("timestamp", "max"))
+        main = votes.sort_values(["n", "newest"], ascending=False).index[0]
+    on = fam[sched == main] if main is not None else fam.iloc[0:0]
+    decades = float(np.log10(on["params"].max() / on["params"].min())) if len(on) > 1 else 0.0
+    return {"arch": arch, "recipe": main, "widths": sorted(float(w) for w in widths),
+            "on": sorted(float(w) for w in on["width"]),
+            "off": sorted(float(w) for w in fam.loc[sched != main, "width"]),
+            "missing": sorted(float(w) for w in set(widths) - set(fam["width"])),
+            "params": (int(on["params"].min()), int(on["params"].max())) if len(on) else None,
+            "decades": round(decades, 2)}
+
+
+def crossing(gap: pd.DataFrame) -> dict | None:
+    """Where ``family_gap``'s sign first changes, by increasing parameters: the rows on either side
+    (``before``, ``after``); None when the gap keeps one sign or the table is empty."""
+    g = gap.sort_values("params").reset_index(drop=True)
+    for i in range(1, len(g)):
+        if g.gap_points[i - 1] > 0 >= g.gap_points[i] or g.gap_points[i - 1] <= 0 < g.gap_points[i]:
+            return {"before": g.loc[i - 1].to_dict(), "after": g.loc[i].to_dict()}
+    return None

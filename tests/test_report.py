@@ -128,3 +128,54 @@ def test_family_gap_interpolates_the_other_family_in_log_parameters():
     assert list(gap.model) == ["m1"]  # m0 and m2 lie outside the CNN's measured range
     assert np.isclose(gap.other_mean.iloc[0], 0.50) and np.isclose(gap.gap_points.iloc[0], 5.0)
     assert results.family_gap(runs, "cnn", "irnet").empty
+
+
+def test_sweep_status_counts_the_widths_on_the_family_recipe():
+    from fer_utils import config, results, train
+
+    new, old = train.recipe(config.PROFILES["full"]), train.RECIPE
+    runs = pd.DataFrame({
+        "arch": ["mobilenet"] * 4 + ["cnn"],
+        "width": [0.5, 1.0, 1.0, 2.0, 1.0],
+        "params": [1_000, 5_000, 5_000, 100_000, 9],
+        "recipe": [new, old, old, new, new],
+        "timestamp": ["2026-01-01", "2025-01-01", "2025-01-02", "2026-01-02", "2026-01-03"]})
+    status = results.sweep_status(runs, "mobilenet", (0.5, 1.0, 2.0, 3.0))
+    assert status["recipe"] == "ep60/es10/lr4/bs64"
+    assert status["on"] == [0.5, 2.0] and status["off"] == [1.0, 1.0] and status["missing"] == [3.0]
+    assert status["params"] == (1_000, 100_000) and status["decades"] == 2.0
+    empty = results.sweep_status(runs, "irnet", (1.0,))
+    assert empty["recipe"] is None and empty["on"] == [] and empty["missing"] == [1.0] and empty["decades"] == 0.0
+
+
+def test_crossing_finds_the_first_sign_change_of_the_gap():
+    from fer_utils import results
+
+    gap = pd.DataFrame({"model": ["a", "b", "c", "d"], "params": [30, 10, 20, 40],
+                        "gap_points": [-1.0, 5.0, 2.0, -3.0]})
+    cross = results.crossing(gap)
+    assert cross["before"]["model"] == "c" and cross["after"]["model"] == "a"
+    assert results.crossing(gap[gap.gap_points > 0]) is None
+    assert results.crossing(gap.iloc[0:0]) is None
+
+
+def test_family_scatter_rings_the_rows_of_another_schedule():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fer_utils import config, plots, train
+
+    new = train.recipe(config.PROFILES["full"])
+    runs = pd.DataFrame({"params": [100, 1_000, 10_000], "public_acc": [0.3, 0.4, 0.5],
+                         "private_acc": [0.3, 0.5, 0.5], "recipe": [new, train.RECIPE, new]})
+    fig, ax = plt.subplots()
+    plots.family_scatter(ax, runs, recipe="ep60/es10/lr4/bs64")
+    rings = [c for c in ax.collections if c.get_label().startswith("other schedule")]
+    assert len(rings) == 1 and sorted(rings[0].get_offsets()[:, 1]) == [0.4, 0.45, 0.5]
+    assert set(rings[0].get_offsets()[:, 0]) == {1_000}
+    ax.clear()
+    plots.family_scatter(ax, runs.iloc[[0, 2]], recipe="ep60/es10/lr4/bs64")
+    assert not ax.collections
+    plt.close(fig)
