@@ -31,6 +31,55 @@ def codec_path(run_id: str, codec: str, runs_root: Path | None = None) -> Path:
     return Path(runs_root or paths.runs_dir()) / run_id / "codecs" / f"weights.{codec}"
 
 
+def measured(run_id: str, table: Path, runs_root: Path | None = None) -> set[str]:
+    """The codecs of ``run_id`` that have a row in ``table`` **and** their file on this machine.
+
+    A row counts only while its file is there: a run trained again (same run id, new weights)
+    leaves rows whose files are gone, and those are to be measured again and replaced.
+    """
+    done = read_table(table)
+    return {c for c in done.loc[done["run_id"] == run_id, "codec"] if codec_path(run_id, c, runs_root).exists()}
+
+
+CONFUSION_COLUMNS = ("run_id", "run_timestamp", "model", "true", "pred", "count")
+
+
+def confusion_counts(runs: pd.DataFrame, load_test, table: Path, runs_root: Path | None = None) -> pd.DataFrame:
+    """PrivateTest confusion counts (``true``, ``pred``, ``count``) of each of ``runs``' registry rows.
+
+    Cached in ``table`` by run id **and** the registry row's timestamp, so a run trained again under
+    the same id is predicted again; runs without weights on this machine keep their cached rows.
+    ``load_test()`` returns the prepared (images, labels) of PrivateTest; it is called only when
+    something has to be predicted.
+    """
+    import numpy as np
+
+    from .train import has_weights, load_trained
+
+    table = Path(table)
+    cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CONFUSION_COLUMNS))
+    if tuple(cached.columns) != CONFUSION_COLUMNS:  # an older cache without timestamps: predict again
+        cached = pd.DataFrame(columns=list(CONFUSION_COLUMNS))
+    have = set(zip(cached["run_id"], cached["run_timestamp"].astype(str)))
+    todo = [r for _, r in runs.iterrows()
+            if (r["run_id"], str(r["timestamp"])) not in have and has_weights(r["run_id"], runs_root)]
+    if todo:
+        x, y = load_test()
+        fresh = []
+        for r in todo:
+            pred = np.argmax(load_trained(r.to_dict(), runs_root).predict(x, batch_size=256, verbose=0), axis=1)
+            counts = pd.crosstab(pd.Series(y, name="true"), pd.Series(pred, name="pred")).stack()
+            fresh.append(counts.rename("count").reset_index()
+                         .assign(run_id=r["run_id"], run_timestamp=str(r["timestamp"]), model=r["model"]))
+        stale = cached["run_id"].isin([r["run_id"] for r in todo])
+        cached = pd.concat([cached[~stale]] + [f[list(CONFUSION_COLUMNS)] for f in fresh], ignore_index=True)
+        table.parent.mkdir(parents=True, exist_ok=True)
+        cached.to_csv(table, index=False)
+    wanted = set(zip(runs["run_id"], runs["timestamp"].astype(str)))
+    keep = [(a, str(b)) in wanted for a, b in zip(cached["run_id"], cached["run_timestamp"])]
+    return cached[keep].reset_index(drop=True)
+
+
 def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
                    model=None) -> pd.DataFrame:
     """Encode ``run``'s model with each codec not yet in ``table``, decode, evaluate, append rows.
@@ -41,10 +90,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     from .train import evaluate, load_trained
 
     done = read_table(table)
-    # a row counts only while its file is there: a run trained again (same run id, new weights)
-    # leaves rows whose files are gone, and those are measured again and replaced
-    done_codecs = {c for c in done.loc[done["run_id"] == run["run_id"], "codec"]
-                   if codec_path(run["run_id"], c, runs_root).exists()}
+    done_codecs = measured(run["run_id"], table, runs_root)
     todo = [c for c in codecs if c not in done_codecs]
     if not todo:
         return done[done["run_id"] == run["run_id"]]

@@ -24,3 +24,36 @@ def test_a_row_whose_file_is_gone_is_measured_again_and_replaced(tmp_path):
     assert sorted(third.codec) == ["fp16", "kmeans-3"]  # replaced, not duplicated
     assert measure.codec_path(run["run_id"], "kmeans-3", runs_root).exists()
     assert len(measure.read_table(table)) == 2
+    measure.codec_path(run["run_id"], "fp16", runs_root).unlink()
+    assert measure.measured(run["run_id"], table, runs_root) == {"kmeans-3"}  # a row without its file is not done
+
+
+def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrain(tmp_path):
+    import pandas as pd
+
+    runs_root, table = tmp_path / "runs", tmp_path / "confusion.csv"
+    model = models.irnet(0.5)
+    train.weights_path("irnet-w0.5-x", runs_root).parent.mkdir(parents=True)
+    model.save_weights(train.weights_path("irnet-w0.5-x", runs_root))
+    ds = data.synthetic(140, seed=2)
+    calls = []
+
+    def load_test():
+        calls.append(1)
+        return train.prepare(ds, config.PROFILES["smoke"])["tests"]["PrivateTest"]
+
+    row = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "model": "IRNet (ours) w0.5",
+           "timestamp": "2026-01-01T00:00:00+00:00"}
+    gone = dict(row, run_id="cnn-w1-elsewhere", model="HW3 CNN")  # no weights on this machine
+    first = measure.confusion_counts(pd.DataFrame([row, gone]), load_test, table, runs_root)
+    n_test = len(ds.subset("PrivateTest").labels)
+    assert first["count"].sum() == n_test and set(first.run_id) == {"irnet-w0.5-x"}
+    assert set(first.true) <= set(range(7)) and len(calls) == 1
+
+    measure.confusion_counts(pd.DataFrame([row]), load_test, table, runs_root)
+    assert len(calls) == 1  # cached
+
+    retrained = dict(row, timestamp="2026-02-01T00:00:00+00:00")
+    again = measure.confusion_counts(pd.DataFrame([retrained]), load_test, table, runs_root)
+    assert len(calls) == 2 and again["count"].sum() == n_test
+    assert set(pd.read_csv(table).run_timestamp) == {retrained["timestamp"]}  # the old rows were replaced
