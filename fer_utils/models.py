@@ -24,6 +24,8 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 MOBILENET_WIDTHS = (0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.5, 2.2)
 #: 13,099 to 3,258,379 parameters (2.4 decades)
 CNN_WIDTHS = (0.0625, 0.125, 0.25, 0.5, 0.75, 1.0)
+#: the two swept families of the study, by architecture name
+FAMILY_WIDTHS = {"mobilenet": MOBILENET_WIDTHS, "cnn": CNN_WIDTHS}
 #: widths of our design: 1.0 is the <75k-parameter model; the wider ones are deliverable candidates
 IRNET_WIDTHS = (1.0, 1.2, 1.7, 2.4)
 

@@ -28,8 +28,7 @@ def precision_for(arch: str) -> str:
 def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
     """(arch, width) pairs, cheapest first within each family."""
     points = {
-        "mobilenet": [("mobilenet", w) for w in models.MOBILENET_WIDTHS],
-        "cnn": [("cnn", w) for w in models.CNN_WIDTHS],
+        **{f: [(f, w) for w in ws] for f, ws in models.FAMILY_WIDTHS.items()},
         "irnet": [("irnet", w) for w in models.IRNET_WIDTHS],
     }
     families = families or list(points)
