@@ -37,7 +37,10 @@ def measured(run_id: str, table: Path, runs_root: Path | None = None) -> set[str
     A row counts only while its file is there: a run trained again (same run id, new weights)
     leaves rows whose files are gone, and those are to be measured again and replaced.
     """
-    done = read_table(table)
+    return _with_files(read_table(table), run_id, runs_root)
+
+
+def _with_files(done: pd.DataFrame, run_id: str, runs_root: Path | None) -> set[str]:
     return {c for c in done.loc[done["run_id"] == run_id, "codec"] if codec_path(run_id, c, runs_root).exists()}
 
 
@@ -90,7 +93,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     from .train import evaluate, load_trained
 
     done = read_table(table)
-    done_codecs = measured(run["run_id"], table, runs_root)
+    done_codecs = _with_files(done, run["run_id"], runs_root)  # the table is read once
     todo = [c for c in codecs if c not in done_codecs]
     if not todo:
         return done[done["run_id"] == run["run_id"]]

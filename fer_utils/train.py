@@ -465,14 +465,11 @@ def packed_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float) ->
     return np.concatenate([softened(teacher, x, temperature), np.eye(data.NUM_CLASSES)[y]], axis=1).astype(np.float32)
 
 
-KD_METHODS = config.KD_METHODS
-
-
 def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
             temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", **kwargs) -> dict:
     """Train ``arch``/``width`` on a trained teacher's soft targets (same recipe, seed and data as a plain run)."""
-    if method not in KD_METHODS:
-        raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(KD_METHODS)}")
+    if method not in config.KD_METHODS:
+        raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     ds = dataset if dataset is not None else data.load()
     prepared = prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
@@ -483,7 +480,7 @@ def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, 
     else:
         targets = Targets(packed_targets(teacher, x, y, temperature), packed_targets(teacher, xv, yv, temperature),
                           DistillationLoss(temperature, alpha), HardLabelAccuracy())
-    tag = f"{KD_METHODS[method]}-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
+    tag = f"{config.KD_METHODS[method]}-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
     return train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 
 
@@ -504,7 +501,7 @@ def main(argv=None) -> int:
                         help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's term")
-    parser.add_argument("--kd-method", choices=list(KD_METHODS), default="hinton")
+    parser.add_argument("--kd-method", choices=list(config.KD_METHODS), default="hinton")
     args = parser.parse_args(argv)
     ds = data.load()
     setup = config.setup(args.profile, ds)
