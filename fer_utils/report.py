@@ -26,13 +26,18 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
-def md_table(df, digits: int = 3, index: bool = False) -> str:
-    """A GitHub markdown table of a DataFrame with rounded numbers."""
+def md_table(df, digits: int = 3, index: bool = False, column_digits: dict | None = None) -> str:
+    """A GitHub markdown table of a DataFrame with rounded numbers.
+
+    ``digits`` rounds every float column; ``column_digits`` overrides it per column (percentage
+    points, say, read better with two decimals than accuracies with three).
+    """
     frame = df.reset_index() if index else df
     cols = [str(c) for c in frame.columns]
+    per_col = [(column_digits or {}).get(c, digits) for c in cols]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v, digits) for v in row) + " |")
+        lines.append("| " + " | ".join(fmt(v, d) for v, d in zip(row, per_col)) + " |")
     return "\n".join(lines)
 
 

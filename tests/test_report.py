@@ -23,6 +23,11 @@ def test_md_table():
         "| model | acc | bytes |", "|---|---|---|", "| a | 0.612 | 1,000 |", "| b | — | 2,000 |"]
 
 
+def test_md_table_rounds_named_columns_apart():
+    df = pd.DataFrame({"acc": [0.61234], "public_drop": [1.0512], "bytes": [1000]})
+    assert md_table(df, column_digits={"public_drop": 2}).splitlines()[2] == "| 0.612 | 1.05 | 1,000 |"
+
+
 def test_figure_link_is_relative_to_the_report(tmp_path):
     fig = tmp_path / "figures" / "x.png"
     assert figure_link(fig, tmp_path / "report.md", "alt") == "![alt](figures/x.png)"
