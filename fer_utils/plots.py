@@ -52,11 +52,19 @@ def save_fig(name: str, fig=None, title: str | None = None) -> Path:
     return path
 
 
+def budget_linestyles(budgets: dict) -> dict:
+    """A dashed line style per budget ({label: parameter count}): budgets next to each other by
+    parameter count get their dashes out of phase, so two that nearly coincide (650 kB at ~1.9 bytes
+    per parameter lies at ~225 kB at ~0.65) still show both colours instead of one hiding the other."""
+    order = sorted(budgets, key=budgets.get)
+    return {label: (4 * (order.index(label) % 2), (4, 4)) for label in budgets}
+
+
 def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=None):
     """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep rows.
 
     ``baselines``: DataFrame with baseline, public_acc, private_acc (dotted horizontal lines);
-    ``budgets``: {label: parameter count} (dashed vertical lines); ``recipe``: the family's schedule
+    ``budgets``: {label: parameter count} (dashed vertical lines, ``budget_linestyles``); ``recipe``: the family's schedule
     (``results.schedule``): rows trained on another one are ringed, so the curve is not read as one recipe.
     """
     import numpy as np
@@ -82,8 +90,9 @@ def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=Non
         for i, (_, b) in enumerate(baselines.iterrows()):
             ax.axhline((b.public_acc + b.private_acc) / 2, ls=":", color=greys[i % len(greys)], lw=1.2,
                        label=f"{b.baseline} (≈ mean)")
+    styles = budget_linestyles(budgets or {})
     for i, (label, params) in enumerate((budgets or {}).items()):
-        ax.axvline(params, ls="--", color=budget_colours[i % len(budget_colours)], lw=1, label=label)
+        ax.axvline(params, ls=styles[label], color=budget_colours[i % len(budget_colours)], lw=1.2, label=label)
     ax.set_xscale("log")
     if xlim is not None:
         ax.set_xlim(*xlim)

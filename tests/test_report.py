@@ -184,3 +184,16 @@ def test_family_scatter_rings_the_rows_of_another_schedule():
     plots.family_scatter(ax, runs.iloc[[0, 2]], recipe="ep60/es10/lr4/bs64")
     assert not ax.collections
     plt.close(fig)
+
+
+def test_budget_lines_next_to_each_other_dash_out_of_phase():
+    from fer_utils import plots
+
+    budgets = {"225 kB @ seed": 120_000, "650 kB @ seed": 349_000, "225 kB @ best": 351_000, "650 kB @ best": 1e6}
+    styles = plots.budget_linestyles(budgets)
+    assert styles.keys() == budgets.keys()
+    assert all(pattern == (4, 4) for _, pattern in styles.values())
+    phase = {label: offset for label, (offset, _) in styles.items()}
+    # the two that nearly coincide (349k, 351k) must not draw their dashes on top of each other
+    assert phase["650 kB @ seed"] != phase["225 kB @ best"]
+    assert phase["225 kB @ seed"] != phase["650 kB @ seed"] and phase["225 kB @ best"] != phase["650 kB @ best"]
