@@ -56,16 +56,16 @@ def budget_linestyles(budgets: dict) -> dict:
     """A dashed line style per budget ({label: parameter count}): budgets next to each other by
     parameter count get their dashes out of phase, so two that nearly coincide (650 kB at ~1.9 bytes
     per parameter lies at ~225 kB at ~0.65) still show both colours instead of one hiding the other."""
-    order = sorted(budgets, key=budgets.get)
-    return {label: (4 * (order.index(label) % 2), (4, 4)) for label in budgets}
+    return {label: (4 * (rank % 2), (4, 4)) for rank, label in enumerate(sorted(budgets, key=budgets.get))}
 
 
 def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=None):
     """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep rows.
 
     ``baselines``: DataFrame with baseline, public_acc, private_acc (dotted horizontal lines);
-    ``budgets``: {label: parameter count} (dashed vertical lines, ``budget_linestyles``); ``recipe``: the family's schedule
-    (``results.schedule``): rows trained on another one are ringed, so the curve is not read as one recipe.
+    ``budgets``: {label: parameter count} (dashed vertical lines, ``budget_linestyles``); ``recipe``: the
+    family's schedule (``results.schedule``): rows trained on another one are ringed, so the curve is not
+    read as one recipe.
     """
     import numpy as np
 
