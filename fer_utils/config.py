@@ -21,12 +21,30 @@ class Profile:
     train_limit: int | None
     #: at most this many images of each test split (None: all)
     eval_limit: int | None
+    #: the epoch budget (``plateau``: the most epochs)
     epochs: int
     batch_size: int
-    #: EarlyStopping / ReduceLROnPlateau patience in epochs
+    #: ``plateau`` schedule only: EarlyStopping / ReduceLROnPlateau patience in epochs
     patience: int
     lr_patience: int
+    #: the peak (``plateau``: the starting) learning rate
     learning_rate: float = 1e-3
+    #: ``wsd`` / ``cosine``: a budget decided up front (:mod:`fer_utils.schedule`); ``plateau``: the
+    #: first recipe (LR / 5 after ``lr_patience`` epochs without a better validation accuracy, stop
+    #: after ``patience``), kept so its rows stay reproducible
+    schedule: str = "plateau"
+    warmup: int = 2
+    decay_frac: float = 0.2
+
+    def lr_schedule(self):
+        """The budgeted schedule (None for ``plateau``)."""
+        from .schedule import Schedule
+
+        if self.schedule == "plateau":
+            return None
+        # a budget shorter than the warm-up (a one-epoch test run) warms up for less
+        return Schedule(self.schedule, self.epochs, self.learning_rate, min(self.warmup, self.epochs - 1),
+                        self.decay_frac)
 
 
 #: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
@@ -37,9 +55,39 @@ PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 #: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
 KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 
+#: the epoch budgets of the training-budget study; the longest is the headline budget, the
+#: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`)
+EPOCH_BUDGETS = (15, 30, 60, 120, 200)
+
+
+@dataclass(frozen=True)
+class ByteBudget:
+    """A limit on the whole deliverable folder (``du --apparent-size --bytes``) and the PrivateTest
+    accuracy a deliverable under it aims at (None: the assignment set none)."""
+
+    limit: int
+    target: float | None = None
+
+
+#: the original study's PrivateTest accuracy per seed model (MobileNet: its own weights scored on
+#: this data; the HW3 CNN: its Kaggle private score): what a headline run on the budget aims at
+HEADLINE_TARGETS = {"mobilenet": 0.634, "cnn": 0.674}
+#: the model whose training budget is studied (``fer_utils.budget``; notebook 03)
+BUDGET_STUDY_MODEL = ("mobilenet", 1.0)
+
+#: the assignment's two limits on the deliverable folder (weights + code)
+ASSIGNMENT_LIMITS = {"strong": ByteBudget(225_000), "simple": ByteBudget(650_000)}
+#: the budgets a deliverable is chosen for (notebook 04) and their PrivateTest targets
+DELIVERABLE_BUDGETS = {"strong": ByteBudget(225_000, 0.715), "tiny": ByteBudget(80_000, 0.66)}
+
 PROFILES = {
-    "smoke": Profile("smoke", train_limit=1200, eval_limit=300, epochs=2, batch_size=64, patience=2, lr_patience=1),
-    "full": Profile("full", train_limit=None, eval_limit=None, epochs=60, batch_size=64, patience=10, lr_patience=4),
+    "smoke": Profile("smoke", train_limit=1200, eval_limit=300, epochs=2, batch_size=64, patience=2, lr_patience=1,
+                     schedule="wsd", warmup=1, learning_rate=3e-3),
+    "full": Profile("full", train_limit=None, eval_limit=None, epochs=EPOCH_BUDGETS[-1], batch_size=128, patience=10,
+                    lr_patience=4, schedule="wsd", warmup=2, learning_rate=3e-3),
+    # the first recipe, as every row before the budgeted schedule was trained
+    "full-plateau": Profile("full", train_limit=None, eval_limit=None, epochs=60, batch_size=64, patience=10,
+                            lr_patience=4),
 }
 
 

@@ -115,3 +115,26 @@ def pareto_front(df, x: str = "bytes", y: str = "private_acc"):
             keep.append(idx)
             best = row[y]
     return df.loc[keep]
+
+
+def budget_figure(study, target: float | None = None, target_label: str = "target"):
+    """The training-budget study (``results.budget_study``): accuracy against the epoch budget (left)
+    and against CPU hours (right), budgeted runs as lines, the first recipe's row as crosses; a
+    dotted line at ``target`` (PrivateTest)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
+    budgeted, first = study[study["budget"].notna()], study[study["budget"].isna()]
+    series = (("public_acc", "PublicTest", "tab:blue"), ("private_acc", "PrivateTest", "tab:orange"),
+              ("private_tta_acc", "PrivateTest, mirror TTA", "tab:green"))
+    for ax, x, xlabel in zip(axes, ("epochs", "cpu_hours"), ("epochs (the run's budget)", "CPU hours (2 cores)")):
+        for col, name, colour in series:
+            ax.plot(budgeted[x], budgeted[col], marker="o", color=colour, label=f"{name} (budgeted schedule)")
+            if first[col].notna().any():
+                ax.scatter(first[x], first[col], marker="X", s=70, color=colour, label=f"{name} (first recipe)")
+        if target is not None:
+            ax.axhline(target, ls=":", color="0.3", lw=1.2, label=target_label)
+        ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
+    return fig

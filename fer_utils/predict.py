@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 BATCH_SIZE = 256
+#: mirror test-time augmentation by default (``--no-tta`` turns it off); decided by measurement:
+#: ``results/tta.csv``, written by notebook 04 from every deliverable codec file
+MIRROR_TTA = False
 
 
 def load_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -33,9 +36,23 @@ def load_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
                      "or emotion,pixels,Usage (Kaggle)")
 
 
-def predict_labels(model, images: np.ndarray) -> np.ndarray:
-    probs = model.predict(images.astype(np.float32) / 255.0, batch_size=BATCH_SIZE, verbose=0)
-    return np.argmax(probs, axis=1)
+def probabilities(model, x: np.ndarray, mirror: bool = False, plain: np.ndarray | None = None) -> np.ndarray:
+    """Softmax outputs (float64) for images scaled to [0, 1], shape (n, 48, 48, 1).
+
+    ``mirror``: test-time augmentation, the mean of each image's outputs and its left-right
+    mirror's (``plain``: the unmirrored outputs, when already computed). Deterministic; an image
+    equal to its mirror keeps its outputs exactly.
+    """
+    if plain is None:
+        plain = model.predict(x, batch_size=BATCH_SIZE, verbose=0).astype(np.float64)
+    if not mirror:
+        return plain
+    flipped = model.predict(np.ascontiguousarray(x[:, :, ::-1]), batch_size=BATCH_SIZE, verbose=0)
+    return (plain + flipped.astype(np.float64)) / 2.0
+
+
+def predict_labels(model, images: np.ndarray, mirror: bool = MIRROR_TTA) -> np.ndarray:
+    return np.argmax(probabilities(model, images.astype(np.float32) / 255.0, mirror), axis=1)
 
 
 def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray) -> None:
@@ -43,12 +60,12 @@ def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def run(weights: Path, input_path: Path, output: Path) -> np.ndarray:
+def run(weights: Path, input_path: Path, output: Path, mirror: bool = MIRROR_TTA) -> np.ndarray:
     from . import compress
 
     model = compress.decode(weights)
     ids, images = load_inputs(Path(input_path))
-    labels = predict_labels(model, images)
+    labels = predict_labels(model, images, mirror)
     write_submission(output, ids, labels)
     return labels
 
@@ -58,10 +75,12 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=MIRROR_TTA,
+                        help="average each image's prediction with its mirror's (default: %(default)s)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        labels = run(args.weights, args.input, args.output)
+        labels = run(args.weights, args.input, args.output, args.tta)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ COLUMNS = (
     "run_id", "arch", "width", "params", "flops", "epochs", "best_val_acc",
     "public_acc", "private_acc", "wall_s", "train_images_per_s", "backend",
     "data_source", "data_fingerprint", "profile", "seed", "recipe", "git_commit", "timestamp",
+    # mirror test-time augmentation (blank in rows written before it was measured)
+    "public_tta_acc", "private_tta_acc",
 )
 
 

@@ -5,6 +5,7 @@ the figures agree on which row stands for a model.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -37,26 +38,45 @@ def run_label(run) -> str:
 
 
 def schedule(recipe: str) -> str:
-    """The schedule and precision part of a registry ``recipe`` (``ep60/es10/lr4/bs64 bf16``).
+    """The schedule and precision part of a registry ``recipe`` (``ep60/es10/lr4/bs64 bf16``, or for a
+    budgeted run ``wsd200/warm2/decay0.2/peak0.003 bs128``).
 
     Rows written before the schedule was recorded in the recipe say so instead.
     """
     parts = str(recipe).split("|")
-    sched = [p for p in parts if p.startswith("ep") and "/" in p]
+    sched = [p for p in parts if (p.startswith("ep") and "/" in p) or re.match(r"(wsd|cosine)\d+/", p)
+             or re.fullmatch(r"bs\d+", p)]
     prec = [p for p in parts if p and p in config.PRECISIONS.values()]
     if not sched:
         return UNRECORDED
     return " ".join(sched + prec)
 
 
-def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str | None = "") -> pd.DataFrame:
+def budget_of(recipe: str) -> int | None:
+    """The epoch budget of a budgeted run's ``recipe`` (``…|wsd200/…`` -> 200); None for the first recipe."""
+    found = re.search(r"(?:^|\|)(?:wsd|cosine)(\d+)/", str(recipe))
+    return int(found.group(1)) if found else None
+
+
+def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str | None = "",
+                budget: int | None = None) -> pd.DataFrame:
     """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is
-    named; ``recipe_tag=None``: the newest row of every (arch, width, seed, tag), plain and tagged."""
+    named; ``recipe_tag=None``: the newest row of every (arch, width, seed, tag), plain and tagged.
+
+    Budgeted rows count only on ``budget`` epochs (default: the profile's own budget, the headline
+    one for ``full``), so the budget study's shorter decays never stand for a model; rows of the
+    first recipe always count, so a model keeps its older row until its run on the budget is done.
+    """
     if runs.empty:
         return runs.assign(model=pd.Series(dtype=str))
     df = runs.copy()
     if profile is not None:
         df = df[df["profile"] == profile]
+        if budget is None and profile in config.PROFILES:
+            budget = config.PROFILES[profile].epochs
+    if budget is not None:
+        budgets = df["recipe"].map(budget_of)
+        df = df[budgets.isna() | (budgets == budget)]
     df = df.assign(_tag=df["recipe"].map(recipe_tag_of))
     if recipe_tag is not None:
         df = df[df["_tag"] == recipe_tag]
@@ -186,3 +206,29 @@ def crossing(gap: pd.DataFrame) -> dict | None:
         if g.gap_points[i - 1] > 0 >= g.gap_points[i] or g.gap_points[i - 1] <= 0 < g.gap_points[i]:
             return {"before": g.loc[i - 1].to_dict(), "after": g.loc[i].to_dict()}
     return None
+
+
+def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, profile: str = "full") -> pd.DataFrame:
+    """The training-budget study of one model: its newest plain row per schedule and budget.
+
+    One row per budgeted run (``wsd``/``cosine``, any budget) and the newest first-recipe row, by
+    increasing epochs: ``schedule``, ``budget`` (None for the first recipe), ``epochs`` run,
+    ``cpu_hours`` (training wall time on this project's 2-core CPU, the shared stable phase of a
+    branched decay included), the accuracies, and mirror TTA's where measured.
+    """
+    columns = ["model", "schedule", "budget", "epochs", "cpu_hours", "best_val_acc", "public_acc", "private_acc",
+               "public_tta_acc", "private_tta_acc", "run_id"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["seed"] == seed)
+              & (runs["profile"] == profile) & (runs["recipe"].map(recipe_tag_of) == "")]
+    df = df.assign(schedule=df["recipe"].map(schedule), budget=df["recipe"].map(budget_of),
+                   cpu_hours=(df["wall_s"].astype(float) / 3600).round(2),
+                   model=[model_label(a, w) for a, w in zip(df["arch"], df["width"])])
+    df = df.sort_values("timestamp")
+    budgeted = df[df["budget"].notna()].groupby("schedule", as_index=False).tail(1)
+    df = pd.concat([budgeted, df[df["budget"].isna()].tail(1)])  # the first recipe: its newest row
+    for col in ("public_tta_acc", "private_tta_acc"):
+        if col not in df:
+            df[col] = float("nan")
+    return df.sort_values(["epochs", "timestamp"])[columns].reset_index(drop=True)

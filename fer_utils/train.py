@@ -21,12 +21,13 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,15 +37,25 @@ import numpy as np
 from . import config, data, paths, registry
 from .seeding import set_seed
 
-RECIPE = "adam1e-3|aug:flip,rot0.05,trans0.1,zoom0.1|plateau/5|es-best|val10%"
+AUGMENT = "aug:flip,rot0.05,trans0.1,zoom0.1"
+#: the first recipe (``plateau`` schedule), as its rows spell it
+RECIPE = f"adam1e-3|{AUGMENT}|plateau/5|es-best|val10%"
 
 PRECISIONS = config.PRECISIONS
 
 
 def recipe(prof: config.Profile, precision: str = "float32") -> str:
-    """The recipe string of a registry row: the fixed recipe, the profile's schedule, the precision."""
-    return (f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
-            + (f"|{PRECISIONS[precision]}" if PRECISIONS[precision] else ""))
+    """The recipe string of a registry row: optimizer, augmentation, the profile's schedule, the precision.
+
+    Budgeted runs read ``adam|aug:…|wsd200/warm2/decay0.2/peak0.003|best-val|val10%|bs128``; the
+    first recipe's rows keep their old spelling (``…|plateau/5|es-best|val10%|ep60/es10/lr4/bs64``).
+    """
+    sched = prof.lr_schedule()
+    if sched is None:
+        text = f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
+    else:
+        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|val10%|bs{prof.batch_size}"
+    return text + (f"|{PRECISIONS[precision]}" if PRECISIONS[precision] else "")
 
 
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -165,9 +176,20 @@ class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
 
 # --------------------------------------------------------------------------- run folder
 def run_id(arch: str, width: float, profile: str, seed: int, fingerprint: str, tag: str = "",
-           precision: str = "float32") -> str:
-    return (f"{arch}-w{width:g}-{profile}-s{seed}-{fingerprint}" + (f"-{tag}" if tag else "")
-            + (f"-{PRECISIONS[precision]}" if PRECISIONS[precision] else ""))
+           precision: str = "float32", schedule: str = "") -> str:
+    """``<arch>-w<width>-<profile>-s<seed>-<data>[-<schedule tag>][-<tag>][-<precision>]``.
+
+    ``schedule`` is the budgeted schedule's tag (``wsd200``); the first recipe's runs have none.
+    """
+    return (f"{arch}-w{width:g}-{profile}-s{seed}-{fingerprint}" + (f"-{schedule}" if schedule else "")
+            + (f"-{tag}" if tag else "") + (f"-{PRECISIONS[precision]}" if PRECISIONS[precision] else ""))
+
+
+def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fingerprint: str, tag: str = "",
+                   precision: str = "float32") -> str:
+    """The run id of ``arch``/``width`` trained on ``prof`` (its schedule's tag included)."""
+    sched = prof.lr_schedule()
+    return run_id(arch, width, prof.name, seed, fingerprint, tag, precision, sched.tag() if sched else "")
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -184,16 +206,27 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir: Path, state: dict, profile: config.Profile, progress: bool, net,
-                 deadline: float | None = None):
+                 deadline: float | None = None, steps_per_epoch: int = 1, stop_after: int | None = None):
         super().__init__()
         self.run_dir, self.state, self.profile, self.progress = run_dir, state, profile, progress
         self.net, self.deadline = net, deadline  # the model being trained (inside the augmenting wrapper)
+        self.schedule, self.steps_per_epoch = profile.lr_schedule(), steps_per_epoch
+        self.stop_after = stop_after
+        #: stable-phase epochs whose checkpoints shorter (or longer) WSD budgets branch from
+        self.snapshots = snapshot_epochs(self.schedule)
         self._t0 = None
+        self._epoch = 0
         self._cut = False  # the deadline cut an epoch short: it must not be recorded
         self._epochs_here = 0  # epochs finished in this process (the first one also pays for compilation)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.schedule is not None:  # the rate is a function of the step alone: resumes set the same one
+            step = self._epoch * self.steps_per_epoch + batch
+            self.model.optimizer.learning_rate.assign(self.schedule.lr_at(step, self.steps_per_epoch))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.deadline is not None and time.time() > self.deadline:
@@ -215,7 +248,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if val > st["best_val"]:
             st.update(best_val=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
             self.net.save_weights(self.run_dir / "best.weights.h5")
-        else:
+        elif self.schedule is None:  # the plateau recipe: LR cuts and early stopping
             st["wait"] += 1
             st["lr_wait"] += 1
             if st["lr_wait"] >= prof.lr_patience and lr > MIN_LR:
@@ -233,6 +266,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         st["train_seconds"] += seconds
         _atomic_json(self.run_dir / "state.json", st)
+        stopping_here = self.stop_after is not None and epoch + 1 >= self.stop_after
+        if epoch + 1 in self.snapshots or (stopping_here and self.schedule is not None
+                                           and self.schedule.kind == "wsd"
+                                           and epoch + 1 <= self.schedule.decay_start()):
+            save_snapshot(self.run_dir, epoch + 1)  # a shorter (or longer) budget branches here
+        if stopping_here:
+            self.model.stop_training = True
         if self.progress:
             print(f"[{self.run_dir.name}] epoch {epoch + 1}/{prof.epochs} loss {logs['loss']:.4f} "
                   f"acc {logs['accuracy']:.4f} val_acc {val:.4f} (best {st['best_val']:.4f} @ "
@@ -245,6 +285,75 @@ class RunCheckpoint(keras.callbacks.Callback):
         kill_after = os.environ.get("FER_KILL_AFTER_EPOCH")
         if kill_after and int(kill_after) == epoch + 1:  # test hook: a real kill -9
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def snapshot_epochs(sched) -> set[int]:
+    """Epochs at which a WSD run keeps a checkpoint of its stable phase: the decay starts of the
+    study's shorter budgets (:data:`config.EPOCH_BUDGETS`) and its own (to extend the budget later)."""
+    if sched is None or sched.kind != "wsd":
+        return set()
+    own = sched.decay_start()
+    shorter = {replace(sched, epochs=b).decay_start() for b in config.EPOCH_BUDGETS if b < sched.epochs}
+    return {e for e in shorter | {own} if sched.warmup <= e <= own and e > 0}
+
+
+SNAPSHOT_FILES = ("last.keras", "state.json", "log.csv", "best.weights.h5")
+
+
+def save_snapshot(run_dir: Path, epoch: int) -> Path:
+    """Copy the finished epoch's checkpoint, state, log and best weights to ``stable/e<epoch>/``."""
+    dest = run_dir / "stable" / f"e{epoch:04d}"
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in SNAPSHOT_FILES:
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+def branch_source(runs_root: Path, rid: str, prof: config.Profile) -> Path | None:
+    """The latest stable-phase snapshot a WSD run ``rid`` can start from, or None.
+
+    A sibling run (same architecture, width, seed, data, tag and precision, any WSD budget) whose
+    snapshot at epoch ``e`` lies at or before this run's decay start, trained with the same
+    schedule otherwise (peak, warm-up, decay share, batch size): up to ``e`` both runs followed
+    the same learning rates, so the snapshot *is* this run after ``e`` epochs.
+    """
+    sched = prof.lr_schedule()
+    if sched is None or sched.kind != "wsd":
+        return None
+    own_tag = f"-{sched.tag()}"
+    head, _, tail = rid.partition(own_tag)
+    pattern = re.compile(re.escape(head) + r"-wsd\d+" + re.escape(tail) + "$")
+    want = {k: v for k, v in asdict(prof).items() if k != "epochs"}
+    best = None
+    for sib in Path(runs_root).iterdir() if Path(runs_root).is_dir() else []:
+        if sib.name == rid or not pattern.match(sib.name):
+            continue
+        for snap in (sib / "stable").glob("e[0-9][0-9][0-9][0-9]"):
+            epoch = int(snap.name[1:])
+            if not (sched.warmup <= epoch <= sched.decay_start()) or not (snap / "last.keras").exists():
+                continue
+            had = json.loads((snap / "state.json").read_text())["profile"]
+            if {k: v for k, v in had.items() if k != "epochs"} != want:
+                continue
+            if best is None or epoch > int(best.name[1:]):
+                best = snap
+    return best
+
+
+def start_from_snapshot(run_dir: Path, snap: Path, prof: config.Profile) -> dict:
+    """Make ``run_dir`` the run ``snap`` was after its epoch: checkpoint, log, best weights, state."""
+    for name in SNAPSHOT_FILES:
+        if (snap / name).exists() and name != "state.json":
+            shutil.copyfile(snap / name, run_dir / name)
+    state = json.loads((snap / "state.json").read_text())
+    state.update(profile=asdict(prof), branched_from=f"{snap.parent.parent.name}@{state['epoch']}")
+    _atomic_json(run_dir / "state.json", state)
+    return state
 
 
 def _truncate_log(run_dir: Path, epochs_done: int) -> None:
@@ -275,11 +384,15 @@ def git_commit() -> str:
 
 
 def evaluate(model, prepared: dict) -> dict:
-    """Accuracy on validation and on each labelled test split."""
+    """Accuracy on validation and on each labelled test split, and with mirror TTA (``<split>_tta``)."""
+    from .predict import probabilities
+
     out = {}
     for name, (x, y) in [("val", prepared["val"]), *prepared["tests"].items()]:
-        pred = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=1)
-        out[name] = float(np.mean(pred == y))
+        plain = probabilities(model, x)
+        out[name] = float(np.mean(np.argmax(plain, axis=1) == y))
+        both = probabilities(model, x, mirror=True, plain=plain)
+        out[f"{name}_tta"] = float(np.mean(np.argmax(both, axis=1) == y))
     return out
 
 
@@ -289,7 +402,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
-          precision: str = "float32") -> dict | None:
+          precision: str = "float32", stop_after: int | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -298,7 +411,11 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     boundary that fits before it and returns ``None``: the run is unfinished,
     and the same call later resumes it. ``precision="mixed_bfloat16"`` trains
     with bfloat16 compute and float32 weights (twice the CNN's speed on CPUs
-    with AMX); it is part of the run's identity and recipe.
+    with AMX); it is part of the run's identity and recipe. ``stop_after`` stops after that
+    epoch and returns ``None`` (the budget study advances its longest run to the next branch point).
+
+    A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
+    budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     if epochs is not None:
@@ -309,7 +426,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     fp = ds.fingerprint()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    rid = run_id(arch, width, prof.name, seed, fp, tag, precision)
+    rid = profile_run_id(arch, width, prof, seed, fp, tag, precision)
     run_dir = Path(runs_root or paths.runs_dir()) / rid
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_schedule(run_dir, prof)
@@ -327,13 +444,13 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     keras.mixed_precision.set_global_policy(precision)
     try:
         return _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag,
-                          targets, build_model, deadline, precision, runs_root)
+                          targets, build_model, deadline, precision, runs_root, stop_after)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag, targets,
-               build_model, deadline, precision, runs_root):
+               build_model, deadline, precision, runs_root, stop_after=None):
     """The body of :func:`train` once the run folder is known and the precision policy is set."""
     from . import models
 
@@ -342,6 +459,13 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     x_train, y_train = prepared["train"]
     targets = targets or Targets(fit_targets(y_train))
     state_path = run_dir / "state.json"
+    if not state_path.exists():
+        snap = branch_source(Path(runs_root or paths.runs_dir()), rid, prof)
+        if snap is not None:
+            start_from_snapshot(run_dir, snap, prof)
+            if progress:
+                print(f"[{rid}] branching from {snap.parent.parent.name} after epoch {int(snap.name[1:])} "
+                      f"(its stable phase)", flush=True)
     if state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
         wrapper = keras.models.load_model(run_dir / "last.keras")  # optimizer and augmentation RNG state too
@@ -364,9 +488,12 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
 
     if deadline is not None and time.time() > deadline and unfinished():
         return None  # no time left to start: unfinished, resumable
+    if stop_after is not None and state["epoch"] >= stop_after and unfinished():
+        return None  # already at the requested epoch: unfinished, resumable
     if unfinished():
         x_val, y_val = prepared["val"]
-        callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline)
+        steps = -(-len(x_train) // prof.batch_size)
+        callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline, steps, stop_after)
         y_val_fit = targets.val if targets.val is not None else fit_targets(y_val)
         wrapper.fit(x_train, targets.train, batch_size=prof.batch_size, shuffle=True,
                     validation_data=(x_val, y_val_fit), epochs=prof.epochs,
@@ -384,6 +511,8 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         "flops": models.flops(model), "epochs": epochs_run, "best_val_acc": round(acc["val"], 4),
         "public_acc": round(acc.get("PublicTest", float("nan")), 4),
         "private_acc": round(acc.get("PrivateTest", float("nan")), 4),
+        "public_tta_acc": round(acc.get("PublicTest_tta", float("nan")), 4),
+        "private_tta_acc": round(acc.get("PrivateTest_tta", float("nan")), 4),
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
@@ -410,7 +539,8 @@ def _check_schedule(run_dir: Path, prof: config.Profile) -> None:
     state_path = run_dir / "state.json"
     if not state_path.exists():
         return
-    had = json.loads(state_path.read_text()).get("profile", {})
+    defaults = {f.name: f.default for f in fields(config.Profile) if f.default is not MISSING}
+    had = {**defaults, **json.loads(state_path.read_text()).get("profile", {})}  # older folders lack newer fields
     want = {k: v for k, v in asdict(prof).items() if k != "name"}
     diff = {k: (had.get(k), v) for k, v in want.items() if had.get(k) != v}
     if diff:

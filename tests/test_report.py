@@ -37,10 +37,12 @@ def test_figure_link_is_relative_to_the_report(tmp_path):
 def test_schedule_reads_the_recipe_column():
     from fer_utils import config, results, train
 
-    prof = config.PROFILES["full"]
+    prof = config.PROFILES["full-plateau"]
     assert results.schedule(train.recipe(prof, "mixed_bfloat16") + "|tag:kd-x") == "ep60/es10/lr4/bs64 bf16"
     assert results.schedule(train.recipe(prof)) == "ep60/es10/lr4/bs64"
     assert results.schedule(train.RECIPE).startswith("not recorded")
+    budgeted = train.recipe(config.PROFILES["full"], "mixed_bfloat16")
+    assert results.schedule(budgeted) == "wsd200/warm2/decay0.2/peak0.003 bs128 bf16"
 
 
 def test_strip_stderr_keeps_everything_but_log_lines(tmp_path):
@@ -63,7 +65,7 @@ def test_strip_stderr_keeps_everything_but_log_lines(tmp_path):
 def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     from fer_utils import config, results, train
 
-    prof = config.PROFILES["full"]
+    prof = config.PROFILES["full-plateau"]
     bf16, fp32 = train.recipe(prof, "mixed_bfloat16"), train.recipe(prof)
 
     def row(arch, width, recipe, acc, ts, params=100):
@@ -138,7 +140,7 @@ def test_family_gap_interpolates_the_other_family_in_log_parameters():
 def test_sweep_status_counts_the_widths_on_the_family_recipe():
     from fer_utils import config, results, train
 
-    new, old = train.recipe(config.PROFILES["full"]), train.RECIPE
+    new, old = train.recipe(config.PROFILES["full-plateau"]), train.RECIPE
     runs = pd.DataFrame({
         "arch": ["mobilenet"] * 4 + ["cnn"],
         "width": [0.5, 1.0, 1.0, 2.0, 1.0],
@@ -172,7 +174,7 @@ def test_family_scatter_rings_the_rows_of_another_schedule():
 
     from fer_utils import config, plots, train
 
-    new = train.recipe(config.PROFILES["full"])
+    new = train.recipe(config.PROFILES["full-plateau"])
     runs = pd.DataFrame({"params": [100, 1_000, 10_000], "public_acc": [0.3, 0.4, 0.5],
                          "private_acc": [0.3, 0.5, 0.5], "recipe": [new, train.RECIPE, new]})
     fig, ax = plt.subplots()

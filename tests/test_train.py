@@ -108,8 +108,10 @@ def test_precision_is_part_of_run_id_and_recipe():
 
     from fer_utils import config, train
 
-    prof = config.PROFILES["full"]
+    prof = config.PROFILES["full-plateau"]
     assert train.run_id("cnn", 1.0, "full", 0, "abc") == "cnn-w1-full-s0-abc"
+    assert (train.profile_run_id("cnn", 1.0, config.PROFILES["full"], 0, "abc", "kdh-x", "mixed_bfloat16")
+            == "cnn-w1-full-s0-abc-wsd200-kdh-x-bf16")
     assert train.run_id("cnn", 1.0, "full", 0, "abc", precision="mixed_bfloat16") == "cnn-w1-full-s0-abc-bf16"
     assert train.recipe(prof, "mixed_bfloat16").endswith("|ep60/es10/lr4/bs64|bf16")
     assert "bf16" not in train.recipe(prof)

@@ -1,0 +1,86 @@
+"""The training-budget study: how much training is enough, in epochs and CPU hours.
+
+    python -m fer_utils.budget --arch mobilenet --width 1.0 --profile full [--budgets 15 30 60 120 200]
+
+One warm-up / stable / decay run per budget. Only the longest is trained from scratch: it is
+advanced to the decay start of each shorter budget in turn (its stable phase keeps a checkpoint
+there), and the shorter budget then branches from that checkpoint and trains only its decay
+(:func:`fer_utils.train.branch_source`). Every run is an ordinary resumable run with its own
+registry row, whose ``wall_s`` counts the shared stable phase too: the cost of that budget
+trained alone. Safe under ``nohup`` and ``FER_DEADLINE``; rerun the same command to go on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import config, data, paths
+
+
+def plan(prof: config.Profile, budgets) -> list[tuple[int, int | None]]:
+    """(budget, stop_after) steps: the longest run advanced to each shorter budget's decay start,
+    that budget trained, and finally the longest run to its end (stop_after None)."""
+    budgets = sorted(set(int(b) for b in budgets))
+    if not budgets:
+        raise ValueError("need at least one budget")
+    longest, steps = budgets[-1], []
+    for b in budgets[:-1]:
+        steps += [(longest, replace(prof, epochs=b).lr_schedule().decay_start()), (b, None)]
+    return steps + [(longest, None)]
+
+
+def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, dataset=None,
+        runs_root: Path | None = None, registry_path: Path | None = None, precision: str = "float32",
+        verbose: int = 2, progress: bool = True) -> list[dict] | None:
+    """Train every budget of the study; the finished results, or None when the deadline stopped it."""
+    from . import train
+
+    if prof.lr_schedule() is None or prof.schedule != "wsd":
+        raise ValueError(f"the budget study branches WSD runs; profile {prof.name!r} has schedule {prof.schedule!r}")
+    ds = dataset if dataset is not None else data.load()
+    runs_root = Path(runs_root or paths.runs_dir())
+    kw = dict(dataset=ds, runs_root=runs_root, registry_path=registry_path, precision=precision,
+              verbose=verbose, progress=progress)
+    results = {}
+    for budget, stop_after in plan(prof, budgets):
+        p = replace(prof, epochs=budget)
+        out = train.train(arch, width, p, seed, stop_after=stop_after, **kw)
+        if out is not None:
+            results[budget] = out
+            continue
+        rid = train.profile_run_id(arch, width, p, seed, ds.fingerprint(), precision=precision)
+        state = json.loads((runs_root / rid / "state.json").read_text())
+        if stop_after is None or state["epoch"] < stop_after:
+            return None  # the deadline stopped it
+    return [results[b] for b in sorted(results)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(config.EPOCH_BUDGETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=list(config.PRECISIONS), default="float32")
+    parser.add_argument("--registry", type=Path, default=None)
+    args = parser.parse_args(argv)
+    ds = data.load()
+    setup = config.setup(args.profile, ds)
+    done = run(args.arch, args.width, setup.profile, args.budgets, args.seed, ds,
+               registry_path=args.registry or setup.results / "runs.csv", precision=args.precision)
+    if done is None:
+        print("== stopped at the deadline (FER_DEADLINE); rerun to resume", flush=True)
+        return 3
+    for r in done:
+        print(f"== {r['run_id']}: {r['epochs']} epochs, {r['wall_s'] / 3600:.2f} h, PublicTest {r['public_acc']:.4f} "
+              f"PrivateTest {r['private_acc']:.4f} (mirror TTA {r['public_tta_acc']:.4f} / "
+              f"{r['private_tta_acc']:.4f})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
