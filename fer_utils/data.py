@@ -23,21 +23,9 @@ import numpy as np
 
 from . import paths
 
-CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
-NUM_CLASSES = len(CLASSES)
-IMAGE_SIZE = 48
-NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
-#: the three splits of the original file; course ``test.csv`` rows are ``Test``
-SPLITS = ("Training", "PublicTest", "PrivateTest")
-TEST_SPLIT = "Test"
-#: label of an unlabelled row (course ``test.csv``)
-UNLABELLED = -1
-#: FER2013's per-split class counts (Training; PublicTest; PrivateTest)
-FER2013_COUNTS = {
-    "Training": (3995, 436, 4097, 7215, 4830, 3171, 4965),
-    "PublicTest": (467, 56, 496, 895, 653, 415, 607),
-    "PrivateTest": (491, 55, 528, 879, 594, 416, 626),
-}
+from .constants import (CLASSES, FER2013_COUNTS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS,  # noqa: F401 (re-exported)
+                        SPLITS, TEST_SPLIT, UNLABELLED)
+
 _FOLDER_NAMES = {name.lower(): i for i, name in enumerate(CLASSES)}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 _PIXEL_CHARS = b"0123456789 "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .data import IMAGE_SIZE, NUM_CLASSES
+from .constants import IMAGE_SIZE, NUM_CLASSES
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 #: widths of the sweeps (increasing parameter count; 1.0 is the seed model). MobileNet: 3,237 to

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import FER2013_COUNTS, IMAGE_SIZE, NUM_CLASSES, SPLITS
+from .constants import FER2013_COUNTS, IMAGE_SIZE, NUM_CLASSES, SPLITS
 
 #: per-class geometry prototypes:
 #: brow_slope (+ = inner ends down, the angry "V"), brow_height, eye_open,
