@@ -3,7 +3,7 @@
     python benchmarks/recipe_speed.py [--archs cnn:1.0 mobilenet:1.0 irnet:1.0] [--images 3200]
                                       [--precisions float32 mixed_bfloat16] [--batch-sizes 64 128 256]
 
-Times ``fit`` of the augmenting training wrapper (``fer_utils.train.training_model``,
+Times ``fit`` of the augmenting training wrapper (``fer_utils.recipe.training_model``,
 the given batch sizes, Adam) twice on random 48x48 images: the first epoch pays for tracing /
 compilation, the second is the steady state. Prints one line per (model, precision)
 and a Markdown table. Run it first on any new machine (a GPU especially: with a JIT
@@ -21,7 +21,7 @@ def measure(arch: str, width: float, precision: str, n: int, batch_size: int = 6
     import keras
     import numpy as np
 
-    from fer_utils import models, train
+    from fer_utils import models, recipe
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
@@ -29,7 +29,7 @@ def measure(arch: str, width: float, precision: str, n: int, batch_size: int = 6
     x = rng.random((n, 48, 48, 1), dtype=np.float32)
     y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, n)]
     model = models.build(arch, width)
-    wrapper = train.training_model(model, 0)
+    wrapper = recipe.training_model(model, 0)
     wrapper.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
     times = []
     for _ in range(2):

@@ -5,7 +5,7 @@
 One warm-up / stable / decay run per budget. Only the longest is trained from scratch: it is
 advanced to the decay start of each shorter budget in turn (its stable phase keeps a checkpoint
 there), and the shorter budget then branches from that checkpoint and trains only its decay
-(:func:`fer_utils.train.branch_source`). Every run is an ordinary resumable run with its own
+(:func:`fer_utils.runs.branch_source`). Every run is an ordinary resumable run with its own
 registry row, whose ``wall_s`` counts the shared stable phase too: the cost of that budget
 trained alone. Safe under ``nohup`` and ``FER_DEADLINE``; rerun the same command to go on.
 """
@@ -36,7 +36,7 @@ def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, d
         runs_root: Path | None = None, registry_path: Path | None = None, precision: str = "float32",
         verbose: int = 2, progress: bool = True) -> list[dict] | None:
     """Train every budget of the study; the finished results, or None when the deadline stopped it."""
-    from . import train
+    from . import runs, train
 
     if prof.lr_schedule() is None or prof.schedule != "wsd":
         raise ValueError(f"the budget study branches WSD runs; profile {prof.name!r} has schedule {prof.schedule!r}")
@@ -51,11 +51,26 @@ def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, d
         if out is not None:
             results[budget] = out
             continue
-        rid = train.profile_run_id(arch, width, p, seed, ds.fingerprint(), precision=precision)
+        rid = runs.profile_run_id(arch, width, p, seed, ds.fingerprint(), precision=precision)
         state = json.loads((runs_root / rid / "state.json").read_text())
         if stop_after is None or state["epoch"] < stop_after:
             return None  # the deadline stopped it
     return [results[b] for b in sorted(results)]
+
+
+def study(setup, dataset=None, smoke_budgets=(2, 3)):
+    """Notebook 03's budget-study table (``results.budget_study`` of ``config.BUDGET_STUDY_MODEL``),
+    written to ``budget.csv``. In the smoke profile ``smoke_budgets`` are trained here first; in the
+    full profile the runs come from this module's command line, in the background."""
+    from . import registry, results
+
+    arch, width = config.BUDGET_STUDY_MODEL
+    reg = setup.results / "runs.csv"
+    if setup.profile.name == "smoke":
+        run(arch, width, setup.profile, smoke_budgets, dataset=dataset, registry_path=reg)
+    table = results.budget_study(registry.read(reg), arch, width, profile=setup.profile.name)
+    table.to_csv(setup.results / "budget.csv", index=False)
+    return table
 
 
 def main(argv=None) -> int:

@@ -57,7 +57,7 @@ def confusion_counts(runs: pd.DataFrame, load_test, table: Path, runs_root: Path
     """
     import numpy as np
 
-    from .train import has_weights, load_trained
+    from .runs import has_weights, load_trained
 
     table = Path(table)
     cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CONFUSION_COLUMNS))
@@ -83,6 +83,17 @@ def confusion_counts(runs: pd.DataFrame, load_test, table: Path, runs_root: Path
     return cached[keep].reset_index(drop=True)
 
 
+def test_loader(profile, split: str = "PrivateTest"):
+    """A callable returning the prepared (images, labels) of ``split`` under ``profile``; the data is
+    loaded only when it is called (``confusion_counts`` calls it only when something is to predict)."""
+    def load():
+        from . import data
+        from .runs import prepare
+
+        return prepare(data.load(), profile)["tests"][split]
+    return load
+
+
 def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
                    model=None) -> pd.DataFrame:
     """Encode ``run``'s model with each codec not yet in ``table``, decode, evaluate, append rows.
@@ -90,7 +101,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     ``model`` overrides the run's own weights (a pruned copy, say); its codec
     names should then say so (``pruned-...``).
     """
-    from .train import evaluate, load_trained
+    from .runs import evaluate, load_trained
 
     done = read_table(table)
     done_codecs = _with_files(done, run["run_id"], runs_root)  # the table is read once
@@ -124,3 +135,73 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(table, mode="a", header=not Path(table).exists(), index=False)
     out = read_table(table)
     return out[out["run_id"] == run["run_id"]]
+
+
+def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table: Path, pruned_codecs=(),
+                   sparsity: float = 0.5, prune_epochs: int = 3, runs_root: Path | None = None) -> pd.DataFrame:
+    """Every codec, and every pruned codec at ``sparsity``, on each of ``runs`` whose float32 weights are
+    on this machine; the others keep the rows the training machine wrote. Returns their rows."""
+    from . import prune
+    from .runs import has_weights, load_trained
+
+    for _, run in runs.iterrows():
+        run = run.to_dict()
+        if not has_weights(run["run_id"], runs_root):
+            print(f"{run['model']}: float32 weights not on this machine; using the cached codec rows")
+            continue
+        measure_codecs(run, codecs, prepared, table, runs_root)
+        pruned_names = [f"{c}@{sparsity:g}" for c in pruned_codecs]
+        if pruned_names and not set(pruned_names) <= measured(run["run_id"], table, runs_root):
+            pruned = prune.prune(load_trained(run, runs_root), sparsity, prepared, epochs=prune_epochs, verbose=2)
+            measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned)
+    rows = read_table(table)
+    return rows[rows.run_id.isin(runs.run_id)]
+
+
+def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | None = None,
+                     tolerance: float = 1e-4) -> pd.DataFrame:
+    """Predict PrivateTest from each codec file on this machine through the deliverable's code path
+    (``predict.predict_labels`` on the decoded file, mirror TTA off as when measured) and compare
+    with the measured accuracy; a difference over ``tolerance`` is an error naming the file."""
+    import numpy as np
+
+    from . import predict
+
+    checks = []
+    for row in codecs.itertuples(index=False):
+        path = codec_path(row.run_id, row.codec, runs_root)
+        if not path.exists():  # measured on another machine: cached row, no file here
+            continue
+        acc = float(np.mean(predict.predict_labels(compress.decode(path), images, mirror=False) == labels))
+        if abs(acc - row.private_acc) > tolerance:
+            raise ValueError(f"{path}: PrivateTest accuracy from the file alone is {acc:.4f}, measured {row.private_acc}")
+        checks.append({"model": row.model, "codec": row.codec, "bytes": row.bytes, "measured": row.private_acc,
+                       "from file": round(acc, 4)})
+    return pd.DataFrame(checks, columns=["model", "codec", "bytes", "measured", "from file"])
+
+
+TTA_COLUMNS = ("file", "model", "codec", "public_acc", "private_acc", "public_tta_acc", "private_tta_acc")
+
+
+def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
+    """Mirror test-time augmentation on compressed files: ``{name: (path, model label, codec)}``, each
+    decoded and scored with and without TTA on PublicTest and PrivateTest; written to ``table``
+    (what ``predict.MIRROR_TTA``'s default rests on). Files not on this machine keep their cached rows."""
+    from .runs import evaluate
+
+    table = Path(table)
+    cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(TTA_COLUMNS))
+    rows = []
+    for name, (path, label, codec) in files.items():
+        if not Path(path).exists():
+            rows += cached[cached.file == name].to_dict("records")
+            continue
+        acc = evaluate(compress.decode(path), prepared, mirror=True)
+        rows.append({"file": name, "model": label, "codec": codec,
+                     **{f"{k}_acc": round(acc[s], 4) for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))},
+                     **{f"{k}_tta_acc": round(acc[f"{s}_tta"], 4)
+                        for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))}})
+    out = pd.DataFrame(rows, columns=list(TTA_COLUMNS))
+    table.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(table, index=False)
+    return out

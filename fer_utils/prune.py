@@ -49,7 +49,7 @@ class _HoldZeros(keras.callbacks.Callback):
 def prune(model, sparsity: float, prepared: dict, epochs: int = 3, batch_size: int = 64, seed: int = 0,
           learning_rate: float = 2e-4, verbose: int = 2):
     """A pruned, fine-tuned copy of ``model`` (the original is left alone)."""
-    from .train import fit_targets, training_model
+    from .recipe import fit_targets, training_model
 
     twin = compress._clone(model)
     masks = magnitude_masks(twin, sparsity)

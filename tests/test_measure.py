@@ -1,5 +1,5 @@
 """Codec measurements: one row per (run, codec), measured again when its file is gone."""
-from fer_utils import config, data, measure, models, train
+from fer_utils import config, data, measure, models, runs
 
 
 def test_a_row_whose_file_is_gone_is_measured_again_and_replaced(tmp_path):
@@ -7,9 +7,9 @@ def test_a_row_whose_file_is_gone_is_measured_again_and_replaced(tmp_path):
     run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic"}
     model = models.irnet(0.5)
     run["params"] = model.count_params()
-    train.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
-    model.save_weights(train.weights_path(run["run_id"], runs_root))
-    prepared = train.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
 
     first = measure.measure_codecs(run, ["fp16", "kmeans-3"], prepared, table, runs_root)
     assert sorted(first.codec) == ["fp16", "kmeans-3"]
@@ -33,14 +33,14 @@ def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrai
 
     runs_root, table = tmp_path / "runs", tmp_path / "confusion.csv"
     model = models.irnet(0.5)
-    train.weights_path("irnet-w0.5-x", runs_root).parent.mkdir(parents=True)
-    model.save_weights(train.weights_path("irnet-w0.5-x", runs_root))
+    runs.weights_path("irnet-w0.5-x", runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path("irnet-w0.5-x", runs_root))
     ds = data.synthetic(140, seed=2)
     calls = []
 
     def load_test():
         calls.append(1)
-        return train.prepare(ds, config.PROFILES["smoke"])["tests"]["PrivateTest"]
+        return runs.prepare(ds, config.PROFILES["smoke"])["tests"]["PrivateTest"]
 
     row = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "model": "IRNet (ours) w0.5",
            "timestamp": "2026-01-01T00:00:00+00:00"}

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from fer_utils import data, paths
+from fer_utils import data, distill, paths, recipe, runs
 
 
 def _cli(env, *args):
@@ -49,21 +49,19 @@ def test_kill_and_resume_continues_at_epoch_2(tmp_path):
 def test_soft_targets_mix_teacher_and_labels():
     import numpy as np
 
-    from fer_utils import train
-
     class Teacher:
         def predict(self, x, batch_size, verbose):
             return np.tile([0.7, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03], (len(x), 1))
 
     y = np.array([3, 0])
-    t = train.soft_targets(Teacher(), np.zeros((2, 48, 48, 1)), y, temperature=1.0, alpha=0.5)
+    t = distill.soft_targets(Teacher(), np.zeros((2, 48, 48, 1)), y, temperature=1.0, alpha=0.5)
     assert np.allclose(t.sum(axis=1), 1)
     assert np.isclose(t[0, 3], 0.5 * 0.05 + 0.5) and np.isclose(t[1, 0], 0.5 * 0.7 + 0.5)
-    hot = train.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=4.0, alpha=1.0)
+    hot = distill.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=4.0, alpha=1.0)
     assert hot[0].max() < 0.7  # a higher temperature flattens the teacher
     import pytest
     with pytest.raises(ValueError, match="temperature"):
-        train.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=0, alpha=0.5)
+        distill.soft_targets(Teacher(), np.zeros((1, 48, 48, 1)), y[:1], temperature=0, alpha=0.5)
 
 
 def test_deadline_leaves_a_resumable_unfinished_run(tmp_path):
@@ -109,55 +107,43 @@ def test_precision_is_part_of_run_id_and_recipe():
     from fer_utils import config, train
 
     prof = config.PROFILES["full-plateau"]
-    assert train.run_id("cnn", 1.0, "full", 0, "abc") == "cnn-w1-full-s0-abc"
-    assert (train.profile_run_id("cnn", 1.0, config.PROFILES["full"], 0, "abc", "kdh-x", "mixed_bfloat16")
+    assert runs.run_id("cnn", 1.0, "full", 0, "abc") == "cnn-w1-full-s0-abc"
+    assert (runs.profile_run_id("cnn", 1.0, config.PROFILES["full"], 0, "abc", "kdh-x", "mixed_bfloat16")
             == "cnn-w1-full-s0-abc-wsd200-kdh-x-bf16")
-    assert train.run_id("cnn", 1.0, "full", 0, "abc", precision="mixed_bfloat16") == "cnn-w1-full-s0-abc-bf16"
-    assert train.recipe(prof, "mixed_bfloat16").endswith("|ep60/es10/lr4/bs64|bf16")
-    assert "bf16" not in train.recipe(prof)
+    assert runs.run_id("cnn", 1.0, "full", 0, "abc", precision="mixed_bfloat16") == "cnn-w1-full-s0-abc-bf16"
+    assert recipe.describe(prof, "mixed_bfloat16").endswith("|ep60/es10/lr4/bs64|bf16")
+    assert "bf16" not in recipe.describe(prof)
     with pytest.raises(ValueError, match="precision"):
         train.train("cnn", 1.0, "smoke", dataset=data.synthetic(50, seed=1), precision="float8")
 
 
-def test_parallel_runner_runs_students_after_their_teacher(tmp_path):
-    from fer_utils import config, parallel
-
-    csv = data.write_kaggle_csv(data.synthetic(300, seed=4), tmp_path / "tiny.csv")
-    os.environ["FER2013_PATH"], os.environ["FER_RUNS_DIR"] = str(csv), str(tmp_path / "runs")
-    try:
-        config.setup("smoke")
-        jobs = [parallel.Job("irnet", 0.5, teacher="cnn:0.0625", priority=0),
-                parallel.Job("cnn", 0.0625, priority=0), parallel.Job("mobilenet", 0.35)]
-        done = parallel.run(jobs, "smoke", 2, work=tmp_path / "work", main_registry=tmp_path / "runs.csv")
-    finally:
-        os.environ.pop("FER2013_PATH"), os.environ.pop("FER_RUNS_DIR")
-    assert [j.returncode for j in done] == [0, 0, 0]
-    names = [j.name for j in done]
-    assert names.index("cnn-w0.0625") < names.index("irnet-w0.5-kd-cnn0.0625")  # the teacher came first
-    rows = pd.read_csv(tmp_path / "runs.csv")
-    assert len(rows) == 3 and rows["recipe"].str.contains("tag:kdh-cnn0.0625").sum() == 1  # Hinton by default
-    assert all((tmp_path / "logs" / f"{r}.csv").exists() for r in rows["run_id"])
-
-
 def test_a_run_is_never_read_back_under_another_schedule(tmp_path):
+    from dataclasses import replace
+
     import pytest
 
-    from fer_utils import train
+    from fer_utils import config, train
 
     kw = dict(dataset=data.synthetic(200, seed=6), runs_root=tmp_path / "runs", registry_path=tmp_path / "r.csv",
               verbose=0, train_limit=100)
-    first = train.train("irnet", 0.5, "smoke", epochs=1, **kw)
-    assert train.train("irnet", 0.5, "smoke", epochs=1, **kw) == first  # same schedule: read back
+    smoke = config.PROFILES["smoke"]
+    first = train.train("irnet", 0.5, smoke, epochs=1, **kw)
+    assert train.train("irnet", 0.5, smoke, epochs=1, **kw) == first  # same schedule: read back
+    # a budget is part of a budgeted run's name: another budget is another run, never this one read back
+    other = train.train("irnet", 0.5, smoke, epochs=2, **kw)
+    assert first["run_id"].endswith("-wsd1") and other["run_id"].endswith("-wsd2")
+    with pytest.raises(ValueError, match=r"another schedule \(learning_rate 0.003 -> 0.001\)"):
+        train.train("irnet", 0.5, replace(smoke, learning_rate=1e-3), epochs=1, **kw)
+    plateau = replace(smoke, schedule="plateau")  # the first recipe's name carries no budget
+    train.train("irnet", 0.5, plateau, epochs=1, **kw)
     with pytest.raises(ValueError, match=r"another schedule \(epochs 1 -> 2\)"):
-        train.train("irnet", 0.5, "smoke", epochs=2, **kw)
-    assert len(pd.read_csv(tmp_path / "r.csv")) == 1
+        train.train("irnet", 0.5, plateau, epochs=2, **kw)
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 3
 
 
 def test_distillation_loss_is_hintons_on_softmax_outputs():
     import keras
     import numpy as np
-
-    from fer_utils import train
 
     rng = np.random.default_rng(0)
     z = rng.normal(0, 2, (5, 7))
@@ -169,10 +155,10 @@ def test_distillation_loss_is_hintons_on_softmax_outputs():
     soft_s = np.exp(z / T) / np.exp(z / T).sum(1, keepdims=True)  # softmax(logits / T)
     expected = alpha * T ** 2 * -(soft_t * np.log(soft_s)).sum(1) + (1 - alpha) * -np.log(p[np.arange(5), y])
     packed = np.concatenate([soft_t, np.eye(7)[y]], axis=1).astype(np.float32)
-    loss = train.DistillationLoss(T, alpha)
+    loss = distill.DistillationLoss(T, alpha)
     assert np.isclose(float(loss(packed, p.astype(np.float32))), expected.mean(), rtol=1e-4)
     # the accuracy reads the one-hot half
-    acc = train.HardLabelAccuracy()
+    acc = distill.HardLabelAccuracy()
     acc.update_state(packed, p.astype(np.float32))
     assert np.isclose(float(acc.result()), np.mean(p.argmax(1) == y))
     # both survive a save / load (a resumed run reloads its compiled wrapper)
@@ -190,11 +176,11 @@ def test_distilled_run_trains_resumably_with_its_own_loss(tmp_path):
     kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
               epochs=1, train_limit=120)
     teacher = train.train("irnet", 0.5, prof, **kw)
-    student = train.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, **kw)
+    student = distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, **kw)
     assert student["run_id"].endswith("-kdh-irnet0.5-T2-a0.5") and "|tag:kdh-irnet0.5-T2-a0.5" in student["recipe"]
     wrapper = keras.models.load_model(tmp_path / "runs" / student["run_id"] / "last.keras")
-    assert isinstance(wrapper.loss, train.DistillationLoss) and wrapper.loss.temperature == 2.0
+    assert isinstance(wrapper.loss, distill.DistillationLoss) and wrapper.loss.temperature == 2.0
     log = pd.read_csv(tmp_path / "runs" / student["run_id"] / "log.csv")
     assert {"accuracy", "val_accuracy"} <= set(log.columns) and 0 <= log["val_accuracy"].iloc[0] <= 1
-    mixed = train.distill("irnet", 0.5, teacher, prof, method="mix", **kw)
+    mixed = distill.distill("irnet", 0.5, teacher, prof, method="mix", **kw)
     assert mixed["run_id"].endswith("-kd-irnet0.5-T4-a0.7")  # the first method keeps its old name

@@ -1,0 +1,170 @@
+"""Knowledge distillation: a student trained on a finished teacher's soft targets.
+
+    python -m fer_utils.distill --arch irnet --width 1.0 --teacher cnn:1.0 --profile full
+
+Distillation sits above the training engine: it computes the teacher's targets and calls
+:func:`fer_utils.train.train` with them (the engine knows nothing of teachers). ``hinton`` (run
+tag ``kdh-…``) matches the student's softened softmax to the teacher's, T²-scaled, weighed by
+``alpha`` against cross-entropy on the labels; ``mix`` (tag ``kd-…``), the first method this
+project ran, fits the student's plain softmax to a mix of softened teacher and label.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import config, data, registry, runs, train
+from .constants import NUM_CLASSES
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class DistillationLoss(keras.losses.Loss):
+    """Knowledge distillation (Hinton et al., 2015) for a student that ends in a softmax.
+
+    ``y_true`` packs [teacher's distribution softened by T | one-hot label] (2 x 7 columns). The
+    student's probabilities are softened the same way (log p is the logit up to a constant, so
+    softmax(log p / T) = softmax(z / T)) and matched to the teacher's, scaled by T² so the
+    gradients keep their size; ``alpha`` weighs that term against cross-entropy on the labels:
+    ``alpha * T² * H(teacher_T, student_T) + (1 - alpha) * H(label, student)``.
+    """
+
+    def __init__(self, temperature: float = 4.0, alpha: float = 0.7, name: str = "distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if temperature <= 0 or not 0 <= alpha <= 1:
+            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+        self.temperature, self.alpha = float(temperature), float(alpha)
+
+    def call(self, y_true, y_pred):
+        ops, k = keras.ops, NUM_CLASSES
+        y_true = ops.cast(y_true, "float32")
+        soft, hard = y_true[:, :k], y_true[:, k:]
+        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        z = log_p / self.temperature
+        log_q = z - ops.logsumexp(z, axis=-1, keepdims=True)
+        kd = -ops.sum(soft * log_q, axis=-1) * self.temperature ** 2
+        ce = -ops.sum(hard * log_p, axis=-1)
+        return self.alpha * kd + (1.0 - self.alpha) * ce
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+
+
+def _hard_label_accuracy(y_true, y_pred):
+    k = NUM_CLASSES
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, k:], axis=-1),
+                                          keras.ops.argmax(y_pred, axis=-1)), "float32")
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy against the one-hot half of :class:`DistillationLoss`'s packed targets."""
+
+    def __init__(self, name: str = "accuracy", dtype=None):
+        super().__init__(fn=_hard_label_accuracy, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def softened(teacher, x: np.ndarray, temperature: float) -> np.ndarray:
+    """The teacher's distribution softened by ``temperature``: it ends in a softmax, so this is
+    p**(1/T) renormalised (the same as softmax(logits / T))."""
+    if temperature <= 0:
+        raise ValueError(f"need temperature > 0, got T={temperature}")
+    p = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
+    soft = np.power(np.clip(p, 1e-12, 1.0), 1.0 / temperature)
+    return soft / soft.sum(axis=1, keepdims=True)
+
+
+def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
+    """``mix`` distillation targets: ``alpha`` x the teacher's softened distribution + (1 - alpha) x one-hot.
+
+    The student's own (unsoftened) softmax is fitted to them with plain cross-entropy, which at
+    T > 1 acts much like heavy label smoothing; ``hinton`` (:class:`DistillationLoss`) is the
+    standard method.
+    """
+    if temperature <= 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+    onehot = np.eye(NUM_CLASSES)[y]
+    return (alpha * softened(teacher, x, temperature) + (1 - alpha) * onehot).astype(np.float32)
+
+
+def packed_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float) -> np.ndarray:
+    """[teacher's softened distribution | one-hot label], what :class:`DistillationLoss` reads."""
+    return np.concatenate([softened(teacher, x, temperature), np.eye(NUM_CLASSES)[y]], axis=1).astype(np.float32)
+
+
+def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
+            temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", **kwargs) -> dict:
+    """Train ``arch``/``width`` on a trained teacher's soft targets (same recipe, seed and data as a plain run)."""
+    if method not in config.KD_METHODS:
+        raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
+    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    ds = dataset if dataset is not None else data.load()
+    prepared = runs.prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
+    (x, y), (xv, yv) = prepared["train"], prepared["val"]
+    teacher = runs.load_trained(teacher_run, kwargs.get("runs_root"))
+    if method == "mix":
+        targets = train.Targets(soft_targets(teacher, x, y, temperature, alpha))
+    else:
+        targets = train.Targets(packed_targets(teacher, x, y, temperature), packed_targets(teacher, xv, yv, temperature),
+                          DistillationLoss(temperature, alpha), HardLabelAccuracy())
+    tag = f"{config.KD_METHODS[method]}-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
+    return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
+
+
+def find_teacher(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:
+    """The newest finished plain run ``ARCH:WIDTH`` of ``profile`` on this data in the registry, or None."""
+    from . import results
+
+    t_arch, t_width = spec.split(":")
+    rows = results.latest_runs(registry.read(registry_path), profile)
+    rows = rows[(rows.arch == t_arch) & (rows.width == float(t_width)) & (rows.data_fingerprint == fingerprint)]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, method: str = "hinton"):
+    """Notebook 04's distillation table: in the smoke profile, ``student`` (arch, width) is distilled
+    here from the finished ``teacher`` (arch, width) run; in any other profile the distilled runs come
+    from the command line. Every distilled run in the registry is then paired with its plain twin
+    (``results.distillation_pairs``), written to ``distillation.csv`` and returned."""
+    from . import results
+
+    reg = setup.results / "runs.csv"
+    if setup.profile.name == "smoke":
+        found = find_teacher(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
+        if found is not None:
+            distill(*student, found, setup.profile, dataset=dataset, temperature=temperature, alpha=alpha,
+                    method=method, verbose=2, registry_path=reg)
+    table = results.distillation_pairs(registry.read(reg), setup.profile.name)
+    table.to_csv(setup.results / "distillation.csv", index=False)
+    return table
+
+
+def main(argv=None) -> int:
+    parser = train.cli_parser("Distil a student from a finished teacher run (resumable).")
+    parser.add_argument("--teacher", required=True, metavar="ARCH:WIDTH",
+                        help="a finished plain run of the same profile and data (e.g. cnn:1.0)")
+    parser.add_argument("--teacher-registry", type=Path, default=None,
+                        help="registry to find the teacher's run in (default: --registry)")
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's term")
+    parser.add_argument("--kd-method", choices=list(config.KD_METHODS), default="hinton")
+    args = parser.parse_args(argv)
+    ds, setup, common = train.cli_setup(args)
+    teacher = find_teacher(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
+                           ds.fingerprint())
+    if teacher is None:
+        parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "
+                     f"{args.teacher_registry or common['registry_path']}")
+    done = distill(args.arch, args.width, teacher, setup.profile, args.seed, temperature=args.temperature,
+                   alpha=args.alpha, method=args.kd_method, **common)
+    return 0 if done else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Run folders: a run's name, the data it sees, its files on disk, snapshots, evaluation.
+
+A run folder (``runs/<run id>``) holds the last checkpoint (model + optimizer), the best
+weights, a per-epoch log and ``state.json``; a WSD run also keeps checkpoints of its stable
+phase under ``stable/e<epoch>/``, which other budgets branch from. This module sits below the
+training engine: the engine, the budget study, distillation, compression and measurement all
+read and write run folders through it, and it imports none of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import MISSING, asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import config, data, paths
+
+
+PRECISIONS = config.PRECISIONS
+#: the per-epoch log's columns (``log.csv``)
+LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+# --------------------------------------------------------------------------- names
+def run_id(arch: str, width: float, profile: str, seed: int, fingerprint: str, tag: str = "",
+           precision: str = "float32", schedule: str = "") -> str:
+    """``<arch>-w<width>-<profile>-s<seed>-<data>[-<schedule tag>][-<tag>][-<precision>]``.
+
+    ``schedule`` is the budgeted schedule's tag (``wsd200``); the first recipe's runs have none.
+    """
+    return (f"{arch}-w{width:g}-{profile}-s{seed}-{fingerprint}" + (f"-{schedule}" if schedule else "")
+            + (f"-{tag}" if tag else "") + (f"-{PRECISIONS[precision]}" if PRECISIONS[precision] else ""))
+
+
+def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fingerprint: str, tag: str = "",
+                   precision: str = "float32") -> str:
+    """The run id of ``arch``/``width`` trained on ``prof`` (its schedule's tag included)."""
+    sched = prof.lr_schedule()
+    return run_id(arch, width, prof.name, seed, fingerprint, tag, precision, sched.tag() if sched else "")
+
+
+# --------------------------------------------------------------------------- what a run sees
+def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
+    """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1]."""
+    train, val = data.train_val_split(ds, 0.1, seed=0)  # one fixed validation split for every run
+    if profile.train_limit is not None:
+        train = data.stratified_subset(train, profile.train_limit, seed)
+        val = data.stratified_subset(val, max(profile.train_limit // 5, 50), seed)
+    out = {"train": _xy(train), "val": _xy(val), "tests": {}}
+    for split in ("PublicTest", "PrivateTest"):
+        part = ds.subset(split)
+        if len(part) == 0:
+            continue
+        if profile.eval_limit is not None:
+            part = data.stratified_subset(part, profile.eval_limit, seed)
+        out["tests"][split] = _xy(part)
+    return out
+
+
+def _xy(ds: data.FERDataset):
+    return ds.images.astype(np.float32) / 255.0, ds.labels.astype(np.int64)
+
+
+def evaluate(model, prepared: dict, mirror: bool = False) -> dict:
+    """Accuracy on validation and on each labelled test split; ``mirror``: with mirror TTA too (``<split>_tta``)."""
+    from .predict import probabilities
+
+    out = {}
+    for name, (x, y) in [("val", prepared["val"]), *prepared["tests"].items()]:
+        plain = probabilities(model, x)
+        out[name] = float(np.mean(np.argmax(plain, axis=1) == y))
+        if mirror:
+            both = probabilities(model, x, mirror=True, plain=plain)
+            out[f"{name}_tta"] = float(np.mean(np.argmax(both, axis=1) == y))
+    return out
+
+
+# --------------------------------------------------------------------------- files
+def atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def check_schedule(run_dir: Path, prof: config.Profile) -> None:
+    """Refuse to resume or read back a run folder trained on another schedule.
+
+    The run name holds the profile's name, not its epochs and patiences, so a
+    changed profile would otherwise read an old run back as if it were new.
+    """
+    state_path = run_dir / "state.json"
+    if not state_path.exists():
+        return
+    defaults = {f.name: f.default for f in fields(config.Profile) if f.default is not MISSING}
+    had = {**defaults, **json.loads(state_path.read_text()).get("profile", {})}  # older folders lack newer fields
+    want = {k: v for k, v in asdict(prof).items() if k != "name"}
+    diff = {k: (had.get(k), v) for k, v in want.items() if had.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(diff.items()))
+        raise ValueError(f"{run_dir}: this run was trained on another schedule ({detail}); move the folder "
+                         f"aside (e.g. to {run_dir.name}-old) to train the new one, or rerun with the old schedule")
+
+
+def truncate_log(run_dir: Path, epochs_done: int) -> None:
+    """Drop log rows of an epoch that was interrupted before its state was written."""
+    log = run_dir / "log.csv"
+    if not log.exists():
+        log.write_text(",".join(LOG_COLUMNS) + "\n")
+        return
+    lines = log.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) <= epochs_done]
+    log.write_text("\n".join(keep) + "\n")
+
+
+def publish_log(run_dir: Path, registry_path: Path) -> None:
+    """Copy the small per-epoch log beside the registry (``logs/<run_id>.csv``), where plots read it."""
+    logs_dir = registry_path.parent / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / "log.csv", logs_dir / f"{run_dir.name}.csv")
+
+
+def weights_path(run_id: str, runs_root: Path | None = None) -> Path:
+    """A finished run's final (best) float32 weights; only on the machine that trained it."""
+    return Path(runs_root or paths.runs_dir()) / run_id / "final.weights.h5"
+
+
+def exported_path(run_id: str, results_dir: Path) -> Path:
+    """A finished run's float16 copy beside the registry (``<results>/weights/<run id>.fp16``), committed
+    with the results so that codecs, distillation and the report work on a fresh clone."""
+    return Path(results_dir) / "weights" / f"{run_id}.fp16"
+
+
+def export_weights(model, run_id: str, results_dir: Path) -> int:
+    """Write ``model``'s float16 copy (``compress``'s ``fp16`` codec); returns its bytes."""
+    from . import compress
+
+    path = exported_path(run_id, results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return compress.encode(model, path, "fp16")
+
+
+def _exported(run_id: str) -> Path | None:
+    for out in (paths.output_dirs(committed=True), paths.output_dirs(committed=False)):
+        if exported_path(run_id, out["results"]).exists():
+            return exported_path(run_id, out["results"])
+    return None
+
+
+def has_weights(run_id: str, runs_root: Path | None = None) -> bool:
+    """Whether a finished run's weights are here: float32 in its run folder, or its exported float16 copy."""
+    return weights_path(run_id, runs_root).exists() or _exported(run_id) is not None
+
+
+def load_trained(result: dict, runs_root: Path | None = None):
+    """Rebuild a finished run's model with its final (best) weights: float32 from its run folder when
+    this machine trained it, else its exported float16 copy."""
+    from . import compress, models
+
+    path = weights_path(result["run_id"], runs_root)
+    if not path.exists() and _exported(result["run_id"]) is not None:
+        return compress.decode(_exported(result["run_id"]))
+    model = models.build(result["arch"], float(result["width"]))
+    model.load_weights(path)
+    return model
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- stable-phase snapshots and branches
+def snapshot_epochs(sched) -> set[int]:
+    """Epochs at which a WSD run keeps a checkpoint of its stable phase: the decay starts of the
+    study's shorter budgets (:data:`config.EPOCH_BUDGETS`) and its own (to extend the budget later)."""
+    if sched is None or sched.kind != "wsd":
+        return set()
+    own = sched.decay_start()
+    shorter = {replace(sched, epochs=b).decay_start() for b in config.EPOCH_BUDGETS if b < sched.epochs}
+    return {e for e in shorter | {own} if sched.warmup <= e <= own and e > 0}
+
+
+SNAPSHOT_FILES = ("last.keras", "state.json", "log.csv", "best.weights.h5")
+
+
+def save_snapshot(run_dir: Path, epoch: int) -> Path:
+    """Copy the finished epoch's checkpoint, state, log and best weights to ``stable/e<epoch>/``."""
+    dest = run_dir / "stable" / f"e{epoch:04d}"
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in SNAPSHOT_FILES:
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+def branch_source(runs_root: Path, rid: str, prof: config.Profile) -> Path | None:
+    """The latest stable-phase snapshot a WSD run ``rid`` can start from, or None.
+
+    A sibling run (same architecture, width, seed, data, tag and precision, any WSD budget) whose
+    snapshot at epoch ``e`` lies at or before this run's decay start, trained with the same
+    schedule otherwise (peak, warm-up, decay share, batch size): up to ``e`` both runs followed
+    the same learning rates, so the snapshot *is* this run after ``e`` epochs.
+    """
+    sched = prof.lr_schedule()
+    if sched is None or sched.kind != "wsd":
+        return None
+    own_tag = f"-{sched.tag()}"
+    head, _, tail = rid.partition(own_tag)
+    pattern = re.compile(re.escape(head) + r"-wsd\d+" + re.escape(tail) + "$")
+    want = {k: v for k, v in asdict(prof).items() if k != "epochs"}
+    best = None
+    for sib in Path(runs_root).iterdir() if Path(runs_root).is_dir() else []:
+        if sib.name == rid or not pattern.match(sib.name):
+            continue
+        for snap in (sib / "stable").glob("e[0-9][0-9][0-9][0-9]"):
+            epoch = int(snap.name[1:])
+            if not (sched.warmup <= epoch <= sched.decay_start()) or not (snap / "last.keras").exists():
+                continue
+            had = json.loads((snap / "state.json").read_text())["profile"]
+            if {k: v for k, v in had.items() if k != "epochs"} != want:
+                continue
+            if best is None or epoch > int(best.name[1:]):
+                best = snap
+    return best
+
+
+def start_from_snapshot(run_dir: Path, snap: Path, prof: config.Profile) -> dict:
+    """Make ``run_dir`` the run ``snap`` was after its epoch: checkpoint, log, best weights, state."""
+    for name in SNAPSHOT_FILES:
+        if (snap / name).exists() and name != "state.json":
+            shutil.copyfile(snap / name, run_dir / name)
+    state = json.loads((snap / "state.json").read_text())
+    state.update(profile=asdict(prof), branched_from=f"{snap.parent.parent.name}@{state['epoch']}")
+    atomic_json(run_dir / "state.json", state)
+    return state
