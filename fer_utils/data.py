@@ -429,3 +429,19 @@ def stratified_subset(ds: FERDataset, n: int, seed: int = 0) -> FERDataset:
         k = max(1, int(round(n * len(idx) / len(ds))))
         picks.append(rng.permutation(idx)[:k])
     return ds.take(np.sort(np.concatenate(picks)))
+
+
+def pixel_stats(ds: FERDataset):
+    """Per split and class: mean and standard deviation of the pixels, and how many images are
+    near-blank (pixel standard deviation under 1)."""
+    import pandas as pd
+
+    rows = []
+    for split in ds.split_names():
+        part = ds.subset(split)
+        for c, name in enumerate(CLASSES):
+            px = part.images[part.labels == c]
+            if len(px):
+                rows.append({"split": split, "class": name, "mean": px.mean(), "std": px.std(),
+                             "near_blank": int((px.reshape(len(px), -1).std(axis=1) < 1).sum())})
+    return pd.DataFrame(rows)

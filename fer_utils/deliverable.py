@@ -17,13 +17,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-from . import paths
+from . import config, paths
 
-#: the modules prediction imports (predict → compress → models → data → paths)
-MODULES = ("__init__", "paths", "data", "models", "compress", "predict")
+#: the modules prediction imports (predict → compress → models → constants; predict → data → paths)
+MODULES = ("__init__", "constants", "paths", "data", "models", "compress", "predict")
 MAIN = "import sys\nfrom fer_utils.predict import main\nsys.exit(main())\n"
-#: budgets of the original assignment, in bytes, for the whole folder
-STRONG_LIMIT, SIMPLE_LIMIT = 225_000, 650_000
 
 
 def minify(source: str) -> str:
@@ -71,6 +69,59 @@ def assemble(weights: Path, out_dir: Path | None = None) -> int:
     return folder_bytes(out_dir)
 
 
+CHOICE_COLUMNS = ("budget", "limit_bytes", "model", "codec", "public_acc", "private_acc", "run_id", "folder_bytes",
+                  "target_private", "target_met")
+
+
+def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None):
+    """The deliverable of each byte budget, chosen among every measured (run, codec) file.
+
+    Each file whose codec row is in ``codecs`` (``measure.read_table``) and whose file is on this
+    machine is assembled into a folder (weights + ``predict.pyz``) and measured as the assignment
+    measured it. Within each budget (``{name: config.ByteBudget}``) the file with the best
+    **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest only reports. The winner is
+    copied to ``<results_dir>/weights/best-<name>.<codec>`` (replacing the budget's previous file)
+    and the table goes to ``<results_dir>/deliverables.csv``. With no file on this machine (a fresh
+    clone) nothing is rewritten and the committed table is returned.
+    """
+    import pandas as pd
+
+    from .measure import codec_path
+
+    table = Path(results_dir) / "deliverables.csv"
+    build_dir = Path(build_dir or paths.BUILD_DIR / "deliverables")
+    rows = []
+    for c in codecs.itertuples(index=False):
+        src = codec_path(c.run_id, c.codec, runs_root)
+        if src.exists():
+            rows.append({"model": c.model, "codec": c.codec, "public_acc": c.public_acc, "private_acc": c.private_acc,
+                         "run_id": c.run_id, "folder_bytes": assemble(src, build_dir / f"{c.run_id}-{c.codec}")})
+    if not rows:
+        return pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
+    folders, chosen = pd.DataFrame(rows), []
+    weights_dir = Path(results_dir) / "weights"
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    for name, budget in budgets.items():
+        fit = folders[folders.folder_bytes <= budget.limit]
+        if fit.empty:
+            continue
+        best = fit.sort_values(["public_acc", "folder_bytes"], ascending=[False, True]).iloc[0]
+        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.to_dict(), "target_private": budget.target,
+                       "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
+        for old in weights_dir.glob(f"best-{name}.*"):
+            old.unlink()
+        shutil.copyfile(codec_path(best.run_id, best.codec, runs_root), weights_dir / f"best-{name}.{best.codec}")
+    out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))
+    out.to_csv(table, index=False)
+    return out
+
+
+def chosen_files(deliverables, results_dir: Path) -> dict:
+    """``{budget: (weights file, model label, codec)}`` of a ``choose`` table (``results/weights/best-*``)."""
+    return {row.budget: (Path(results_dir) / "weights" / f"best-{row.budget}.{row.codec}", row.model, row.codec)
+            for row in deliverables.itertuples(index=False)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, type=Path)
@@ -81,10 +132,11 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    verdict = ("within the strong limit" if size <= STRONG_LIMIT else
-               "within the simple limit" if size <= SIMPLE_LIMIT else "over both limits")
+    strong, simple = config.ASSIGNMENT_LIMITS["strong"].limit, config.ASSIGNMENT_LIMITS["simple"].limit
+    verdict = ("within the strong limit" if size <= strong else
+               "within the simple limit" if size <= simple else "over both limits")
     print(f"{args.out}: {size:,} bytes (du --apparent-size --bytes), {verdict} "
-          f"({STRONG_LIMIT:,} strong / {SIMPLE_LIMIT:,} simple)")
+          f"({strong:,} strong / {simple:,} simple)")
     for f in sorted(args.out.iterdir()):
         print(f"  {f.name}: {f.stat().st_size:,} bytes")
     return 0

@@ -189,3 +189,16 @@ def layer_table(model: keras.Model):
         "params": int(layer.count_params()),
         "MACs": layer_macs(layer),
     } for layer in model.layers[1:]])
+
+
+def architecture_table(families=None):
+    """Parameters and multiply-adds per image of every family member (``arch``, ``width``, ``params``, ``MACs``)."""
+    import pandas as pd
+
+    families = families or [("mobilenet", MOBILENET_WIDTHS), ("cnn", CNN_WIDTHS), ("irnet", (0.5, 0.75, 1.0, 1.5))]
+    rows = []
+    for arch, widths in families:
+        for width in widths:
+            model = build(arch, width)
+            rows.append({"arch": arch, "width": width, "params": model.count_params(), "MACs": flops(model)})
+    return pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 DPI = 110
 
@@ -135,6 +136,197 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
         if target is not None:
             ax.axhline(target, ls=":", color="0.3", lw=1.2, label=target_label)
         ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ticks = sorted(set(study["epochs"].astype(int)))
+    axes[0].set_xticks(ticks, [str(t) for t in ticks])  # the budgets themselves
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+def family_figure(runs, arch: str, baselines=None, budgets=None):
+    """Q2 / Q3: one family's widths against accuracy, all widths (left) and the small end (right).
+
+    Prints the family's sweep status (``results.sweep_status``); rows on another schedule than the
+    family's are ringed. None when the family has no rows yet."""
+    import matplotlib.pyplot as plt
+
+    from . import models, results
+
+    fam = runs[runs.arch == arch]
+    if fam.empty:
+        print(f"no {arch} runs in this profile yet")
+        return None
+    status = results.sweep_status(runs, arch, models.FAMILY_WIDTHS[arch])
+    print(f"{arch}: {len(status['on'])} of {len(status['widths'])} widths on {status['recipe']}, "
+          f"{status['decades']} decades; other schedule: {status['off']}; missing: {status['missing']}")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    family_scatter(axes[0], fam, baselines, budgets, recipe=status["recipe"])
+    family_scatter(axes[1], fam, baselines, budgets, xlim=(fam.params.min() * 0.8, fam.params.min() * 12),
+                   recipe=status["recipe"])
+    axes[0].set_title(f"all widths ({len(status['on'])} of {len(status['widths'])} on {status['recipe']})")
+    axes[1].set_title("small end")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes:
+        ax.legend().remove()
+    # below both panels: inside, it would hide the large widths' points
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=5, fontsize=8, frameon=False)
+    return fig
+
+
+def q4_figure(runs, codecs, limits):
+    """Q4: the mean of PublicTest and PrivateTest per family against parameters (left); every
+    (model, codec) file against its bytes with the Pareto front and the byte ``limits`` (right)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from .results import ARCH_NAMES
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    both = runs.assign(mean_acc=(runs.public_acc + runs.private_acc) / 2, family=runs.arch.map(ARCH_NAMES))
+    sns.lineplot(data=both.sort_values("params"), x="params", y="mean_acc", hue="family", palette=family_palette(),
+                 marker="o", ax=axes[0])
+    axes[0].set(xscale="log", xlabel="parameters", ylabel="mean of PublicTest and PrivateTest",
+                xlim=(both.params.min() / 3, both.params.max() * 3))  # at least a decade, so ticks stay readable
+    if not codecs.empty:
+        sns.scatterplot(data=codecs, x="bytes", y="private_acc", hue="family", style="family",
+                        palette=family_palette(), s=40, alpha=0.8, ax=axes[1])
+        front = pareto_front(codecs)
+        axes[1].plot(front.bytes, front.private_acc, "k--", lw=1, marker="o", mfc="none", ms=11, label="Pareto front")
+        for limit in limits:
+            axes[1].axvline(limit, ls=":", color="gray", lw=1)
+        axes[1].set(xscale="log", xlabel="weights file bytes", ylabel="PrivateTest accuracy")
+        axes[1].legend(fontsize=7)
+    return fig
+
+
+def codec_figure(codecs):
+    """Every codec of the width-1.0 models: file bytes against PrivateTest (left), bytes per parameter (right)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    sns.scatterplot(data=codecs, x="bytes", y="private_acc", hue="model", style="model", s=60, ax=axes[0])
+    axes[0].set(xscale="log", xlabel="file bytes", ylabel="PrivateTest accuracy")
+    sns.barplot(data=codecs, y="codec", x="bytes_per_param", hue="model", ax=axes[1])
+    axes[1].set(xlabel="bytes per parameter", ylabel="")
+    return fig
+
+
+def learning_curves_figure(curves):
+    """Training and validation accuracy per epoch, one panel per model (``results.learning_curves``);
+    None when no run has a log yet."""
+    import seaborn as sns
+
+    if curves.empty:
+        print("no finished runs with logs yet")
+        return None
+    grid = sns.relplot(data=curves, x="epoch", y="accuracy", hue="set", col="model", kind="line",
+                       col_wrap=4, height=2.8, aspect=1.25, facet_kws={"sharey": True})
+    grid.set_titles("{col_name}")
+    # below the panels: at the right it covers the last column's titles
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=2, title=None, frameon=False)
+    return grid.figure
+
+
+def confusion_figure(conf):
+    """Row-normalised PrivateTest confusion matrices, one panel per model of ``conf``
+    (``measure.confusion_counts``), and the per-class accuracy table (the diagonals)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    from .constants import CLASSES
+
+    shown = list(dict.fromkeys(conf.model))
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.2 * len(shown), 5))
+    per_class = []
+    for ax, name in zip(np.atleast_1d(axes), shown):
+        m = (conf[conf.model == name].pivot_table(index="true", columns="pred", values="count", aggfunc="sum")
+             .reindex(index=range(len(CLASSES)), columns=range(len(CLASSES))).fillna(0))
+        norm = m.div(m.sum(axis=1).replace(0, np.nan), axis=0)
+        sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
+                    xticklabels=CLASSES, yticklabels=CLASSES)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+        per_class.append(pd.Series(np.diag(norm.to_numpy()), index=list(CLASSES), name=name))
+    return fig, pd.concat(per_class, axis=1).round(3)
+
+
+def class_counts_figure(counts):
+    """Images per class and split (``FERDataset.counts()``) as grouped bars."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = (counts.drop(columns="total").reset_index(names="split")
+            .melt(id_vars="split", var_name="class", value_name="images"))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(data=long, x="class", y="images", hue="split", ax=ax)
+    ax.set_xlabel("")
+    return fig
+
+
+def sample_grid(ds, per_class: int = 8, seed: int = 0):
+    """``per_class`` random Training faces of every class, one row per class."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .constants import CLASSES
+
+    rng = np.random.default_rng(seed)
+    train = ds.subset("Training")
+    fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(per_class * 1.1, len(CLASSES) * 1.2))
+    for c, name in enumerate(CLASSES):
+        idx = rng.choice(np.flatnonzero(train.labels == c), per_class, replace=False)
+        for j, i in enumerate(idx):
+            ax = axes[c, j]
+            ax.imshow(train.images[i, :, :, 0], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center")
+    return fig
+
+
+def pixel_histogram(ds):
+    """The distribution of pixel values in each split."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for split in ds.split_names():
+        hist = np.bincount(ds.subset(split).images.ravel(), minlength=256)
+        ax.plot(np.arange(256), hist / hist.sum(), label=split)
+    ax.set_xlabel("pixel value")
+    ax.set_ylabel("fraction of pixels")
+    ax.legend()
+    return fig
+
+
+def mean_faces(ds):
+    """The mean Training face of every class."""
+    import matplotlib.pyplot as plt
+
+    from .constants import CLASSES
+
+    train = ds.subset("Training")
+    fig, axes = plt.subplots(1, len(CLASSES), figsize=(len(CLASSES) * 1.5, 2.2))
+    for c, (ax, name) in enumerate(zip(axes, CLASSES)):
+        ax.imshow(train.images[train.labels == c].mean(axis=0)[:, :, 0], cmap="gray")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    return fig
+
+
+def params_vs_macs(arch_table):
+    """Parameters against multiply-adds of every family member (``models.architecture_table``)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sns.lineplot(data=arch_table, x="params", y="MACs", hue="arch", marker="o", ax=ax)
+    for _, r in arch_table[arch_table.width == 1.0].iterrows():
+        ax.annotate(f"{r.arch} w1.0", (r.params, r.MACs), textcoords="offset points", xytext=(6, -10), fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="multiply-adds per image")
     return fig

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 BATCH_SIZE = 256
-#: mirror test-time augmentation by default (``--no-tta`` turns it off); decided by measurement:
-#: ``results/tta.csv``, written by notebook 04 from every deliverable codec file
-MIRROR_TTA = False
+#: mirror test-time augmentation by default (``--no-tta`` turns it off), decided by measurement:
+#: on both chosen deliverables it raised PublicTest accuracy (``results/tta.csv``, notebook 04)
+MIRROR_TTA = True
 
 
 def load_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,10 @@
-"""Small helpers for the rendered report: markdown tables and figure links.
+"""The rendered report's text: markdown tables, figure links and one builder per section.
 
-The report notebook displays markdown built here, so ``nbconvert --no-input``
-turns it into ``report.md`` with links to figure files that work on GitHub.
+The report notebook (06) only displays what the section builders here return, so
+``nbconvert --no-input`` turns it into ``report.md`` with links to figure files that work on
+GitHub. Every number a section shows is read from the results folder of the current setup
+(``config.setup``); prose that depends on numbers (which family leads, where curves cross) is
+built from them here, where it is tested.
 """
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from . import config, models, registry, results
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -45,3 +51,348 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
     """Markdown image link to ``path`` relative to the report's folder."""
     rel = os.path.relpath(Path(path).resolve(), Path(report_path).resolve().parent)
     return f"![{alt}]({Path(rel).as_posix()})"
+
+
+#: percentage-point columns, shown with two decimals
+POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain")}
+
+
+def figure(setup, name: str, alt: str) -> str:
+    """The link to figure ``name`` of this setup, or a note that this run did not render it."""
+    path = setup.figures / f"{name}.png"
+    return figure_link(path, setup.report, alt) if path.exists() else f"*(figure `{name}` not rendered in this run)*"
+
+
+def table_or(path: Path, columns, empty: str, digits: int = 3, rename: dict | None = None) -> str:
+    """The CSV at ``path`` as a markdown table (only ``columns``, where given), or ``empty``."""
+    if not Path(path).exists():
+        return empty
+    df = pd.read_csv(path)
+    if df.empty:
+        return empty
+    df = df[[c for c in columns if c in df.columns]] if columns else df
+    return md_table(df.rename(columns=rename or {}), digits, column_digits=POINTS)
+
+
+def model_runs(setup) -> pd.DataFrame:
+    """The registry row that stands for each plain model of this profile (``results.latest_runs``),
+    with its ``schedule`` read from the recipe."""
+    runs = results.latest_runs(registry.read(setup.results / "runs.csv"), setup.profile.name)
+    return runs.assign(schedule=runs.recipe.map(results.schedule))
+
+
+def header(setup) -> str:
+    kind = ("**Synthetic data.** This report was rendered from the embedded synthetic FER-format data set, "
+            "not from FER2013: its numbers show that the pipeline works, not how the models do on faces."
+            if setup.synthetic else "Measured on the real FER2013.")
+    return f"""# Compressing facial-expression models on FER2013
+
+Data: **{setup.data_label}** · profile: **{setup.profile.name}**. {kind}
+
+This report reproduces a model-compression study on FER2013 (48x48 greyscale faces, 7 expressions):
+a compact depthwise-separable "MobileNet" model against the plain HW3 CNN, then goes further with our
+own compact design. Each section names the results file its numbers come from."""
+
+
+def data_section(setup) -> str:
+    R = setup.results
+    counts = pd.read_csv(R / "data_counts.csv")
+    return f"""## 1. Data
+
+Images per split and class (`{(R / 'data_counts.csv').name}`). Validation is a stratified 10 % of
+Training; PublicTest and PrivateTest are kept apart, as in the original report.
+
+{md_table(counts)}
+
+{figure(setup, "01_class_counts", "images per class and split")}
+
+{figure(setup, "01_samples", "sample faces per class")}
+"""
+
+
+def architectures_section(setup) -> str:
+    arch = pd.read_csv(setup.results / "architectures.csv")
+    seeds = arch[arch.width == 1.0].assign(model=lambda d: [results.model_label(a, w) for a, w in zip(d.arch, d.width)])
+    return f"""## 2. Architectures
+
+Parameters and multiply-adds per image of the three width-1.0 models (`architectures.csv`; the
+layer lists are in notebook 02).
+
+{md_table(seeds[["model", "params", "MACs"]])}
+
+{figure(setup, "02_params_vs_macs", "parameters vs multiply-adds")}
+"""
+
+
+def q1_section(setup, runs: pd.DataFrame) -> str:
+    R = setup.results
+    cols = ["model", "params", "flops", "epochs", "schedule", "best_val_acc", "public_acc", "private_acc"]
+    main = runs[runs.width == 1.0]
+    q1 = main[cols].rename(columns={"flops": "MACs", "best_val_acc": "validation",
+                                     "public_acc": "PublicTest", "private_acc": "PrivateTest"})
+    codec_rows = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame()
+    if not codec_rows.empty:
+        seed_bytes = codec_rows[codec_rows.codec == "seed"].set_index("run_id")["bytes"]
+        q1.insert(2, "bytes (seed codec)", [seed_bytes.get(r, float("nan")) for r in main.run_id])
+    body = "No finished training runs in this profile yet (`runs.csv` has no rows for it)." if q1.empty else md_table(q1)
+    return f"""## 3. Q1 · Compact model vs the HW3 CNN
+
+Accuracy of each width-1.0 model's best epoch (validation accuracy picks it), from `runs.csv`, and
+the size of its weights stored the original way (float16, `np.savez_compressed`; `codecs.csv`).
+`schedule` is read from the row's `recipe`: for the budgeted recipe the budget, warm-up, decay
+share and peak learning rate (`wsd200/warm2/decay0.2/peak0.003`) and the batch size; for the first
+recipe the epoch cap, early-stopping and LR patience and batch size (`ep60/es10/lr4/bs64`); `bf16`:
+mixed bfloat16 compute:
+
+{body}
+
+{figure(setup, "03_learning_curves", "learning curves")}
+"""
+
+
+def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
+    """What the training-budget study (``results.budget_study``) says, in sentences."""
+    budgeted, first = study[study["budget"].notna()], study[study["budget"].isna()]
+    if budgeted.empty:
+        return "No run on the budgeted schedule has finished yet."
+    top = budgeted.sort_values("epochs").iloc[-1]
+    text = (f"{len(budgeted)} budget{'s' if len(budgeted) > 1 else ''} finished so far "
+            f"({', '.join(str(int(b)) for b in budgeted.sort_values('epochs')['budget'])} epochs). The longest, "
+            f"{int(top.epochs)} epochs ({fmt(top.cpu_hours, 2)} CPU hours), reaches {fmt(top.public_acc)} PublicTest / "
+            f"{fmt(top.private_acc)} PrivateTest")
+    if not first.empty:
+        f = first.iloc[0]
+        text += (f", against {fmt(f.public_acc)} / {fmt(f.private_acc)} for the first recipe after {int(f.epochs)} "
+                 f"epochs ({fmt(f.cpu_hours, 2)} CPU hours)")
+    text += "."
+    if target is not None:
+        met = top.private_acc >= target
+        text += (f" The original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
+                 f"({'+' if met else ''}{fmt(100 * (top.private_acc - target), 1)} points).")
+    tta = budgeted.dropna(subset=["public_tta_acc", "private_tta_acc"])
+    if not tta.empty:
+        gain_pub = 100 * (tta.public_tta_acc - tta.public_acc).mean()
+        gain_priv = 100 * (tta.private_tta_acc - tta.private_acc).mean()
+        text += (f" Mirror test-time augmentation changes accuracy by {gain_pub:+.1f} / {gain_priv:+.1f} points "
+                 f"(PublicTest / PrivateTest, mean over {len(tta)} run{'s' if len(tta) > 1 else ''}).")
+    return text
+
+
+def budget_section(setup) -> str:
+    path = setup.results / "budget.csv"
+    study = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    arch, width = config.BUDGET_STUDY_MODEL
+    if study.empty:
+        body = "No budget-study rows in this profile yet (`budget.csv`)."
+    else:
+        body = (budget_paragraph(study, config.HEADLINE_TARGETS.get(arch)) + "\n\n"
+                + md_table(study.drop(columns=["run_id", "model"]).rename(columns={
+                    "best_val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest",
+                    "public_tta_acc": "PublicTest TTA", "private_tta_acc": "PrivateTest TTA"})))
+    return f"""### How much training is enough
+
+The {results.model_label(arch, width)} trained on the budgeted schedule (linear warm-up, a constant
+peak learning rate, then a linear decay to ~0 over the last fifth: warm-up / stable / decay) at
+each epoch budget of the study. Only the longest budget is trained from scratch; each shorter one
+branches from its stable phase and trains just its decay, so the whole study costs little more
+than the longest run. `cpu_hours` is a run's training wall time on this project's 2-core CPU, the
+shared stable phase included (the cost of that budget trained alone); `TTA` columns average each
+image's prediction with its mirror's. The first recipe (learning rate cut on plateaus, early
+stopping) is its last row without a budget (`budget.csv`):
+
+{body}
+
+{figure(setup, "03_budget", "accuracy against the epoch budget and CPU hours")}
+"""
+
+
+def _widths_text(ws) -> str:
+    return ", ".join(f"w{w:g}" for w in ws) if ws else "none"
+
+
+def status_line(s: dict) -> str:
+    """One family's sweep status (``results.sweep_status``) as a bullet."""
+    if s["recipe"] is None:
+        return f"- {results.ARCH_NAMES[s['arch']]}: no width trained on a recorded schedule yet."
+    lo, hi = s["params"]
+    return (f"- {results.ARCH_NAMES[s['arch']]}: {len(s['on'])} of {len(s['widths'])} widths on "
+            f"`{s['recipe']}`, {fmt(lo)} to {fmt(hi)} parameters ({fmt(s['decades'], 2)} decades); "
+            f"on another schedule (ringed in the figure): {_widths_text(s['off'])}; "
+            f"not trained yet: {_widths_text(s['missing'])}.")
+
+
+def sweep_statuses(runs: pd.DataFrame) -> dict:
+    return {f: results.sweep_status(runs, f, ws) for f, ws in models.FAMILY_WIDTHS.items()}
+
+
+def sweep_section(setup, runs: pd.DataFrame) -> str:
+    status = sweep_statuses(runs)
+    table = (md_table(runs[["model", "params", "epochs", "schedule", "public_acc", "private_acc"]]
+                      .rename(columns={"public_acc": "PublicTest", "private_acc": "PrivateTest"}))
+             if not runs.empty else "No sweep rows yet.")
+    return f"""## 4. Q2 and Q3 · Parameters against accuracy
+
+Each family's widths, from `runs.csv`. A family's points are compared on one training recipe, the
+schedule most of its widths used (the `schedule` column below says which one each row used):
+
+{chr(10).join(status_line(s) for s in status.values())}
+
+Dotted lines are the course baselines (approximate, `baselines.csv`), dashed lines the parameter
+budgets implied by the byte limits at the seed codec's and our best codec's bytes per parameter.
+
+{figure(setup, "05_q2_mobilenet", "Q2: MobileNet family")}
+
+{figure(setup, "05_q3_cnn", "Q3: plain CNN family")}
+
+{table}
+"""
+
+
+def best_by_size(runs: pd.DataFrame, split: int = 100_000) -> list[str]:
+    """The best model (mean of PublicTest and PrivateTest) below and at or above ``split`` parameters."""
+    q4 = runs.assign(mean=(runs.public_acc + runs.private_acc) / 2)
+    lines = []
+    for label, sel in (("below 100,000 parameters", q4[q4.params < split]),
+                       ("at 100,000 parameters and above", q4[q4.params >= split])):
+        if not sel.empty:
+            r = sel.sort_values("mean", ascending=False).iloc[0]
+            lines.append(f"- Best {label}: **{r.model}** ({fmt(int(r.params))} parameters), mean accuracy {fmt(r['mean'])}.")
+    return lines
+
+
+def q4_paragraph(gap: pd.DataFrame, status: dict) -> tuple[str, str]:
+    """(the crossing sentence, the gap table's text) of Q4, from ``results.family_gap`` and the
+    families' sweep status: whether and where the curves cross, with a caveat while a sweep is
+    incomplete."""
+    incomplete = [f"{results.ARCH_NAMES[f]}: {len(st['on'])} of {len(st['widths'])} widths on its recipe"
+                  for f, st in status.items() if len(st["on"]) < len(st["widths"])]
+    caveat = (" The sweep is not complete yet (" + "; ".join(incomplete) + "), so this reads what exists."
+              if incomplete else "")
+    if gap.empty:
+        return (f"**Where the two families cross is not measured here.**{caveat}",
+                "The two families' measured sizes do not overlap yet, so they cannot be compared at equal size.")
+    ahead = gap[gap.gap_points > 0]
+    cross = results.crossing(gap)
+    if cross is not None:
+        b, a = cross["before"], cross["after"]
+        crossing = (f"**On this data the curves cross** between {b['model']} ({fmt(int(b['params']))} parameters, "
+                    f"gap {fmt(b['gap_points'], 1)} points) and {a['model']} ({fmt(int(a['params']))}, gap "
+                    f"{fmt(a['gap_points'], 1)}).{caveat}")
+    else:
+        leader = "MobileNet" if len(ahead) == len(gap) else "the CNN"
+        crossing = (f"**On this data the curves do not cross** where both families were measured: {leader} is "
+                    f"ahead at every compared size, {fmt(int(gap.params.min()))} to {fmt(int(gap.params.max()))} "
+                    f"parameters, so a crossing, if any, lies outside the measured overlap.{caveat}")
+    gap_text = (f"Each MobileNet width against the CNN family interpolated to the same parameter count (log "
+                f"scale, no extrapolation; `gap` in points of mean accuracy, > 0: MobileNet ahead): MobileNet "
+                f"is ahead at {len(ahead)} of {len(gap)} sizes.\n\n"
+                + md_table(gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
+                           .rename(columns={"mean": "MobileNet mean", "other_mean": "CNN mean (interpolated)",
+                                            "gap_points": "gap"})))
+    return crossing, gap_text
+
+
+def q4_section(setup, runs: pd.DataFrame) -> str:
+    lines = best_by_size(runs)
+    crossing, gap_text = q4_paragraph(results.family_gap(runs, "mobilenet", "cnn"), sweep_statuses(runs))
+    return f"""## 5. Q4 · Small against large
+
+{chr(10).join(lines) if lines else "No finished runs yet."}
+
+The original report's explanation: at small sizes a depthwise-separable block spends its few
+parameters on many channels (a 5x5 depthwise filter costs 25 weights per channel instead of 25 x
+input channels), so the compact family sees more features per byte, while the plain CNN's full
+convolutions pay for cross-channel mixing at every tap and run out of width first. At large sizes
+parameters are no longer scarce: full convolutions are the more expressive layer per block and the
+plain CNN pulls ahead. {crossing}
+
+{gap_text}
+
+{figure(setup, "05_q4_comparison", "both families and the bytes-accuracy Pareto front")}
+
+Pareto front over (model, codec) files (`pareto.csv`):
+
+{table_or(setup.results / "pareto.csv", ["model", "codec", "bytes", "public_acc", "private_acc"], "No codec rows yet.")}
+"""
+
+
+def other_codecs_table(other_codecs: pd.DataFrame) -> str:
+    """The deliverable codecs of every other run, one row per model: ``bytes B · PrivateTest``."""
+    if other_codecs.empty:
+        return "No other finished runs with codec rows yet."
+    cells = other_codecs.assign(cell=[f"{fmt(int(b))} B · {fmt(a)}"
+                                      for b, a in zip(other_codecs.bytes, other_codecs.private_acc)])
+    return md_table(cells.pivot_table(index=["params", "model"], columns="codec", values="cell", aggfunc="first")
+                    .sort_index().reset_index().drop(columns="params"))
+
+
+def compression_section(setup, runs: pd.DataFrame) -> str:
+    R = setup.results
+    codec_all = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame(columns=["run_id"])
+    every_run = results.latest_runs(registry.read(R / "runs.csv"), setup.profile.name, recipe_tag=None)
+    main_ids = set(runs[runs.width == 1.0].run_id)
+    codec_cols = ["model", "codec", "bytes", "bytes_per_param", "public_acc", "private_acc", "public_drop",
+                  "private_drop"]
+    main_codecs = (codec_all[codec_all.run_id.isin(main_ids)]  # model by model, largest file first
+                   .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
+    other_codecs = codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)]
+    main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
+    deliverables = table_or(R / "deliverables.csv", ["budget", "limit_bytes", "model", "codec", "folder_bytes",
+                                                     "public_acc", "private_acc", "target_private", "target_met"],
+                            "No deliverable chosen yet.")
+    tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
+                                   "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
+                   rename={"file": "budget"})
+    distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",
+                                                     "private_acc", "public_gain", "private_gain"],
+                            "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
+    return f"""## 6. Compression
+
+Every codec on each width-1.0 model, read back from the file alone and evaluated again
+(`codecs.csv`; drops in percentage points against float32):
+
+{main_table}
+
+{figure(setup, "04_codecs", "codec sizes and accuracy")}
+
+The deliverable codecs on every other finished run (each sweep width, each distilled student):
+file bytes · PrivateTest accuracy (`codecs.csv`):
+
+{other_codecs_table(other_codecs)}
+
+### The deliverable under a byte budget
+
+The whole folder (weights + `predict.pyz`) measured with `du --apparent-size --bytes`, best
+PublicTest accuracy within each budget among every file above, against the PrivateTest target set
+for that budget (`deliverables.csv`):
+
+{deliverables}
+
+Mirror test-time augmentation on each chosen file: the same file with each image's prediction
+averaged with its mirror's (`tta.csv`); `python -m fer_utils.predict` and the deliverable's
+`predict.pyz` average by default because it raised PublicTest accuracy on these files
+(`--no-tta` turns it off):
+
+{tta}
+
+### Distillation
+
+Each student trained on the labels alone and distilled from the HW3 CNN (`+ KD`: Hinton's method,
+softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
+softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
+percentage points (`distillation.csv`; a distilled run without a plain
+twin of the same recipe is not shown):
+
+{distillation}
+"""
+
+
+def errors_section(setup) -> str:
+    return f"""## 7. Where the models go wrong
+
+{figure(setup, "05_confusion", "confusion matrices")}
+
+Per-class accuracy on PrivateTest (`per_class.csv`):
+
+{table_or(setup.results / "per_class.csv", None, "No predictions yet.")}
+"""

@@ -232,3 +232,25 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
         if col not in df:
             df[col] = float("nan")
     return df.sort_values(["epochs", "timestamp"])[columns].reset_index(drop=True)
+
+
+def parameter_budgets(codecs: pd.DataFrame, limits: dict, max_drop_points: float = 0.3) -> dict:
+    """Byte limits turned into parameter counts, ``{"<limit> kB @ <codec>": parameters}``: at the
+    seed MobileNet's bytes per parameter with the original ``seed`` codec, and with the smallest
+    codec that loses at most ``max_drop_points`` of its PublicTest accuracy (``codecs.csv`` rows)."""
+    seed_rows = codecs[(codecs.arch == "mobilenet") & (codecs.width == 1.0)]
+    bpp = {}
+    if not seed_rows.empty and (seed_rows.codec == "seed").any():
+        bpp["seed codec"] = float(seed_rows.loc[seed_rows.codec == "seed", "bytes_per_param"].iloc[0])
+        ok = seed_rows[seed_rows.public_drop <= max_drop_points].sort_values("bytes_per_param")
+        if not ok.empty:
+            bpp[f"best codec ({ok.iloc[0].codec})"] = float(ok.iloc[0].bytes_per_param)
+    return {f"{limit / 1000:g} kB @ {name}": limit / rate for name, rate in bpp.items() for limit in limits}
+
+
+def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.DataFrame:
+    """The rows whose errors the report shows: the best compact model (by PublicTest, under
+    ``compact_below`` parameters) and the largest CNN."""
+    compact = runs[runs.params < compact_below].sort_values("public_acc", ascending=False).head(1)
+    largest_cnn = runs[runs.arch == "cnn"].sort_values("params", ascending=False).head(1)
+    return pd.concat([compact, largest_cnn])

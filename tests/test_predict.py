@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from fer_utils import compress, data, deliverable, models, predict
@@ -73,3 +75,49 @@ def test_minify_keeps_behaviour():
     scope = {}
     exec(out, scope)
     assert scope["f"](1) == 2
+
+
+def test_deliverable_choice_is_the_best_public_file_within_each_budget(tmp_path):
+    from fer_utils import compress, config, deliverable, measure, models
+
+    runs_root, results_dir = tmp_path / "runs", tmp_path / "results"
+    rows = []
+    for rid, width, public in (("small", 0.15, 0.40), ("large", 0.5, 0.50)):
+        path = measure.codec_path(rid, "int8", runs_root)
+        path.parent.mkdir(parents=True)
+        size = compress.encode(models.build("mobilenet", width), path, "int8")
+        rows.append({"run_id": rid, "model": rid, "codec": "int8", "bytes": size, "public_acc": public,
+                     "private_acc": public + 0.01})
+    codecs = pd.DataFrame(rows)
+    sizes = {r: deliverable.assemble(measure.codec_path(r, "int8", runs_root), tmp_path / r) for r in ("small", "large")}
+    assert sizes["small"] < sizes["large"]
+    budgets = {"roomy": config.ByteBudget(sizes["large"], 0.5), "tight": config.ByteBudget(sizes["small"], 0.42),
+               "none": config.ByteBudget(100)}
+    table = deliverable.choose(codecs, budgets, results_dir, runs_root, tmp_path / "build")
+    assert table.set_index("budget")["run_id"].to_dict() == {"roomy": "large", "tight": "small"}  # none fits "none"
+    assert table.set_index("budget")["target_met"].to_dict() == {"roomy": True, "tight": False}
+    assert table.set_index("budget")["folder_bytes"].to_dict() == {"roomy": sizes["large"], "tight": sizes["small"]}
+    assert sorted(p.name for p in (results_dir / "weights").iterdir()) == ["best-roomy.int8", "best-tight.int8"]
+    assert pd.read_csv(results_dir / "deliverables.csv")["run_id"].tolist() == ["large", "small"]
+    # a fresh clone (no codec files here) keeps the committed table
+    again = deliverable.choose(codecs, budgets, results_dir, tmp_path / "elsewhere")
+    assert again["run_id"].tolist() == ["large", "small"]
+    files = deliverable.chosen_files(table, results_dir)
+    assert files["tight"] == (results_dir / "weights" / "best-tight.int8", "small", "int8")
+
+
+def test_a_file_that_predicts_otherwise_than_measured_is_an_error(tmp_path, rng):
+    from fer_utils import compress, measure, models
+
+    path = measure.codec_path("r", "int8", tmp_path)
+    path.parent.mkdir(parents=True)
+    compress.encode(models.build("mobilenet", 0.15), path, "int8")
+    images = rng.integers(0, 256, (20, 48, 48, 1), dtype=np.uint8)
+    labels = rng.integers(0, 7, 20)
+    from fer_utils import predict
+    acc = float(np.mean(predict.predict_labels(compress.decode(path), images, mirror=False) == labels))
+    row = {"run_id": "r", "model": "m", "codec": "int8", "bytes": 1}
+    ok = measure.check_from_files(pd.DataFrame([{**row, "private_acc": acc}]), images, labels, tmp_path)
+    assert ok["from file"].tolist() == [round(acc, 4)]
+    with pytest.raises(ValueError, match=r"weights.int8: PrivateTest accuracy from the file alone"):
+        measure.check_from_files(pd.DataFrame([{**row, "private_acc": acc + 0.1}]), images, labels, tmp_path)

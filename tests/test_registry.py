@@ -41,3 +41,24 @@ def test_row_with_missing_columns_is_refused(tmp_path):
     del bad["params"]
     with pytest.raises(ValueError, match="missing \\['params'\\]"):
         registry.append(bad, tmp_path / "runs.csv")
+
+
+def test_setup_sends_only_full_real_runs_to_the_committed_folders():
+    from types import SimpleNamespace
+
+    from fer_utils import config, paths
+
+    real = SimpleNamespace(synthetic=False, label="FER2013 (fer2013.csv.gz)")
+    fake = SimpleNamespace(synthetic=True, label="synthetic (10 faces, seed 0)")
+    try:
+        full_real = config.setup("full", real)
+        assert (full_real.figures, full_real.results, full_real.report) == (
+            paths.FIGURES_DIR, paths.RESULTS_DIR, paths.REPORT_PATH) and full_real.committed
+        for profile, ds in (("smoke", real), ("full", fake), ("smoke", fake)):
+            s = config.setup(profile, ds)
+            assert not s.committed
+            assert paths.BUILD_DIR in s.figures.parents and paths.BUILD_DIR in s.results.parents
+            assert s.report.parent == paths.BUILD_DIR
+        assert "synthetic" in config.setup("full", fake).caption()
+    finally:
+        config._CURRENT = None

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_utils import recipe
 from fer_utils.report import figure_link, fmt, md_table
 
 
@@ -35,13 +36,13 @@ def test_figure_link_is_relative_to_the_report(tmp_path):
 
 
 def test_schedule_reads_the_recipe_column():
-    from fer_utils import config, results, train
+    from fer_utils import config, results
 
     prof = config.PROFILES["full-plateau"]
-    assert results.schedule(train.recipe(prof, "mixed_bfloat16") + "|tag:kd-x") == "ep60/es10/lr4/bs64 bf16"
-    assert results.schedule(train.recipe(prof)) == "ep60/es10/lr4/bs64"
-    assert results.schedule(train.RECIPE).startswith("not recorded")
-    budgeted = train.recipe(config.PROFILES["full"], "mixed_bfloat16")
+    assert results.schedule(recipe.describe(prof, "mixed_bfloat16") + "|tag:kd-x") == "ep60/es10/lr4/bs64 bf16"
+    assert results.schedule(recipe.describe(prof)) == "ep60/es10/lr4/bs64"
+    assert results.schedule(recipe.RECIPE).startswith("not recorded")
+    budgeted = recipe.describe(config.PROFILES["full"], "mixed_bfloat16")
     assert results.schedule(budgeted) == "wsd200/warm2/decay0.2/peak0.003 bs128 bf16"
 
 
@@ -63,10 +64,10 @@ def test_strip_stderr_keeps_everything_but_log_lines(tmp_path):
 
 
 def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
-    from fer_utils import config, results, train
+    from fer_utils import config, results
 
     prof = config.PROFILES["full-plateau"]
-    bf16, fp32 = train.recipe(prof, "mixed_bfloat16"), train.recipe(prof)
+    bf16, fp32 = recipe.describe(prof, "mixed_bfloat16"), recipe.describe(prof)
 
     def row(arch, width, recipe, acc, ts, params=100):
         return {"run_id": f"{arch}{width}{recipe[-12:]}{ts}", "arch": arch, "width": width, "seed": 0,
@@ -77,7 +78,7 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
         row("cnn", 0.125, bf16, 0.50, "1"),                        # the plain partner
         row("cnn", 0.125, bf16 + "|tag:kd-cnn1-T4-a0.7", 0.55, "2"),
         row("cnn", 0.125, fp32, 0.40, "3"),                        # another precision: never the partner
-        row("irnet", 1.0, train.RECIPE, 0.56, "1"),                # older schedule: no partner for the student below
+        row("irnet", 1.0, recipe.RECIPE, 0.56, "1"),                # older schedule: no partner for the student below
         row("irnet", 1.0, fp32 + "|tag:kd-cnn1-T4-a0.7", 0.60, "4"),
     ])
     pairs = results.distillation_pairs(runs, "full")
@@ -138,9 +139,9 @@ def test_family_gap_interpolates_the_other_family_in_log_parameters():
 
 
 def test_sweep_status_counts_the_widths_on_the_family_recipe():
-    from fer_utils import config, results, train
+    from fer_utils import config, results
 
-    new, old = train.recipe(config.PROFILES["full-plateau"]), train.RECIPE
+    new, old = recipe.describe(config.PROFILES["full-plateau"]), recipe.RECIPE
     runs = pd.DataFrame({
         "arch": ["mobilenet"] * 4 + ["cnn"],
         "width": [0.5, 1.0, 1.0, 2.0, 1.0],
@@ -172,11 +173,11 @@ def test_family_scatter_rings_the_rows_of_another_schedule():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fer_utils import config, plots, train
+    from fer_utils import config, plots
 
-    new = train.recipe(config.PROFILES["full-plateau"])
+    new = recipe.describe(config.PROFILES["full-plateau"])
     runs = pd.DataFrame({"params": [100, 1_000, 10_000], "public_acc": [0.3, 0.4, 0.5],
-                         "private_acc": [0.3, 0.5, 0.5], "recipe": [new, train.RECIPE, new]})
+                         "private_acc": [0.3, 0.5, 0.5], "recipe": [new, recipe.RECIPE, new]})
     fig, ax = plt.subplots()
     plots.family_scatter(ax, runs, recipe="ep60/es10/lr4/bs64")
     rings = [c for c in ax.collections if c.get_label().startswith("other schedule")]
@@ -199,3 +200,72 @@ def test_budget_lines_next_to_each_other_dash_out_of_phase():
     # the two that nearly coincide (349k, 351k) must not draw their dashes on top of each other
     assert phase["650 kB @ seed"] != phase["225 kB @ best"]
     assert phase["225 kB @ seed"] != phase["650 kB @ seed"] and phase["225 kB @ best"] != phase["650 kB @ best"]
+
+
+def _status(on, widths):
+    return {"arch": "mobilenet", "recipe": "r", "widths": widths, "on": on, "off": [], "missing": [],
+            "params": (1, 2), "decades": 1.0}
+
+
+def test_q4_paragraph_says_whether_and_where_the_curves_cross():
+    from fer_utils import report
+
+    complete = {"mobilenet": _status([1.0, 2.0], [1.0, 2.0])}
+    gap = pd.DataFrame({"model": ["a", "b", "c"], "params": [10_000, 50_000, 200_000], "mean": [0.5, 0.55, 0.6],
+                        "other_mean": [0.45, 0.56, 0.65], "gap_points": [5.0, -1.0, -5.0]})
+    crossing, table = report.q4_paragraph(gap, complete)
+    assert crossing.startswith("**On this data the curves cross** between a (10,000 parameters, gap 5.0 points) and b")
+    assert "ahead at 1 of 3 sizes" in table and "| +5.0 |" in table
+    ahead = gap.assign(gap_points=[5.0, 1.0, 0.5])
+    crossing, _ = report.q4_paragraph(ahead, {"mobilenet": _status([1.0], [1.0, 2.0])})
+    assert "do not cross** where both families were measured: MobileNet is ahead" in crossing
+    assert "The sweep is not complete yet (MobileNet: 1 of 2 widths on its recipe)" in crossing
+    crossing, table = report.q4_paragraph(gap.iloc[0:0], complete)
+    assert "not measured here" in crossing and "do not overlap yet" in table
+
+
+def test_budget_study_and_its_paragraph():
+    from fer_utils import config, report, results
+
+    full = config.PROFILES["full"]
+    from dataclasses import replace
+    row = dict(arch="mobilenet", width=1.0, seed=0, profile="full", params=73663, best_val_acc=0.6,
+               public_tta_acc=float("nan"), private_tta_acc=float("nan"))
+    runs = pd.DataFrame([
+        {**row, "recipe": recipe.RECIPE, "epochs": 33, "wall_s": 3600, "public_acc": 0.55, "private_acc": 0.56, "timestamp": "1", "run_id": "old"},
+        {**row, "recipe": recipe.describe(config.PROFILES["full-plateau"]), "epochs": 35, "wall_s": 7200, "public_acc": 0.552,
+         "private_acc": 0.566, "timestamp": "2", "run_id": "plateau"},
+        {**row, "recipe": recipe.describe(replace(full, epochs=30)), "epochs": 30, "wall_s": 5400, "public_acc": 0.56,
+         "private_acc": 0.57, "public_tta_acc": 0.57, "private_tta_acc": 0.58, "timestamp": "3", "run_id": "b30"},
+        {**row, "recipe": recipe.describe(replace(full, epochs=15)), "epochs": 15, "wall_s": 2700, "public_acc": 0.53,
+         "private_acc": 0.54, "public_tta_acc": 0.54, "private_tta_acc": 0.54, "timestamp": "4", "run_id": "b15"},
+        {**row, "recipe": recipe.describe(replace(full, epochs=15)) + "|tag:kdh-x", "epochs": 15, "wall_s": 1,
+         "public_acc": 0.9, "private_acc": 0.9, "timestamp": "5", "run_id": "kd"},
+        {**row, "arch": "cnn", "recipe": recipe.describe(full), "epochs": 200, "wall_s": 1, "public_acc": 0.7,
+         "private_acc": 0.7, "timestamp": "6", "run_id": "cnn"},
+    ])
+    study = results.budget_study(runs, "mobilenet", 1.0)
+    assert study["run_id"].tolist() == ["b15", "b30", "plateau"]  # budgets by epochs; the newest first-recipe row
+    assert study["budget"].tolist()[:2] == [15, 30] and pd.isna(study["budget"].iloc[2])
+    assert study["cpu_hours"].tolist() == [0.75, 1.5, 2.0]
+    text = report.budget_paragraph(study, 0.634)
+    assert "2 budgets finished so far (15, 30 epochs). The longest, 30 epochs (1.50 CPU hours), reaches 0.560" in text
+    assert "against 0.552 / 0.566 for the first recipe after 35 epochs" in text
+    assert "0.634 PrivateTest is not reached (-6.4 points)" in text
+    assert "+1.0 / +0.5 points (PublicTest / PrivateTest, mean over 2 runs)" in text
+    # the decays never stand for the model: the first recipe's row does until the headline budget is done
+    assert results.latest_runs(runs, "full").set_index("arch").loc["mobilenet", "run_id"] == "plateau"
+    assert results.latest_runs(runs, "full").set_index("arch").loc["cnn", "run_id"] == "cnn"
+    assert report.budget_paragraph(study.iloc[2:], None) == "No run on the budgeted schedule has finished yet."
+
+
+def test_parameter_budgets_from_the_seed_models_codec_rows():
+    from fer_utils import results
+
+    codecs = pd.DataFrame({"arch": ["mobilenet"] * 3 + ["cnn"], "width": [1.0] * 4,
+                           "codec": ["seed", "int8", "kmeans-3", "seed"], "bytes_per_param": [2.0, 1.0, 0.5, 9.0],
+                           "public_drop": [0.0, 0.1, 2.0, 0.0]})
+    assert results.parameter_budgets(codecs, [225_000, 650_000]) == {
+        "225 kB @ seed codec": 112_500, "650 kB @ seed codec": 325_000,
+        "225 kB @ best codec (int8)": 225_000, "650 kB @ best codec (int8)": 650_000}
+    assert results.parameter_budgets(codecs.iloc[0:0], [225_000]) == {}
