@@ -1,24 +1,47 @@
-"""Every sweep point in turn, resumable: ``python -m fer_utils.sweep --profile full``.
+"""Every sweep point as a Ray task: ``python -m fer_utils.sweep --profile full [--jobs N]``.
 
-The sweep covers the MobileNet and CNN width families (the parameter-accuracy
-scatter plots) and our design. Each point is one :func:`fer_utils.train.train`
-run, so an interrupted sweep picks up where it stopped and finished points are
-read back. Safe under ``nohup``: one progress line per epoch and per run.
+The sweep covers the MobileNet and CNN width families (the parameter-accuracy scatter plots) and
+our design, optionally with distilled students (``--teacher cnn:1.0 --students 1.0 2.4``). Each
+point is one :func:`fer_utils.train.train` (or :func:`fer_utils.distill.distill`) run executed as
+a Ray task: on a local Ray instance by default (this machine's CPUs), on a cluster with
+``--address ray://host:10001`` or ``RAY_ADDRESS``. A task asks for ``--cpus-per-task`` CPUs (default:
+the cluster's CPUs over ``--jobs``) and ``--gpus-per-task`` GPUs (a fraction shares one GPU).
+
+- **Resumable.** Every task is the same resumable run as on the command line: its run folder
+  keeps a checkpoint per epoch, so a killed task, a lost node or a deadline (``--deadline-s``)
+  leaves a run that the next ``sweep`` resumes, and a finished run is read back, never retrained.
+  Keep ``FER_RUNS_DIR`` on a path every node sees to resume on another node; without one, a run
+  resumes on the node that has its folder or starts again elsewhere.
+- **Dependencies.** A distilled student's task takes its teacher's task result as an argument, so
+  Ray starts it only once the teacher has finished (and not at all if the teacher failed).
+- **Results come back through Ray's object store**, not a shared file system: a finished task
+  returns its registry row, its per-epoch log and its final float32 weights, and the driver (this
+  process) writes them into its own ``results/`` and run folders. Only the driver appends to
+  ``runs.csv``, one row per finished run in finishing order, so appends never interleave; a row
+  already there (same run id and timestamp, e.g. a run read back on a rerun) is not appended
+  again, and a row the driver missed (it died) is appended when the rerun reads the run back.
+- **Progress.** One line per finished run with its accuracies, wall time and the number of runs
+  left; the workers' own per-epoch lines are forwarded by Ray.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, data, models
-
+from . import config, models
 
 #: one precision per family, so every point of a family shares one recipe on any machine:
 #: bfloat16 pays for the plain CNN's large convolutions and costs the depthwise models
-#: (``benchmarks/recipe_speed.py``; table in README)
+#: (``benchmarks/recipe_speed.py``; ``benchmarks/README.md``)
 FAMILY_PRECISION = {"cnn": "mixed_bfloat16"}
+#: what a worker needs of the driver's environment (data, run folders, deadline, test hooks)
+WORKER_ENV = ("FER2013_PATH", "FER_RUNS_DIR", "FER_DEADLINE", "FER_KILL_AFTER_EPOCH", "FER_PROFILE",
+              "TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")
 
 
 def precision_for(arch: str) -> str:
@@ -26,7 +49,7 @@ def precision_for(arch: str) -> str:
 
 
 def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
-    """(arch, width) pairs, cheapest first within each family."""
+    """(arch, width) pairs, family by family in the order asked, cheapest first within each."""
     points = {
         **{f: [(f, w) for w in ws] for f, ws in models.FAMILY_WIDTHS.items()},
         "irnet": [("irnet", w) for w in models.IRNET_WIDTHS],
@@ -38,32 +61,189 @@ def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
     return [p for f in families for p in points[f]]
 
 
+@dataclass(frozen=True)
+class Job:
+    arch: str
+    width: float
+    teacher: str | None = None  # "arch:width" of a plain run this student distils from
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-w{self.width:g}" + (f"-kd-{self.teacher.replace(':', '')}" if self.teacher else "")
+
+
+def parse_point(spec: str) -> tuple[str, float]:
+    arch, _, width = spec.partition(":")
+    if arch not in models.ARCHITECTURES or not width:
+        raise ValueError(f"{spec!r}: expected ARCH:WIDTH with ARCH one of {', '.join(models.ARCHITECTURES)}")
+    return arch, float(width)
+
+
+def plan(points: list[tuple[str, float]], teacher: str | None = None, students=()) -> list[Job]:
+    """The plain runs of ``points`` and, with a ``teacher``, that teacher (if not among them) and
+    IRNet students of each width in ``students`` distilled from it."""
+    jobs = [Job(a, w) for a, w in points]
+    if teacher:
+        t = Job(*parse_point(teacher))
+        if t not in jobs:
+            jobs.insert(0, t)
+        jobs += [Job("irnet", float(w), teacher=f"{t.arch}:{t.width:g}") for w in students]
+    return jobs
+
+
+def run_job(job: Job, profile: str, seed: int, epochs: int | None, train_limit: int | None, env: dict,
+            teacher: dict | None = None) -> dict:
+    """One run, inside a Ray worker: train (or resume, or read back) and return what the driver
+    records. ``teacher`` is the teacher task's return value (its weights travel with it)."""
+    os.environ.update(env)
+    import tempfile
+
+    from . import data, distill, runs, train
+
+    ds = data.load(verbose=False)
+    prof = config.get_profile(profile)
+    scratch = Path(tempfile.mkdtemp(prefix="fer-sweep-"))  # the engine's own registry copy; the driver's counts
+    kw = dict(dataset=ds, verbose=0, progress=True, registry_path=scratch / "runs.csv", epochs=epochs,
+              train_limit=train_limit, precision=precision_for(job.arch))
+    if job.teacher:
+        if teacher is None or teacher.get("result") is None:
+            raise RuntimeError(f"{job.name}: its teacher {job.teacher} did not finish")
+        write_back(teacher)  # the teacher may have trained on another node
+        result = distill.distill(job.arch, job.width, teacher["result"], prof, seed, **kw)
+    else:
+        result = train.train(job.arch, job.width, prof, seed, **kw)
+    if result is None:
+        return {"job": job.name, "result": None}
+    folder = runs.weights_path(result["run_id"]).parent
+    return {"job": job.name, "result": result, "log": (folder / "log.csv").read_text(),
+            "weights": runs.weights_path(result["run_id"]).read_bytes()}
+
+
+def write_back(out: dict) -> None:
+    """Put a finished task's run folder files (result, log, final weights) where this process keeps
+    runs, unless they are there already (the same machine, or a shared path)."""
+    from . import runs
+
+    rid = out["result"]["run_id"]
+    folder = runs.weights_path(rid).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if not runs.weights_path(rid).exists():
+        runs.weights_path(rid).write_bytes(out["weights"])
+    if not (folder / "log.csv").exists():
+        (folder / "log.csv").write_text(out["log"])
+    if not (folder / "result.json").exists():
+        runs.atomic_json(folder / "result.json", out["result"])
+
+
+def record(out: dict, registry_path: Path) -> bool:
+    """Write a finished task's registry row (unless that row is there already), log and weights on
+    the driver's side; True when a row was appended."""
+    from . import registry, runs
+
+    write_back(out)
+    result = out["result"]
+    done = registry.read(registry_path) if Path(registry_path).exists() else None
+    new = done is None or not ((done["run_id"] == result["run_id"])
+                               & (done["timestamp"].astype(str) == str(result["timestamp"]))).any()
+    if new:
+        registry.append({c: result.get(c, "") for c in registry.COLUMNS}, registry_path)
+    runs.publish_log(runs.weights_path(result["run_id"]).parent, Path(registry_path))
+    return new
+
+
+def run(jobs: list[Job], profile: str, seed: int = 0, registry_path: Path | None = None, address: str | None = None,
+        jobs_at_once: int = 1, cpus_per_task: float | None = None, gpus_per_task: float = 0.0,
+        epochs: int | None = None, train_limit: int | None = None, retries: int = 1,
+        deadline_s: float | None = None, local_cpus: int | None = None) -> dict:
+    """Run every job as a Ray task; returns ``{"finished": [...], "unfinished": [...], "failed": [...]}``
+    (job names). ``address`` None: ``RAY_ADDRESS`` or a local instance with ``local_cpus`` CPUs."""
+    import ray
+
+    if deadline_s is not None:
+        os.environ["FER_DEADLINE"] = str(time.time() + deadline_s)
+    env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started_here = not ray.is_initialized()
+    if started_here:
+        runtime_env = {"env_vars": env}
+        if address:  # a cluster's nodes get this package from the driver
+            runtime_env["py_modules"] = [str(Path(__file__).resolve().parent)]
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        else:
+            ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, runtime_env=runtime_env,
+                     object_store_memory=512 * 2**20, log_to_driver=True)
+    try:
+        cpus = cpus_per_task or max(1.0, ray.cluster_resources().get("CPU", 1) // max(jobs_at_once, 1))
+        task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_task, max_retries=retries)
+        registry_path = Path(registry_path or config.current().results / "runs.csv")
+        refs, by_name = {}, {}
+        for job in sorted(jobs, key=lambda j: j.teacher is not None):  # teachers are submitted first
+            teacher_ref = by_name.get(Job(*parse_point(job.teacher)).name) if job.teacher else None
+            ref = task.remote(job, profile, seed, epochs, train_limit, env, teacher_ref)
+            refs[ref], by_name[job.name] = job, ref
+        return _collect(refs, registry_path)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _collect(refs: dict, registry_path: Path) -> dict:
+    import ray
+
+    t0, outcome = time.time(), {"finished": [], "unfinished": [], "failed": []}
+    pending = dict(refs)
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        job = pending.pop(ref)
+        stamp = f"[{time.time() - t0:6.0f} s]"
+        try:
+            out = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            outcome["failed"].append(job.name)
+            reason = str(exc).strip().splitlines()[0][:160]
+            print(f"{stamp} {job.name}: FAILED ({type(exc).__name__}: {reason}); {len(pending)} runs left; "
+                  f"rerun to resume it from its last checkpoint", flush=True)
+            continue
+        if out["result"] is None:
+            outcome["unfinished"].append(job.name)
+            print(f"{stamp} {job.name}: stopped at the deadline (resumable); {len(pending)} runs left", flush=True)
+            continue
+        new = record(out, registry_path)
+        r = out["result"]
+        outcome["finished"].append(job.name)
+        print(f"{stamp} {job.name}: done, {r['run_id']} PublicTest {r['public_acc']:.4f} PrivateTest "
+              f"{r['private_acc']:.4f}, {r['epochs']} epochs in {r['wall_s'] / 60:.1f} min"
+              f"{'' if new else ' (read back; its row was there already)'}; {len(pending)} runs left", flush=True)
+    return outcome
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
     parser.add_argument("--families", nargs="+", default=None, help="mobilenet cnn irnet (default: all)")
+    parser.add_argument("--points", nargs="+", default=None, metavar="ARCH:WIDTH", help="these runs instead of families")
+    parser.add_argument("--teacher", default=None, metavar="ARCH:WIDTH", help="distil --students from this run")
+    parser.add_argument("--students", type=float, nargs="*", default=[], help="IRNet widths to distil")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch budget")
+    parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
     parser.add_argument("--registry", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (sets --cpus-per-task)")
+    parser.add_argument("--address", default=None, help="a Ray cluster (ray://host:10001); default RAY_ADDRESS or local")
+    parser.add_argument("--cpus-per-task", type=float, default=None)
+    parser.add_argument("--gpus-per-task", type=float, default=0.0)
+    parser.add_argument("--retries", type=int, default=1, help="Ray retries of a task whose worker died")
+    parser.add_argument("--deadline-s", type=float, default=None, help="stop every run before this many seconds")
     args = parser.parse_args(argv)
-    from . import train
-
-    ds = data.load()
-    setup = config.setup(args.profile, ds)
-    points = sweep_points(args.families)
-    t0 = time.perf_counter()
-    for i, (arch, width) in enumerate(points, start=1):
-        print(f"== sweep point {i}/{len(points)}: {arch} width {width:g} ({setup.profile.name}) "
-              f"[{time.perf_counter() - t0:.0f} s elapsed]", flush=True)
-        result = train.train(arch, width, setup.profile, args.seed, dataset=ds, verbose=0, progress=True,
-                             registry_path=args.registry or setup.results / "runs.csv",
-                             precision=precision_for(arch))
-        if result is None:
-            print(f"== stopped at the deadline (FER_DEADLINE) in point {i}/{len(points)}; rerun to resume",
-                  flush=True)
-            return 3
-        print(f"== done {i}/{len(points)}: {result['run_id']} params {result['params']:,} "
-              f"PublicTest {result['public_acc']:.4f} PrivateTest {result['private_acc']:.4f}", flush=True)
-    return 0
+    setup = config.setup(args.profile)
+    points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
+    jobs = plan(points, args.teacher, args.students)
+    print(f"== {len(jobs)} runs ({setup.profile.name}): {', '.join(j.name for j in jobs)}", flush=True)
+    outcome = run(jobs, setup.profile.name, args.seed, args.registry or setup.results / "runs.csv", args.address,
+                  args.jobs, args.cpus_per_task, args.gpus_per_task, args.epochs, args.train_limit, args.retries,
+                  args.deadline_s)
+    print("== " + json.dumps({k: len(v) for k, v in outcome.items()}), flush=True)
+    return 0 if not outcome["unfinished"] and not outcome["failed"] else 3
 
 
 if __name__ == "__main__":

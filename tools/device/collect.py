@@ -4,7 +4,7 @@ from pathlib import Path
 
 out = Path(sys.argv[1]); root = Path.cwd()
 with tarfile.open(out / "meta.tgz", "w:gz") as t:
-    for p in ["results/runs.csv", "results/logs", "build/parallel"]:
+    for p in ["results/runs.csv", "results/logs"]:
         if (root / p).exists():
             t.add(p)
     for run in sorted((root / "runs").glob(os.environ.get("COLLECT_GLOB", "*-full-*"))):

@@ -21,6 +21,10 @@ timeout 150 $PY benchmarks/recipe_speed.py --archs irnet:1.0 cnn:1.0 --precision
   || { export KERAS_BACKEND=torch; timeout 150 $PY benchmarks/recipe_speed.py --archs irnet:1.0 --precisions float32 --images 3200 2>&1 | tee -a $OUT/probe.log; }
 echo "backend: $KERAS_BACKEND; setup took $(( $(date +%s) - T0 )) s"
 DL=$(( LIMIT - ($(date +%s) - T0) - ${COLLECT_S:-40} ))
-timeout $(( DL + 20 )) $PY -u -m fer_utils.parallel --profile ${PROFILE:-full} --jobs ${JOBS:-8} --deadline-s $DL ${EXTRA} 2>&1 | tee $OUT/parallel.log
+# the same entry point as everywhere: the Ray sweep, JOBS tasks sharing the GPU (needs ray's wheel in .whl/,
+# 79 MB: over the device tool's 64 MiB carry on its own, so a device without ray cannot run this step yet)
+GPU_SHARE=$($PY -c "print(1 / ${JOBS:-8})")
+timeout $(( DL + 20 )) $PY -u -m fer_utils.sweep --profile ${PROFILE:-full} --jobs ${JOBS:-8} --gpus-per-task $GPU_SHARE \
+  --retries 0 --deadline-s $DL ${EXTRA} 2>&1 | tee $OUT/sweep.log
 $PY tools/device/collect.py $OUT
 ls -la $OUT; echo "total $(( $(date +%s) - T0 )) s"

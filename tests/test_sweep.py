@@ -1,0 +1,66 @@
+"""The sweep on Ray: tasks on a local instance, rows appended once, reruns train nothing, killed runs resume."""
+import json
+
+import pandas as pd
+import pytest
+
+from fer_utils import data, sweep
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    csv = data.write_kaggle_csv(data.synthetic(300, seed=4), tmp_path / "tiny.csv")
+    monkeypatch.setenv("FER2013_PATH", str(csv))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    return tmp_path
+
+
+def _sweep(tmp_path, *extra):
+    return sweep.main(["--profile", "smoke", "--epochs", "2", "--train-limit", "120", "--jobs", "2",
+                       "--registry", str(tmp_path / "runs.csv"), *extra])
+
+
+def test_two_point_sweep_on_local_ray_and_a_rerun_trains_nothing(env, capsys):
+    assert _sweep(env, "--points", "mobilenet:0.15", "cnn:0.0625", "--teacher", "cnn:0.0625", "--students", "0.5") == 0
+    out = capsys.readouterr().out
+    rows = pd.read_csv(env / "runs.csv")
+    assert len(rows) == 3 and set(rows["arch"]) == {"mobilenet", "cnn", "irnet"}
+    assert rows["recipe"].str.contains("tag:kdh-cnn0.0625").sum() == 1  # the student, distilled
+    names = [line.split(":")[0].split("] ")[-1] for line in out.splitlines() if ": done," in line]
+    assert names.index("cnn-w0.0625") < names.index("irnet-w0.5-kd-cnn0.0625")  # the teacher finished first
+    assert "0 runs left" in out
+    for rid in rows["run_id"]:
+        assert (env / "logs" / f"{rid}.csv").exists() and (env / "runs" / rid / "final.weights.h5").exists()
+
+    assert _sweep(env, "--points", "mobilenet:0.15", "cnn:0.0625", "--teacher", "cnn:0.0625", "--students", "0.5") == 0
+    out = capsys.readouterr().out
+    assert out.count("read back; its row was there already") == 3 and "epoch 1/2" not in out
+    assert len(pd.read_csv(env / "runs.csv")) == 3  # nothing trained, nothing appended twice
+
+
+def test_a_killed_task_resumes_from_its_checkpoint_on_rerun(env, monkeypatch, capsys):
+    monkeypatch.setenv("FER_KILL_AFTER_EPOCH", "1")  # the worker SIGKILLs itself after epoch 1
+    assert _sweep(env, "--points", "irnet:0.5", "--epochs", "3", "--retries", "0") == 3
+    assert "FAILED" in capsys.readouterr().out
+    (run_dir,) = (env / "runs").iterdir()
+    assert json.loads((run_dir / "state.json").read_text())["epoch"] == 1 and not (env / "runs.csv").exists()
+    first_epoch = pd.read_csv(run_dir / "log.csv").iloc[0]
+
+    monkeypatch.delenv("FER_KILL_AFTER_EPOCH")
+    assert _sweep(env, "--points", "irnet:0.5", "--epochs", "3", "--retries", "0") == 0
+    log = pd.read_csv(run_dir / "log.csv")
+    assert log["epoch"].tolist() == [1, 2, 3]  # epoch 1 not repeated, none missing
+    assert log.iloc[0].equals(first_epoch)  # ... and not trained again: the rerun started after it
+    rows = pd.read_csv(env / "runs.csv")
+    assert rows["run_id"].tolist() == [run_dir.name] and rows["epochs"].tolist() == [3]
+
+
+def test_plan_puts_the_teacher_first_and_names_students():
+    jobs = sweep.plan([("mobilenet", 0.5)], "cnn:1.0", [1.0, 2.4])
+    assert [j.name for j in jobs] == ["cnn-w1", "mobilenet-w0.5", "irnet-w1-kd-cnn1", "irnet-w2.4-kd-cnn1"]
+    assert sweep.plan([("cnn", 1.0)], "cnn:1.0", [])[0] == sweep.Job("cnn", 1.0)  # not twice
+    with pytest.raises(ValueError, match="expected ARCH:WIDTH"):
+        sweep.parse_point("vgg:1")
