@@ -112,14 +112,14 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     if stale.any():
         done[~stale].to_csv(table, index=False)
     base_model = load_trained(run, runs_root)
-    base = evaluate(base_model, prepared)
+    base = evaluate(base_model, prepared, val=False)
     model = model if model is not None else base_model
     rows = []
     for codec in todo:
         path = codec_path(run["run_id"], codec, runs_root)
         path.parent.mkdir(parents=True, exist_ok=True)
         size = compress.encode(model, path, codec.split("@")[0])  # "<codec>@<sparsity>" names a pruned copy
-        acc = evaluate(compress.decode(path), prepared)
+        acc = evaluate(compress.decode(path), prepared, val=False)  # rows hold test accuracies only
         pub, priv = acc.get("PublicTest", float("nan")), acc.get("PrivateTest", float("nan"))
         rows.append({
             "run_id": run["run_id"], "model": results.run_label(run), "arch": run["arch"],
@@ -196,7 +196,7 @@ def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
         if not Path(path).exists():
             rows += cached[cached.file == name].to_dict("records")
             continue
-        acc = evaluate(compress.decode(path), prepared, mirror=True)
+        acc = evaluate(compress.decode(path), prepared, mirror=True, val=False)
         rows.append({"file": name, "model": label, "codec": codec,
                      **{f"{k}_acc": round(acc[s], 4) for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))},
                      **{f"{k}_tta_acc": round(acc[f"{s}_tta"], 4)

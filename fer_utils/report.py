@@ -185,10 +185,11 @@ def budget_section(setup) -> str:
     if study.empty:
         body = "No budget-study rows in this profile yet (`budget.csv`)."
     else:
-        body = (budget_paragraph(study, config.HEADLINE_TARGETS.get(arch)) + "\n\n"
-                + md_table(study.drop(columns=["run_id", "model"]).rename(columns={
-                    "best_val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest",
-                    "public_tta_acc": "PublicTest TTA", "private_tta_acc": "PrivateTest TTA"})))
+        shown = study.assign(budget=study["budget"].map(lambda b: "—" if pd.isna(b) else str(int(b))))
+        table = md_table(shown.drop(columns=["run_id", "model"]).rename(columns={
+            "best_val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest",
+            "public_tta_acc": "PublicTest TTA", "private_tta_acc": "PrivateTest TTA"}), column_digits={"cpu_hours": 2})
+        body = budget_paragraph(study, config.HEADLINE_TARGETS.get(arch)) + "\n\n" + table
     return f"""### How much training is enough
 
 The {results.model_label(arch, width)} trained on the budgeted schedule (linear warm-up, a constant

@@ -66,12 +66,13 @@ def _xy(ds: data.FERDataset):
     return ds.images.astype(np.float32) / 255.0, ds.labels.astype(np.int64)
 
 
-def evaluate(model, prepared: dict, mirror: bool = False) -> dict:
-    """Accuracy on validation and on each labelled test split; ``mirror``: with mirror TTA too (``<split>_tta``)."""
+def evaluate(model, prepared: dict, mirror: bool = False, val: bool = True) -> dict:
+    """Accuracy on validation (``val``) and on each labelled test split; ``mirror``: with mirror TTA
+    too (``<split>_tta``)."""
     from .predict import probabilities
 
     out = {}
-    for name, (x, y) in [("val", prepared["val"]), *prepared["tests"].items()]:
+    for name, (x, y) in [("val", prepared["val"])] * val + list(prepared["tests"].items()):
         plain = probabilities(model, x)
         out[name] = float(np.mean(np.argmax(plain, axis=1) == y))
         if mirror:
@@ -162,8 +163,9 @@ def load_trained(result: dict, runs_root: Path | None = None):
     from . import compress, models
 
     path = weights_path(result["run_id"], runs_root)
-    if not path.exists() and _exported(result["run_id"]) is not None:
-        return compress.decode(_exported(result["run_id"]))
+    copy = None if path.exists() else _exported(result["run_id"])
+    if copy is not None:
+        return compress.decode(copy)
     model = models.build(result["arch"], float(result["width"]))
     model.load_weights(path)
     return model

@@ -269,3 +269,18 @@ def test_parameter_budgets_from_the_seed_models_codec_rows():
         "225 kB @ seed codec": 112_500, "650 kB @ seed codec": 325_000,
         "225 kB @ best codec (int8)": 225_000, "650 kB @ best codec (int8)": 650_000}
     assert results.parameter_budgets(codecs.iloc[0:0], [225_000]) == {}
+
+
+def test_budget_section_shows_budgets_as_whole_epochs(tmp_path):
+    from types import SimpleNamespace
+
+    from fer_utils import report
+
+    pd.DataFrame({"model": ["m", "m"], "schedule": ["wsd15/x bs128", "ep60/es10/lr4/bs64"], "budget": [15.0, None],
+                  "epochs": [15, 35], "cpu_hours": [0.54, 1.21], "best_val_acc": [0.5, 0.6], "public_acc": [0.5, 0.55],
+                  "private_acc": [0.5, 0.56], "public_tta_acc": [0.51, None], "private_tta_acc": [0.52, None],
+                  "run_id": ["a", "b"]}).to_csv(tmp_path / "budget.csv", index=False)
+    setup = SimpleNamespace(results=tmp_path, figures=tmp_path, report=tmp_path / "report.md")
+    text = report.budget_section(setup)
+    assert "| wsd15/x bs128 | 15 | 15 | 0.54 | 0.500 |" in text and "| ep60/es10/lr4/bs64 | — | 35 | 1.21 |" in text
+    assert "1 budget finished so far (15 epochs)" in text and "*(figure `03_budget` not rendered in this run)*" in text
