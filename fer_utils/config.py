@@ -104,6 +104,12 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}") from None
 
 
+def per_profile(profile: Profile, full, smoke):
+    """``full`` in the full profiles, ``smoke`` in the smoke profile: a notebook's cheaper choice
+    (fewer codecs, say) for CI, where only the code paths matter, not the numbers."""
+    return smoke if profile.name == "smoke" else full
+
+
 @dataclass
 class Setup:
     """What a notebook needs: the profile, whether outputs are committed, and where they go."""

@@ -62,3 +62,11 @@ def test_setup_sends_only_full_real_runs_to_the_committed_folders():
         assert "synthetic" in config.setup("full", fake).caption()
     finally:
         config._CURRENT = None
+
+
+def test_per_profile_picks_the_smoke_choice_only_in_smoke():
+    from fer_utils import config
+
+    assert config.per_profile(config.PROFILES["smoke"], "all", "few") == "few"
+    assert config.per_profile(config.PROFILES["full"], "all", "few") == "all"
+    assert config.per_profile(config.PROFILES["full-plateau"], "all", "few") == "all"
