@@ -181,14 +181,16 @@ def git_commit() -> str:
 
 
 # --------------------------------------------------------------------------- stable-phase snapshots and branches
-def snapshot_epochs(sched) -> set[int]:
+def snapshot_epochs(sched, stop_after: int | None = None) -> set[int]:
     """Epochs at which a WSD run keeps a checkpoint of its stable phase: the decay starts of the
-    study's shorter budgets (:data:`config.EPOCH_BUDGETS`) and its own (to extend the budget later)."""
+    study's shorter budgets (:data:`config.EPOCH_BUDGETS`), its own (to extend the budget later) and
+    ``stop_after``, where the budget study stops it for a shorter budget to branch."""
     if sched is None or sched.kind != "wsd":
         return set()
     own = sched.decay_start()
     shorter = {replace(sched, epochs=b).decay_start() for b in config.EPOCH_BUDGETS if b < sched.epochs}
-    return {e for e in shorter | {own} if sched.warmup <= e <= own and e > 0}
+    wanted = shorter | {own} | ({stop_after} if stop_after is not None else set())
+    return {e for e in wanted if sched.warmup <= e <= own and e > 0}
 
 
 SNAPSHOT_FILES = ("last.keras", "state.json", "log.csv", "best.weights.h5")

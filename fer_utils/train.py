@@ -36,9 +36,8 @@ from .recipe import describe, fit_targets, training_model
 from .seeding import set_seed
 
 
+#: the first recipe's plateau cut and its floor
 LR_FACTOR = 0.2
-
-
 MIN_LR = 1e-5
 
 
@@ -56,7 +55,8 @@ class Targets:
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Per-epoch bookkeeping: plateau LR schedule, early stopping, best weights, checkpoint, log.
+    """Per-step learning rate and per-epoch bookkeeping: best weights, checkpoint, log, stable-phase
+    snapshots; for the first recipe, plateau cuts and early stopping instead of the budgeted rate.
 
     Everything it decides is written to ``state.json`` after the checkpoint and
     the log row, so the state on disk always describes a finished epoch.
@@ -70,7 +70,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.schedule, self.steps_per_epoch = profile.lr_schedule(), steps_per_epoch
         self.stop_after = stop_after
         #: stable-phase epochs whose checkpoints shorter (or longer) WSD budgets branch from
-        self.snapshots = runs.snapshot_epochs(self.schedule)
+        self.snapshots = runs.snapshot_epochs(self.schedule, stop_after)
         self._t0 = None
         self._epoch = 0
         self._cut = False  # the deadline cut an epoch short: it must not be recorded
@@ -123,12 +123,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         st["train_seconds"] += seconds
         runs.atomic_json(self.run_dir / "state.json", st)
-        stopping_here = self.stop_after is not None and epoch + 1 >= self.stop_after
-        if epoch + 1 in self.snapshots or (stopping_here and self.schedule is not None
-                                           and self.schedule.kind == "wsd"
-                                           and epoch + 1 <= self.schedule.decay_start()):
+        if epoch + 1 in self.snapshots:
             runs.save_snapshot(self.run_dir, epoch + 1)  # a shorter (or longer) budget branches here
-        if stopping_here:
+        if self.stop_after is not None and epoch + 1 >= self.stop_after:
             self.model.stop_training = True
         if self.progress:
             print(f"[{self.run_dir.name}] epoch {epoch + 1}/{prof.epochs} loss {logs['loss']:.4f} "

@@ -78,3 +78,11 @@ def test_a_shorter_wsd_budget_branches_from_the_longer_runs_stable_phase(tmp_pat
     assert short["wall_s"] >= log_s["seconds"].iloc[:2].sum()  # its cost counts the shared part
     assert "wsd3/warm1/decay0.2/peak0.003" in short["recipe"] and short["run_id"].endswith("-wsd3")
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 2
+
+
+def test_snapshot_epochs_are_the_study_budgets_decay_starts_inside_the_stable_phase():
+    s = Schedule("wsd", epochs=200, peak=3e-3, warmup=2)
+    assert train.runs.snapshot_epochs(s) == {12, 24, 48, 96, 160}  # 15, 30, 60, 120 and 200 epochs
+    assert 37 in train.runs.snapshot_epochs(s, stop_after=37)
+    assert 170 not in train.runs.snapshot_epochs(s, stop_after=170)  # already decaying: no branch point
+    assert train.runs.snapshot_epochs(replace(s, kind="cosine")) == set()
