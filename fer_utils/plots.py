@@ -140,6 +140,7 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ticks = sorted(set(study["epochs"].astype(int)))
     axes[0].set_xticks(ticks, [str(t) for t in ticks])  # the budgets themselves
+    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # hours span less than a decade
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
     return fig
