@@ -53,8 +53,9 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
     return f"![{alt}]({Path(rel).as_posix()})"
 
 
-#: percentage-point columns, shown with two decimals
-POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain")}
+#: columns shown with two decimals (percentage points, CPU hours)
+POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain", "private_drop_before",
+                          "private_drop_after", "qat_cpu_h")}
 
 
 def figure(setup, name: str, alt: str) -> str:
@@ -344,6 +345,9 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
     tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
                                    "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
                    rename={"file": "budget"})
+    qat = table_or(R / "qat.csv", ["model", "codec", "float32_private", "before_private", "after_private",
+                                   "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
+                   "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",
                                                      "private_acc", "public_gain", "private_gain"],
                             "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
@@ -360,6 +364,15 @@ The deliverable codecs on every other finished run (each sweep width, each disti
 file bytes · PrivateTest accuracy (`codecs.csv`):
 
 {other_codecs_table(other_codecs)}
+
+### Quantisation-aware fine-tuning
+
+A few epochs of training with every kernel on the codec's grid (straight-through gradients to a
+float copy, k-means codebooks following the weights), then written with that codec: PrivateTest
+accuracy of the source in float32, written with the codec as trained (before) and after the
+fine-tune, drops in points against float32 (`qat.csv`):
+
+{qat}
 
 ### The deliverable under a byte budget
 

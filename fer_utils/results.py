@@ -27,9 +27,27 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     else:
         name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
     if tag:
+        codec, tag = qat_parts(tag)
         suffix = {config.KD_METHODS["hinton"]: " + KD", config.KD_METHODS["mix"]: " + KD (mixed targets)"}
-        name += suffix.get(tag.split("-")[0], f" [{tag}]")
+        if tag:
+            name += suffix.get(tag.split("-")[0], f" [{tag}]")
+        if codec:
+            name += f" + QAT {codec}"
     return name
+
+
+#: a quantisation-aware fine-tune's run tag: ``qat-<codec>`` then the source run's own suffix
+QAT_TAG = re.compile(r"^qat-(int8|kmeans-\d(?:-dw8)?)(?:-|$)")
+
+
+def qat_parts(tag: str) -> tuple[str, str]:
+    """(codec, the source run's tag) of a fine-tune's tag; ("", tag) for any other tag."""
+    m = QAT_TAG.match(tag)
+    if not m:
+        return "", tag
+    rest = tag[len(f"qat-{m.group(1)}"):].split("-")
+    # the source's suffix: its schedule tag, its own tag, its precision; the tag part is what is left
+    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16", p))
 
 
 def run_label(run) -> str:
@@ -254,3 +272,51 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
     compact = runs[runs.params < compact_below].sort_values("public_acc", ascending=False).head(1)
     largest_cnn = runs[runs.arch == "cnn"].sort_values("params", ascending=False).head(1)
     return pd.concat([compact, largest_cnn])
+
+
+QAT_COLUMNS = ("model", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
+               "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
+               "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")
+
+
+def qat_source(run_id: str) -> str:
+    """The run a quantisation-aware fine-tune started from (its run id without ``-cos<E>-qat-<codec>``)."""
+    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?=-|$)", "", run_id)
+
+
+def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
+    """Each quantisation-aware fine-tune beside its source run written with the same codec.
+
+    ``float32_*``: the source's own accuracy; ``before_*``: the source written with the codec;
+    ``after_*``: the fine-tune written with it (its weights are on the grid, so this is also its own
+    accuracy); drops in points against the source's float32. A fine-tune whose codec rows are not
+    both in ``codecs`` is left out.
+    """
+    out = []
+    tags = runs["recipe"].map(recipe_tag_of) if not runs.empty else pd.Series(dtype=str)
+    for _, run in runs[tags.str.startswith("qat-")].sort_values("timestamp").drop_duplicates("run_id", keep="last").iterrows():
+        codec = qat_parts(recipe_tag_of(run["recipe"]))[0]
+        src_id = qat_source(run["run_id"])
+        src = runs[runs["run_id"] == src_id]
+        before = codecs[(codecs["run_id"] == src_id) & (codecs["codec"] == codec)]
+        after = codecs[(codecs["run_id"] == run["run_id"]) & (codecs["codec"] == codec)]
+        if src.empty or before.empty or after.empty:
+            continue
+        src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
+        out.append({
+            "model": run_label(src), "codec": codec, "params": int(src["params"]),
+            "float32_public": src["public_acc"], "float32_private": src["private_acc"],
+            "before_public": before["public_acc"], "before_private": before["private_acc"],
+            "after_public": after["public_acc"], "after_private": after["private_acc"],
+            "private_drop_before": round(100 * (src["private_acc"] - before["private_acc"]), 2),
+            "private_drop_after": round(100 * (src["private_acc"] - after["private_acc"]), 2),
+            "bytes_before": int(before["bytes"]), "bytes_after": int(after["bytes"]),
+            "qat_epochs": int(run["epochs"]), "qat_cpu_h": round(float(run["wall_s"]) / 3600, 2),
+            "run_id": run["run_id"], "source_run_id": src_id,
+        })
+    return pd.DataFrame(out, columns=list(QAT_COLUMNS))
+
+
+def is_qat(recipe: str) -> bool:
+    """Whether a registry row's recipe is a quantisation-aware fine-tune's."""
+    return bool(qat_parts(recipe_tag_of(recipe))[0])

@@ -146,7 +146,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
-          precision: str = "float32", stop_after: int | None = None) -> dict | None:
+          precision: str = "float32", stop_after: int | None = None, callbacks=None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -157,6 +157,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     with bfloat16 compute and float32 weights (twice the CNN's speed on CPUs
     with AMX); it is part of the run's identity and recipe. ``stop_after`` stops after that
     epoch and returns ``None`` (the budget study advances its longest run to the next branch point).
+    ``callbacks(net, run_dir)`` returns more Keras callbacks, run before the engine's own at every
+    hook (quantisation-aware fine-tuning: :mod:`fer_utils.qat`).
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
@@ -188,13 +190,13 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     keras.mixed_precision.set_global_policy(precision)
     try:
         return _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag,
-                          targets, build_model, deadline, precision, runs_root, stop_after)
+                          targets, build_model, deadline, precision, runs_root, stop_after, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose, progress, tag, targets,
-               build_model, deadline, precision, runs_root, stop_after=None):
+               build_model, deadline, precision, runs_root, stop_after=None, callbacks=None):
     """The body of :func:`train` once the run folder is known and the precision policy is set."""
     from . import models
 
@@ -239,10 +241,11 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         x_val, y_val = prepared["val"]
         steps = -(-len(x_train) // prof.batch_size)
         callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline, steps, stop_after)
+        extra = list(callbacks(model, run_dir)) if callbacks is not None else []
         y_val_fit = targets.val if targets.val is not None else fit_targets(y_val)
         wrapper.fit(x_train, targets.train, batch_size=prof.batch_size, shuffle=True,
                     validation_data=(x_val, y_val_fit), epochs=prof.epochs,
-                    initial_epoch=state["epoch"], callbacks=[callback], verbose=verbose)
+                    initial_epoch=state["epoch"], callbacks=[*extra, callback], verbose=verbose)
         if unfinished():
             return None  # stopped by the deadline: unfinished, resumable
 

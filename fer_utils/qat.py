@@ -1,0 +1,242 @@
+"""Quantisation-aware fine-tuning: a few epochs with the codec's grid in the forward pass.
+
+    python -m fer_utils.qat --run <run id> --codec kmeans-4 [--epochs 3 --lr 3e-4]
+
+A trained model written with a 3-4-bit codec loses accuracy because every kernel is snapped to
+a few values after training. Here the snapped kernels are trained on: the forward and backward
+pass of every step run on the kernels *on the codec's grid*, and the step's update is applied to
+a float copy of them (the "shadow" weights), which is snapped again for the next step: the
+straight-through estimator (gradients taken at the quantised weights, applied to the float
+ones). Between steps, and so in validation, checkpoints and the final model, the network holds
+the snapped kernels, and at every epoch end its other weights (biases, BatchNorm) are rounded to
+float16, as every codec stores them: the result sits exactly on the codec's grid, and writing it
+with that codec loses nothing more (``compress.decode(compress.encode(m)) == m``).
+
+The grids (:mod:`fer_utils.compress`):
+
+* ``int8``: per output channel, ``q * scale`` with ``scale = max|w| / 127`` in float16;
+* ``kmeans-N`` (and ``kmeans-N-dw8``, depthwise kernels in int8): per kernel a codebook of at most
+  2**N float16 values. It starts as the codec's own k-means of the trained kernel and then follows
+  the shadow weights with one Lloyd step per training step (each value moves to the mean of the
+  shadow weights nearest to it), so the codebook is trained too.
+
+A fine-tune is an ordinary resumable run of the training engine (same augmentation, a short cosine
+schedule from a low peak, no warm-up) with the run tag ``qat-<codec>`` followed by what names the
+source run; its shadow weights and codebooks are kept in the run folder (``qat/e<epoch>.npz``) so a
+resumed run goes on with the same ones.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import compress, config, data, registry, runs
+
+#: the codecs whose grid a fine-tune can train on (the others: fold BatchNorm first, prune first, or
+#: store float16 anyway)
+SUPPORTED = ("int8", "kmeans-N", "kmeans-N-dw8")
+#: the default fine-tune: epochs and the cosine schedule's peak (a tenth of the training peak)
+EPOCHS = 3
+PEAK_LR = 3e-4
+
+
+def check_codec(codec: str) -> tuple[str, int]:
+    """(base codec, bits) of a codec a fine-tune can train on; a clear error for the others."""
+    pruned, base, bits = compress._parse_codec(codec)
+    if pruned or base in ("fp16", "int8-fold"):
+        raise ValueError(f"quantisation-aware fine-tuning supports {', '.join(SUPPORTED)}; not {codec!r}")
+    return base, bits
+
+
+class GridProjector:
+    """Snaps each kernel of ``model`` onto ``codec``'s grid; k-means codebooks are kept per kernel and
+    follow the weights they are given (one Lloyd step per call)."""
+
+    def __init__(self, model, codec: str):
+        self.codec = codec
+        self.base, self.bits = check_codec(codec)
+        slots = compress.weight_slots(model)
+        self.kernels = [(layer, var) for layer, var, role in slots if compress.is_kernel(layer, role)]
+        self.others = [var for layer, var, role in slots if not compress.is_kernel(layer, role)]
+        #: float32 codebook per kernel index (k-means kernels only)
+        self.books: dict[int, np.ndarray] = {}
+
+    def _int8(self, layer) -> bool:
+        return self.base == "int8" or compress._int8_here(self.base, layer)
+
+    def project(self, i: int, w: np.ndarray) -> np.ndarray:
+        """Kernel ``i``'s weights ``w`` on the grid (the nearest grid value of each)."""
+        layer = self.kernels[i][0]
+        w = np.asarray(w, np.float32)
+        if self._int8(layer):
+            axis = compress.channel_axis(layer)
+            q, scale = compress.quantize_int8(w, axis)
+            return compress.dequantize_int8(q, scale, axis)
+        v = w.ravel()
+        if i not in self.books:
+            book, _ = compress.kmeans_1d(v, 2 ** self.bits)
+        else:  # one Lloyd step from the current codebook
+            centers = self.books[i]
+            idx = compress._nearest(v, centers)
+            sums = np.bincount(idx, weights=v, minlength=centers.size)
+            counts = np.bincount(idx, minlength=centers.size)
+            book = np.unique(np.where(counts > 0, sums / np.maximum(counts, 1), centers).astype(np.float16))
+        self.books[i] = book.astype(np.float32)
+        return self.books[i][compress._nearest(v, self.books[i])].reshape(w.shape)
+
+
+class QuantizeAware(keras.callbacks.Callback):
+    """The straight-through fine-tune as a callback on the network ``net`` (inside the training wrapper).
+
+    ``state_dir``: where the shadow weights and codebooks are kept per epoch (``e<epoch>.npz``); the
+    run's ``state.json`` beside it says which epoch a resumed run continues after.
+    """
+
+    def __init__(self, net, codec: str, state_dir: Path | None = None):
+        super().__init__()
+        self.net, self.projector = net, GridProjector(net, codec)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.shadow: list[np.ndarray] = []
+        self._snapped: list[np.ndarray] = []
+
+    def _resume_epoch(self) -> int:
+        import json
+
+        state = self.state_dir.parent / "state.json" if self.state_dir is not None else None
+        return int(json.loads(state.read_text())["epoch"]) if state is not None and state.exists() else 0
+
+    def on_train_begin(self, logs=None):
+        epoch = self._resume_epoch()
+        saved = self.state_dir / f"e{epoch:04d}.npz" if self.state_dir is not None else None
+        if epoch and saved is not None and saved.exists():
+            with np.load(saved) as z:
+                self.shadow = [z[f"shadow{i}"] for i in range(len(self.projector.kernels))]
+                self.projector.books = {i: z[f"book{i}"] for i in range(len(self.projector.kernels))
+                                        if f"book{i}" in z}
+        else:  # a fresh fine-tune (or one whose shadow weights were lost: it goes on from the grid)
+            self.shadow = [np.asarray(var.numpy(), np.float32) for _, var in self.projector.kernels]
+        self._snap()
+
+    def _snap(self) -> None:
+        self._snapped = [self.projector.project(i, s) for i, s in enumerate(self.shadow)]
+        for (_, var), w in zip(self.projector.kernels, self._snapped):
+            var.assign(w)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for i, (_, var) in enumerate(self.projector.kernels):
+            self.shadow[i] += np.asarray(var.numpy(), np.float32) - self._snapped[i]  # this step's update
+        self._snap()
+
+    def on_epoch_end(self, epoch, logs=None):
+        for var in self.projector.others:  # what every codec stores them as
+            var.assign(np.asarray(var.numpy(), np.float32).astype(np.float16).astype(np.float32))
+        if self.state_dir is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        arrays = {f"shadow{i}": s for i, s in enumerate(self.shadow)}
+        arrays.update({f"book{i}": b for i, b in self.projector.books.items()})
+        tmp = self.state_dir / "tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.state_dir / f"e{epoch + 1:04d}.npz")
+        for old in self.state_dir.glob("e*.npz"):  # keep this epoch's and the one before
+            if int(old.stem[1:]) < epoch:
+                old.unlink()
+
+
+def on_grid(model, codec: str) -> bool:
+    """True when writing ``model`` with ``codec`` and reading it back gives exactly its weights."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w"
+        compress.encode(model, path, codec)
+        back = compress.decode(path)
+    return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
+
+
+def tag(source: dict, codec: str) -> str:
+    """The fine-tune's run tag: ``qat-<codec>`` and whatever follows the source run's common prefix
+    (its schedule, tag and precision), so fine-tunes of different runs of a model never share a folder."""
+    head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
+                       source["data_fingerprint"])
+    rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
+    return f"qat-{codec}{rest}"
+
+
+def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
+              peak_lr: float = PEAK_LR, dataset=None, **kwargs) -> dict | None:
+    """Fine-tune a finished run (a registry row) on ``codec``'s grid; the fine-tune's result (its
+    registry row), or None when a deadline stopped it (the same call resumes it)."""
+    from . import train
+
+    check_codec(codec)
+    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr)
+    ds = dataset if dataset is not None else data.load()
+    if source["data_fingerprint"] != ds.fingerprint():
+        raise ValueError(f"run {source['run_id']} was trained on other data (fingerprint "
+                         f"{source['data_fingerprint']}, this data {ds.fingerprint()})")
+    start = runs.load_trained(source, kwargs.get("runs_root"))
+    return train.train(source["arch"], float(source["width"]), prof, int(source["seed"]), dataset=ds,
+                       tag=tag(source, codec), build_model=lambda: start,
+                       callbacks=lambda net, run_dir: [QuantizeAware(net, codec, run_dir / "qat")], **kwargs)
+
+
+def pairs(setup, dataset, prepared, smoke_source, codec: str, smoke_epochs: int = 1):
+    """Notebook 04's fine-tune table. In the smoke profile the finished run ``smoke_source`` (arch,
+    width) is fine-tuned on ``codec`` here; in any other profile the fine-tunes come from the command
+    line. Every fine-tune in the registry and its source are then written with the fine-tune's codec
+    (``codecs.csv``, cached) and paired (``results.qat_pairs``), written to ``qat.csv`` and returned."""
+    from . import measure, results
+
+    reg = setup.results / "runs.csv"
+    table = setup.results / "codecs.csv"
+    if setup.profile.name == "smoke":
+        done = results.latest_runs(registry.read(reg), setup.profile.name)
+        found = done[(done.arch == smoke_source[0]) & (done.width == float(smoke_source[1]))]
+        if not found.empty:
+            fine_tune(found.iloc[0].to_dict(), codec, setup.profile, smoke_epochs, dataset=dataset,
+                      registry_path=reg, verbose=2)
+    every = registry.read(reg)
+    for run in results.latest_runs(every, setup.profile.name, recipe_tag=None).to_dict("records"):
+        tuned_codec = results.qat_parts(results.recipe_tag_of(run["recipe"]))[0]
+        if not tuned_codec:
+            continue
+        source = every[every.run_id == results.qat_source(run["run_id"])]
+        for r in ([run] + source.tail(1).to_dict("records")):
+            if runs.has_weights(r["run_id"]):
+                measure.measure_codecs(r, [tuned_codec], prepared, table)
+    out = results.qat_pairs(every, measure.read_table(table))
+    out.to_csv(setup.results / "qat.csv", index=False)
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="the run id of a finished run in the registry")
+    parser.add_argument("--codec", required=True, help="int8, kmeans-N or kmeans-N-dw8")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
+    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    parser.add_argument("--registry", type=Path, default=None)
+    args = parser.parse_args(argv)
+    ds = data.load()
+    setup = config.setup(args.profile, ds)
+    reg = args.registry or setup.results / "runs.csv"
+    rows = [r for r in registry.read(reg).to_dict("records") if r["run_id"] == args.run]
+    if not rows:
+        parser.error(f"no run {args.run!r} in {reg}")
+    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, registry_path=reg,
+                     verbose=2, progress=True)
+    return 0 if done else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

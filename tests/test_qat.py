@@ -1,0 +1,91 @@
+"""Quantisation-aware fine-tuning: the result sits exactly on the codec's grid."""
+import numpy as np
+import pytest
+
+from fer_utils import compress, config, data, models, qat, registry
+
+
+def test_kmeans_keeps_values_already_on_a_grid():
+    grid = np.array([-0.5, -0.125, 0.0, 0.25, 1.5], np.float16)
+    values = np.random.default_rng(0).choice(grid, size=(9, 9)).astype(np.float32)
+    book, idx = compress.kmeans_1d(values, 8)
+    assert np.array_equal(book.astype(np.float32)[idx].reshape(values.shape), values)
+
+
+@pytest.mark.parametrize("codec", ["int8", "kmeans-3", "kmeans-3-dw8"])
+def test_projection_is_on_the_grid_and_idempotent(codec, rng):
+    model = models.build("mobilenet", 0.25)
+    proj = qat.GridProjector(model, codec)
+    for i, (layer, var) in enumerate(proj.kernels):
+        w = rng.normal(0, 0.1, tuple(var.shape)).astype(np.float32)
+        once = proj.project(i, w)
+        var.assign(once)
+        if not proj._int8(layer):
+            assert np.unique(once).size <= 8
+        assert np.array_equal(proj.project(i, once), once)  # a point of the grid stays put
+        assert np.abs(once - w).mean() < np.abs(w).mean()  # and it is near the weights it snapped
+
+
+def test_unsupported_codecs_are_refused():
+    for codec in ("fp16", "int8-fold", "pruned-kmeans-4", "seed"):
+        with pytest.raises(ValueError, match="supports|unknown codec"):
+            qat.check_codec(codec)
+
+
+def test_fine_tune_round_trips_and_resumes(tmp_path):
+    ds = data.synthetic(400, seed=5)
+    reg = tmp_path / "runs.csv"
+    prof = config.PROFILES["smoke"]
+    from fer_utils import train
+
+    src = train.train("mobilenet", 0.25, prof, dataset=ds, runs_root=tmp_path / "runs", registry_path=reg,
+                      verbose=0, epochs=1, train_limit=200)
+    assert not qat.on_grid(runs_load(src, tmp_path), "kmeans-3")  # a plain run is not on the 3-bit grid
+
+    out = qat.fine_tune(src, "kmeans-3", prof, epochs=2, dataset=ds, runs_root=tmp_path / "runs",
+                        registry_path=reg, verbose=0, train_limit=200, deadline=0.0)
+    assert out is None  # no time at all: nothing trained, resumable
+    out = qat.fine_tune(src, "kmeans-3", prof, epochs=2, dataset=ds, runs_root=tmp_path / "runs",
+                        registry_path=reg, verbose=0, train_limit=200)
+    assert out["run_id"] == src["run_id"].replace(
+        "-wsd1", "-cos2-qat-kmeans-3-wsd1") and "tag:qat-kmeans-3-wsd1" in out["recipe"]
+    tuned = runs_load(out, tmp_path)
+    assert qat.on_grid(tuned, "kmeans-3")  # encode + decode gives exactly these weights
+    assert sorted(p.name for p in (tmp_path / "runs" / out["run_id"] / "qat").iterdir()) == ["e0001.npz", "e0002.npz"]
+    rows = registry.read(reg)
+    assert set(rows.run_id) == {src["run_id"], out["run_id"]}
+
+
+def runs_load(result, tmp_path):
+    from fer_utils import runs
+
+    return runs.load_trained(result, tmp_path / "runs")
+
+
+def test_qat_tags_name_their_codec_and_source():
+    from fer_utils import results
+
+    assert results.qat_parts("qat-kmeans-4-dw8-wsd200-kdh-cnn1-T4-a0.7-bf16") == ("kmeans-4-dw8", "kdh-cnn1-T4-a0.7")
+    assert results.qat_parts("kdh-cnn1-T4-a0.7") == ("", "kdh-cnn1-T4-a0.7")
+    assert results.model_label("irnet", 1.0, "qat-int8-wsd60") == "IRNet (ours) w1 + QAT int8"
+    assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-wsd60-bf16") == "irnet-w1-full-s0-abc-wsd60-bf16"
+
+
+def test_qat_pairs_put_each_fine_tune_beside_its_source():
+    import pandas as pd
+
+    from fer_utils import results
+
+    src, tuned = "m-w1-full-s0-f-wsd60", "m-w1-full-s0-f-cos3-qat-kmeans-3-wsd60"
+    runs = pd.DataFrame([
+        {"run_id": src, "arch": "mobilenet", "width": 0.5, "params": 1000, "public_acc": 0.60, "private_acc": 0.62,
+         "recipe": "adam|wsd60", "epochs": 60, "wall_s": 7200, "timestamp": "1"},
+        {"run_id": tuned, "arch": "mobilenet", "width": 0.5, "params": 1000, "public_acc": 0.59, "private_acc": 0.615,
+         "recipe": "adam|cos3|tag:qat-kmeans-3-wsd60", "epochs": 3, "wall_s": 360, "timestamp": "2"}])
+    codecs = pd.DataFrame([{"run_id": src, "codec": "kmeans-3", "bytes": 500, "public_acc": 0.50, "private_acc": 0.52},
+                           {"run_id": tuned, "codec": "kmeans-3", "bytes": 480, "public_acc": 0.59, "private_acc": 0.615}])
+    (row,) = results.qat_pairs(runs, codecs).to_dict("records")
+    assert row["model"] == "MobileNet w0.5" and row["codec"] == "kmeans-3"
+    assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
+    assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
+    assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
