@@ -33,7 +33,9 @@ _PIXEL_CHARS = b"0123456789 "
 
 @dataclass
 class FERDataset:
-    """Images ``uint8 (N,48,48,1)``, labels ``int64 (N,)``, split name per row."""
+    """Images ``uint8 (N,48,48,1)``, labels ``int64 (N,)``, split name per row; ``rows``: each image's
+    row in the data set it was loaded as (0-based; a subset keeps its images' rows), which is how a
+    teacher's committed soft targets find their images (:mod:`fer_utils.teachers`)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -41,6 +43,7 @@ class FERDataset:
     source: str
     synthetic: bool = False
     meta: dict = field(default_factory=dict)
+    rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -48,6 +51,9 @@ class FERDataset:
             raise ValueError(f"images must be uint8 (N,48,48,1), got {self.images.dtype} {self.images.shape}")
         if self.labels.shape != (n,) or self.splits.shape != (n,):
             raise ValueError("images, labels and splits must have the same length")
+        self.rows = np.arange(n) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+        if self.rows.shape != (n,):
+            raise ValueError("rows must have one entry per image")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -65,7 +71,7 @@ class FERDataset:
 
     def take(self, index: np.ndarray) -> "FERDataset":
         return FERDataset(self.images[index], self.labels[index], self.splits[index],
-                          self.source, self.synthetic, dict(self.meta))
+                          self.source, self.synthetic, dict(self.meta), self.rows[index])
 
     def split_names(self) -> list[str]:
         present = set(self.splits.tolist())

@@ -1,6 +1,7 @@
 """Knowledge distillation: a student trained on a finished teacher's soft targets.
 
     python -m fer_utils.distill --arch irnet --width 1.0 --teacher cnn:1.0 --profile full
+    python -m fer_utils.distill --arch irnet --width 1.0 --teacher-file results/teachers/cnn1.npz
 
 Distillation sits above the training engine: it computes the teacher's targets and calls
 :func:`fer_utils.train.train` with them (the engine knows nothing of teachers). ``hinton`` (run
@@ -70,14 +71,18 @@ class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
         return {"name": self.name, "dtype": self.dtype}
 
 
-def softened(teacher, x: np.ndarray, temperature: float) -> np.ndarray:
-    """The teacher's distribution softened by ``temperature``: it ends in a softmax, so this is
-    p**(1/T) renormalised (the same as softmax(logits / T))."""
+def soften(p: np.ndarray, temperature: float) -> np.ndarray:
+    """A distribution softened by ``temperature``: p**(1/T) renormalised, the same as
+    softmax(logits / T) for a model that ends in a softmax."""
     if temperature <= 0:
         raise ValueError(f"need temperature > 0, got T={temperature}")
-    p = teacher.predict(x, batch_size=256, verbose=0).astype(np.float64)
-    soft = np.power(np.clip(p, 1e-12, 1.0), 1.0 / temperature)
+    soft = np.power(np.clip(np.asarray(p, np.float64), 1e-12, 1.0), 1.0 / temperature)
     return soft / soft.sum(axis=1, keepdims=True)
+
+
+def softened(teacher, x: np.ndarray, temperature: float) -> np.ndarray:
+    """The teacher model's distribution on ``x``, softened by ``temperature``."""
+    return soften(teacher.predict(x, batch_size=256, verbose=0), temperature)
 
 
 def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
@@ -93,27 +98,45 @@ def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alph
     return (alpha * softened(teacher, x, temperature) + (1 - alpha) * onehot).astype(np.float32)
 
 
-def packed_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float) -> np.ndarray:
-    """[teacher's softened distribution | one-hot label], what :class:`DistillationLoss` reads."""
-    return np.concatenate([softened(teacher, x, temperature), np.eye(NUM_CLASSES)[y]], axis=1).astype(np.float32)
+def pack(soft: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[softened distribution | one-hot label] rows, what :class:`DistillationLoss` reads."""
+    return np.concatenate([soft, np.eye(NUM_CLASSES)[y]], axis=1).astype(np.float32)
 
 
-def distill(arch: str, width: float, teacher_run: dict, profile, seed: int = 0, dataset=None,
-            temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", **kwargs) -> dict:
-    """Train ``arch``/``width`` on a trained teacher's soft targets (same recipe, seed and data as a plain run)."""
+def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=None,
+            temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", view: str = "tta",
+            **kwargs) -> dict:
+    """Train ``arch``/``width`` on a teacher's soft targets (same recipe, seed and data as a plain run).
+
+    ``teacher``: a finished run's registry row (the teacher's weights are loaded and run on the
+    clean training images; run tag ``…-<arch><width>-…``), or a committed teacher file
+    (:class:`fer_utils.teachers.TeacherFile`, no weights needed; ``view`` picks its targets; run tag
+    ``…-<file name>-<view>-…``).
+    """
+    from . import teachers
+
     if method not in config.KD_METHODS:
         raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     ds = dataset if dataset is not None else data.load()
     prepared = runs.prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
     (x, y), (xv, yv) = prepared["train"], prepared["val"]
-    teacher = runs.load_trained(teacher_run, kwargs.get("runs_root"))
-    if method == "mix":
-        targets = train.Targets(soft_targets(teacher, x, y, temperature, alpha))
+    if isinstance(teacher, teachers.TeacherFile):
+        if teacher.info.get("data_fingerprint") != ds.fingerprint():
+            raise ValueError(f"{teacher.path}: computed on other data than {ds.label}")
+        p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
+        name = f"{teacher.path.stem}-{view}"
     else:
-        targets = train.Targets(packed_targets(teacher, x, y, temperature), packed_targets(teacher, xv, yv, temperature),
-                          DistillationLoss(temperature, alpha), HardLabelAccuracy())
-    tag = f"{config.KD_METHODS[method]}-{teacher_run['arch']}{float(teacher_run['width']):g}-T{temperature:g}-a{alpha:g}"
+        model = runs.load_trained(teacher, kwargs.get("runs_root"))
+        p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
+        name = f"{teacher['arch']}{float(teacher['width']):g}"
+    if method == "mix":
+        onehot = np.eye(NUM_CLASSES)[y]
+        targets = train.Targets((alpha * soften(p, temperature) + (1 - alpha) * onehot).astype(np.float32))
+    else:
+        targets = train.Targets(pack(soften(p, temperature), y), pack(soften(pv, temperature), yv),
+                                DistillationLoss(temperature, alpha), HardLabelAccuracy())
+    tag = f"{config.KD_METHODS[method]}-{name}-T{temperature:g}-a{alpha:g}"
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 
 
@@ -147,8 +170,13 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
 
 def main(argv=None) -> int:
     parser = train.cli_parser("Distil a student from a finished teacher run (resumable).")
-    parser.add_argument("--teacher", required=True, metavar="ARCH:WIDTH",
-                        help="a finished plain run of the same profile and data (e.g. cnn:1.0)")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--teacher", metavar="ARCH:WIDTH",
+                     help="a finished plain run of the same profile and data (e.g. cnn:1.0), run in the loop")
+    who.add_argument("--teacher-file", type=Path, metavar="NPZ",
+                     help="a committed teacher file (results/teachers/<name>.npz; python -m fer_utils.teachers)")
+    parser.add_argument("--view", choices=["tta", "plain"], default="tta",
+                        help="with --teacher-file: the mirror-TTA distribution (default) or the clean image's")
     parser.add_argument("--teacher-registry", type=Path, default=None,
                         help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, default=4.0)
@@ -156,13 +184,18 @@ def main(argv=None) -> int:
     parser.add_argument("--kd-method", choices=list(config.KD_METHODS), default="hinton")
     args = parser.parse_args(argv)
     ds, setup, common = train.cli_setup(args)
-    teacher = find_teacher(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
-                           ds.fingerprint())
-    if teacher is None:
-        parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "
-                     f"{args.teacher_registry or common['registry_path']}")
+    if args.teacher_file is not None:
+        from . import teachers
+
+        teacher = teachers.read(args.teacher_file, ds)
+    else:
+        teacher = find_teacher(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
+                               ds.fingerprint())
+        if teacher is None:
+            parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "
+                         f"{args.teacher_registry or common['registry_path']}")
     done = distill(args.arch, args.width, teacher, setup.profile, args.seed, temperature=args.temperature,
-                   alpha=args.alpha, method=args.kd_method, **common)
+                   alpha=args.alpha, method=args.kd_method, view=args.view, **common)
     return 0 if done else 3
 
 

@@ -46,12 +46,13 @@ def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fin
 
 # --------------------------------------------------------------------------- what a run sees
 def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
-    """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1]."""
+    """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1],
+    and ``rows``: the data set rows of the train and val images (a teacher file is keyed by them)."""
     train, val = data.train_val_split(ds, 0.1, seed=0)  # one fixed validation split for every run
     if profile.train_limit is not None:
         train = data.stratified_subset(train, profile.train_limit, seed)
         val = data.stratified_subset(val, max(profile.train_limit // 5, 50), seed)
-    out = {"train": _xy(train), "val": _xy(val), "tests": {}}
+    out = {"train": _xy(train), "val": _xy(val), "tests": {}, "rows": {"train": train.rows, "val": val.rows}}
     for split in ("PublicTest", "PrivateTest"):
         part = ds.subset(split)
         if len(part) == 0:

@@ -1,0 +1,171 @@
+"""A teacher's soft targets, computed once and committed: ``results/teachers/<name>.npz``.
+
+    python -m fer_utils.teachers --teacher cnn:1.0 [--teacher mobilenet:2.2] [--name cnn1]
+
+Distilling a student needs the teacher's output distribution on every training image. Computing it
+needs the teacher's weights and a forward pass over 28,709 images; a committed file of those
+distributions lets a student be distilled on any machine, without the teacher. The file holds, for
+every Training row of the data set (the validation rows included) and for two views of it, the
+image and its left-right mirror, the teacher's log-probabilities in float16; with several teachers
+(an ensemble), the mean of their probabilities. Beside them: the data fingerprint, the teachers'
+run ids and their accuracies (alone and as an ensemble, with and without mirror TTA).
+
+**Augmentation.** A student is trained on augmented views (random mirror, small shifts, rotations,
+zoom) of each image, while the targets are the teacher's on the clean image. The default target
+(``view="tta"``) is the mean of the teacher's distributions on the image and on its mirror: the
+same whether or not the augmentation mirrored the image, so the mirror is consistent by
+construction (and the target is the teacher's mirror-TTA prediction, which scores higher than its
+plain one); the other augmentations are small, label-preserving changes the target ignores.
+``view="plain"`` uses the clean image's distribution alone (the first method this project ran,
+where the teacher ran in the loop on the clean images).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .constants import NUM_CLASSES
+
+VIEWS = ("plain", "mirror")
+#: what a student's target is made of (see the module's docstring)
+TARGET_VIEWS = ("tta", "plain")
+
+
+def view_probabilities(models, x: np.ndarray) -> np.ndarray:
+    """(n, 2, 7) float64: the (mean) softmax of ``models`` on each image and on its mirror."""
+    from .predict import probabilities
+
+    out = np.zeros((len(x), len(VIEWS), NUM_CLASSES))
+    mirrored = np.ascontiguousarray(x[:, :, ::-1])
+    for model in models:
+        out[:, 0] += probabilities(model, x)
+        out[:, 1] += probabilities(model, mirrored)
+    return out / len(models)
+
+
+def accuracies(probs: np.ndarray, y: np.ndarray) -> dict:
+    """Plain and mirror-TTA accuracy of (n, 2, 7) view probabilities."""
+    return {"plain": round(float(np.mean(probs[:, 0].argmax(1) == y)), 4),
+            "tta": round(float(np.mean(probs.mean(axis=1).argmax(1) == y)), 4)}
+
+
+@dataclass
+class TeacherFile:
+    """A read teacher file: ``rows`` (sorted data set rows), ``logp`` (n, 2, 7) float16, ``info``."""
+    path: Path
+    rows: np.ndarray
+    logp: np.ndarray
+    info: dict
+
+    def probabilities(self, rows: np.ndarray, view: str = "tta") -> np.ndarray:
+        """(len(rows), 7) float64 distributions of the teacher on those data set rows."""
+        if view not in TARGET_VIEWS:
+            raise ValueError(f"unknown view {view!r}; expected one of {', '.join(TARGET_VIEWS)}")
+        rows = np.asarray(rows, dtype=np.int64)
+        at = np.searchsorted(self.rows, rows)
+        found = (at < len(self.rows)) & (self.rows[np.minimum(at, len(self.rows) - 1)] == rows)
+        if not found.all():
+            raise ValueError(f"{self.path}: no soft targets for data set row {int(rows[~found][0])} "
+                             f"({int((~found).sum())} of {len(rows)} rows missing)")
+        p = np.exp(self.logp[at].astype(np.float64))
+        p /= p.sum(axis=2, keepdims=True)  # float16 rounding: renormalise each view
+        p = p.mean(axis=1) if view == "tta" else p[:, 0]
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def write(path: Path, rows: np.ndarray, probs: np.ndarray, info: dict) -> int:
+    """Write a teacher file (rows sorted); returns its size in bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = np.argsort(rows)
+    logp = np.log(np.clip(probs[order], 1e-7, 1.0)).astype(np.float16)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, rows=np.asarray(rows)[order].astype(np.int32), logp=logp,
+                        info=np.array(json.dumps(info, sort_keys=True)))
+    tmp.replace(path)
+    return path.stat().st_size
+
+
+def read(path: Path, dataset: data.FERDataset | None = None) -> TeacherFile:
+    """Read a teacher file; with ``dataset``, refuse one computed on other data."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: teacher file not found (python -m fer_utils.teachers writes it)")
+    try:
+        with np.load(path) as z:
+            rows, logp, info = z["rows"].astype(np.int64), z["logp"], json.loads(str(z["info"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a teacher file ({exc})") from exc
+    if logp.shape != (len(rows), len(VIEWS), NUM_CLASSES) or np.any(np.diff(rows) <= 0):
+        raise ValueError(f"{path}: corrupt teacher file (logp {logp.shape} for {len(rows)} rows)")
+    if dataset is not None and info.get("data_fingerprint") != dataset.fingerprint():
+        raise ValueError(f"{path}: computed on other data (fingerprint {info.get('data_fingerprint')}, "
+                         f"this data {dataset.fingerprint()})")
+    return TeacherFile(path, rows, logp, info)
+
+
+def compute(teacher_runs: list[dict], dataset: data.FERDataset, prepared: dict, runs_root: Path | None = None):
+    """(rows, view probabilities, info) of an ensemble of finished runs on every Training row, with
+    each teacher's and the ensemble's accuracies on the test splits."""
+    from . import runs
+
+    models = [runs.load_trained(r, runs_root) for r in teacher_runs]
+    train = dataset.subset("Training")
+    probs = view_probabilities(models, train.images.astype(np.float32) / 255.0)
+    info = {"data_fingerprint": dataset.fingerprint(), "data_source": dataset.label,
+            "teachers": [r["run_id"] for r in teacher_runs], "training": accuracies(probs, train.labels),
+            "git_commit": runs.git_commit(), "each": {}}
+    for split, (x, y) in prepared["tests"].items():
+        info[split] = accuracies(view_probabilities(models, x), y)
+        for r, m in zip(teacher_runs, models):
+            info["each"].setdefault(r["run_id"], {})[split] = accuracies(view_probabilities([m], x), y)
+    return train.rows, probs, info
+
+
+def summary(tf: TeacherFile) -> dict:
+    """One row for a table: the file, its teachers, size and the ensemble's accuracies."""
+    row = {"file": tf.path.name, "teachers": " + ".join(tf.info["teachers"]), "bytes": tf.path.stat().st_size,
+           "rows": len(tf.rows), "training_tta_acc": tf.info["training"]["tta"]}
+    for split in ("PublicTest", "PrivateTest"):
+        if split in tf.info:
+            row[f"{split}_acc"], row[f"{split}_tta_acc"] = tf.info[split]["plain"], tf.info[split]["tta"]
+    return row
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from . import config, distill, runs
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH",
+                        help="a finished plain run of the profile (repeat for an ensemble)")
+    parser.add_argument("--name", default=None, help="file name (default: the teachers, e.g. cnn1)")
+    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    parser.add_argument("--registry", type=Path, default=None)
+    args = parser.parse_args(argv)
+    ds = data.load()
+    setup = config.setup(args.profile, ds)
+    reg = args.registry or setup.results / "runs.csv"
+    found = []
+    for spec in args.teacher:
+        run = distill.find_teacher(spec, reg, setup.profile.name, ds.fingerprint())
+        if run is None:
+            parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {reg}")
+        found.append(run)
+    name = args.name or "+".join(f"{r['arch']}{float(r['width']):g}" for r in found)
+    rows, probs, info = compute(found, ds, runs.prepare(ds, setup.profile))
+    path = setup.results / "teachers" / f"{name}.npz"
+    size = write(path, rows, probs, info)
+    print(f"{path}: {size:,} bytes, {len(rows):,} rows; " + ", ".join(
+        f"{s} {info[s]['plain']:.4f} (TTA {info[s]['tta']:.4f})" for s in ("PublicTest", "PrivateTest") if s in info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Committed soft targets: written once, read by data set row, refused on other data."""
+import numpy as np
+import pytest
+from conftest import real_data_path
+
+from fer_utils import config, data, distill, models, runs, teachers
+
+
+def _file(tmp_path, ds):
+    train = ds.subset("Training")
+    model = models.build("mobilenet", 0.25)
+    probs = teachers.view_probabilities([model], train.images.astype(np.float32) / 255.0)
+    order = np.random.default_rng(0).permutation(len(train))  # written in any order
+    info = {"data_fingerprint": ds.fingerprint(), "teachers": ["untrained"], "training": {}}
+    teachers.write(tmp_path / "t.npz", train.rows[order], probs[order], info)
+    return train, probs
+
+
+def test_round_trip_by_row_and_view(tmp_path):
+    ds = data.synthetic(300, seed=1)
+    train, probs = _file(tmp_path, ds)
+    tf = teachers.read(tmp_path / "t.npz", ds)
+    pick = train.rows[[5, 0, 17]]
+    plain = tf.probabilities(pick, "plain")
+    assert plain.shape == (3, 7) and np.allclose(plain.sum(1), 1)
+    assert np.allclose(plain, probs[[5, 0, 17], 0], atol=2e-3)  # float16 log-probabilities
+    assert np.allclose(tf.probabilities(pick, "tta"), probs[[5, 0, 17]].mean(1), atol=2e-3)
+
+
+def test_mirror_view_is_the_mirrored_images_output():
+    ds = data.synthetic(60, seed=2)
+    x = ds.images.astype(np.float32) / 255.0
+    model = models.build("irnet", 0.5)
+    probs = teachers.view_probabilities([model], x)
+    assert np.allclose(probs[:, 1], model.predict(x[:, :, ::-1], verbose=0), atol=1e-6)
+
+
+def test_missing_rows_and_other_data_are_errors(tmp_path):
+    ds = data.synthetic(300, seed=1)
+    train, _ = _file(tmp_path, ds)
+    tf = teachers.read(tmp_path / "t.npz", ds)
+    test_row = int(ds.subset("PublicTest").rows[0])
+    with pytest.raises(ValueError, match=rf"t\.npz: no soft targets for data set row {test_row}"):
+        tf.probabilities([train.rows[0], test_row])
+    with pytest.raises(ValueError, match="computed on other data"):
+        teachers.read(tmp_path / "t.npz", data.synthetic(300, seed=9))
+    with pytest.raises(FileNotFoundError, match="teacher file not found"):
+        teachers.read(tmp_path / "none.npz")
+
+
+def test_a_student_is_distilled_from_the_file_alone(tmp_path):
+    ds = data.synthetic(400, seed=3)
+    _file(tmp_path, ds)
+    tf = teachers.read(tmp_path / "t.npz", ds)
+    out = distill.distill("irnet", 0.5, tf, config.PROFILES["smoke"], dataset=ds, runs_root=tmp_path / "runs",
+                          registry_path=tmp_path / "runs.csv", verbose=0, epochs=1, train_limit=200)
+    assert out["run_id"].endswith("-kdh-t-tta-T4-a0.7") and out["epochs"] == 1
+
+
+COMMITTED = sorted((config.paths.RESULTS_DIR / "teachers").glob("*.npz"))
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no teacher file committed under results/teachers/ yet")
+@pytest.mark.skipif(real_data_path() is None, reason="needs the real FER2013 (../shared/data/fer2013/)")
+def test_committed_soft_targets_on_a_slice_of_the_real_data():
+    ds = data.load(real_data_path())
+    prepared = runs.prepare(ds, config.PROFILES["smoke"])  # a stratified slice of 1,200 training images
+    for path in COMMITTED:
+        tf = teachers.read(path, ds)
+        assert len(tf.rows) == 28_709
+        p = tf.probabilities(prepared["rows"]["train"])
+        y = prepared["train"][1]
+        assert p.shape == (len(y), 7) and np.allclose(p.sum(1), 1)
+        # on its own training images the teacher agrees with the labels about as often as the file says
+        assert abs(np.mean(p.argmax(1) == y) - tf.info["training"]["tta"]) < 0.05
