@@ -55,6 +55,9 @@ PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 #: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
 KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 
+#: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, and the peak of its cosine schedule
+QAT_EPOCHS, QAT_PEAK_LR = 3, 3e-4
+
 #: the epoch budgets of the training-budget study; the longest is the headline budget, the
 #: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`)
 EPOCH_BUDGETS = (15, 30, 60, 120, 200)

@@ -40,9 +40,7 @@ from . import compress, config, data, registry, runs
 #: the codecs whose grid a fine-tune can train on (the others: fold BatchNorm first, prune first, or
 #: store float16 anyway)
 SUPPORTED = ("int8", "kmeans-N", "kmeans-N-dw8")
-#: the default fine-tune: epochs and the cosine schedule's peak (a tenth of the training peak)
-EPOCHS = 3
-PEAK_LR = 3e-4
+EPOCHS, PEAK_LR = config.QAT_EPOCHS, config.QAT_PEAK_LR
 
 
 def check_codec(codec: str) -> tuple[str, int]:
@@ -159,13 +157,15 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
-def tag(source: dict, codec: str) -> str:
-    """The fine-tune's run tag: ``qat-<codec>`` and whatever follows the source run's common prefix
-    (its schedule, tag and precision), so fine-tunes of different runs of a model never share a folder."""
+def tag(source: dict, codec: str, peak_lr: float = PEAK_LR) -> str:
+    """The fine-tune's run tag: ``qat-<codec>``, ``-lr<peak>`` where the peak is not the default, and
+    whatever follows the source run's common prefix (its schedule, tag and precision), so fine-tunes
+    of different runs, or with other rates, never share a folder."""
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
-    return f"qat-{codec}{rest}"
+    lr = "" if peak_lr == PEAK_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
+    return f"qat-{codec}{lr}{rest}"
 
 
 def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
@@ -183,7 +183,7 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
                          f"{source['data_fingerprint']}, this data {ds.fingerprint()})")
     start = runs.load_trained(source, kwargs.get("runs_root"))
     return train.train(source["arch"], float(source["width"]), prof, int(source["seed"]), dataset=ds,
-                       tag=tag(source, codec), build_model=lambda: start,
+                       tag=tag(source, codec, peak_lr), build_model=lambda: start,
                        callbacks=lambda net, run_dir: [QuantizeAware(net, codec, run_dir / "qat")], **kwargs)
 
 

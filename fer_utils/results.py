@@ -27,17 +27,21 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     else:
         name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
     if tag:
+        tag_full = tag
         codec, tag = qat_parts(tag)
         suffix = {config.KD_METHODS["hinton"]: " + KD", config.KD_METHODS["mix"]: " + KD (mixed targets)"}
         if tag:
             name += suffix.get(tag.split("-")[0], f" [{tag}]")
         if codec:
-            name += f" + QAT {codec}"
+            lr = QAT_LR.search(tag_full)
+            name += f" + QAT {codec}" + (f" (peak LR {float(lr.group(1)):g})" if lr else "")
     return name
 
 
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>`` then the source run's own suffix
 QAT_TAG = re.compile(r"^qat-(int8|kmeans-\d(?:-dw8)?)(?:-|$)")
+#: its peak learning rate, where it is not ``config.QAT_PEAK_LR``
+QAT_LR = re.compile(r"^qat-[^@]*?-lr(\d[\d.]*)(?:-|$)")
 
 
 def qat_parts(tag: str) -> tuple[str, str]:
@@ -47,7 +51,7 @@ def qat_parts(tag: str) -> tuple[str, str]:
         return "", tag
     rest = tag[len(f"qat-{m.group(1)}"):].split("-")
     # the source's suffix: its schedule tag, its own tag, its precision; the tag part is what is left
-    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16", p))
+    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16|lr\d[\d.]*", p))
 
 
 def run_label(run) -> str:
@@ -280,8 +284,8 @@ QAT_COLUMNS = ("model", "codec", "params", "float32_public", "float32_private", 
 
 
 def qat_source(run_id: str) -> str:
-    """The run a quantisation-aware fine-tune started from (its run id without ``-cos<E>-qat-<codec>``)."""
-    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?=-|$)", "", run_id)
+    """The run a quantisation-aware fine-tune started from (its run id without ``-cos<E>-qat-<codec>[-lr<peak>]``)."""
+    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?:-lr\d[\d.]*)?(?=-|$)", "", run_id)
 
 
 def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:

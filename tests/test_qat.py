@@ -89,3 +89,16 @@ def test_qat_pairs_put_each_fine_tune_beside_its_source():
     assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
     assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
     assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
+
+
+def test_a_fine_tune_at_another_rate_has_its_own_name():
+    from fer_utils import results
+
+    src = {"arch": "irnet", "width": 1.0, "profile": "full", "seed": 0, "data_fingerprint": "abc",
+           "run_id": "irnet-w1-full-s0-abc-wsd60"}
+    assert qat.tag(src, "kmeans-3") == "qat-kmeans-3-wsd60"
+    slow = qat.tag(src, "kmeans-3", 5e-5)
+    assert slow == "qat-kmeans-3-lr0.00005-wsd60"
+    assert results.qat_parts(slow) == ("kmeans-3", "")
+    assert results.model_label("irnet", 1.0, slow) == "IRNet (ours) w1 + QAT kmeans-3 (peak LR 5e-05)"
+    assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-lr0.00005-wsd60") == src["run_id"]
