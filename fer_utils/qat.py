@@ -203,10 +203,10 @@ def pairs(setup, dataset, prepared, smoke_source, codec: str, smoke_epochs: int 
             fine_tune(found.iloc[0].to_dict(), codec, setup.profile, smoke_epochs, dataset=dataset,
                       registry_path=reg, verbose=2)
     every = registry.read(reg)
-    for run in results.latest_runs(every, setup.profile.name, recipe_tag=None).to_dict("records"):
+    every = every[every.profile == setup.profile.name]
+    tuned = every[every.recipe.map(results.is_qat)].sort_values("timestamp").drop_duplicates("run_id", keep="last")
+    for run in tuned.to_dict("records"):  # every fine-tune, whatever its source's budget
         tuned_codec = results.qat_parts(results.recipe_tag_of(run["recipe"]))[0]
-        if not tuned_codec:
-            continue
         source = every[every.run_id == results.qat_source(run["run_id"])]
         for r in ([run] + source.tail(1).to_dict("records")):
             if runs.has_weights(r["run_id"]):

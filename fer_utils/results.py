@@ -75,7 +75,15 @@ def schedule(recipe: str) -> str:
 
 
 def budget_of(recipe: str) -> int | None:
-    """The epoch budget of a budgeted run's ``recipe`` (``…|wsd200/…`` -> 200); None for the first recipe."""
+    """The epoch budget of a budgeted run's ``recipe`` (``…|wsd200/…`` -> 200); None for the first recipe.
+
+    A quantisation-aware fine-tune stands at its source run's budget (its tag's ``-wsd<N>``), not
+    at its own few epochs.
+    """
+    tag = recipe_tag_of(recipe)
+    if qat_parts(tag)[0]:
+        found = re.search(r"-(?:wsd|cos)(\d+)(?:-|$)", tag)
+        return int(found.group(1)) if found else None
     found = re.search(r"(?:^|\|)(?:wsd|cosine)(\d+)/", str(recipe))
     return int(found.group(1)) if found else None
 

@@ -102,3 +102,11 @@ def test_a_fine_tune_at_another_rate_has_its_own_name():
     assert results.qat_parts(slow) == ("kmeans-3", "")
     assert results.model_label("irnet", 1.0, slow) == "IRNet (ours) w1 + QAT kmeans-3 (peak LR 5e-05)"
     assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-lr0.00005-wsd60") == src["run_id"]
+
+
+def test_a_fine_tune_stands_at_its_source_budget():
+    from fer_utils import results
+
+    assert results.budget_of("adam|cosine3/warm0/peak0.0003|best-val|tag:qat-kmeans-3-wsd60") == 60
+    assert results.budget_of("adam|cosine3/warm0/peak0.0003|best-val|tag:qat-kmeans-3") is None  # first recipe
+    assert results.budget_of("adam|wsd200/warm2/decay0.2/peak0.003|bs128") == 200
