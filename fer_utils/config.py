@@ -55,12 +55,31 @@ PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 #: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
 KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 
-#: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, and the peak of its cosine schedule
-QAT_EPOCHS, QAT_PEAK_LR = 3, 3e-4
+#: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, the peak of its cosine schedule,
+#: and whether BatchNorm is frozen (measured on the seed MobileNet at kmeans-3, ``results/qat.csv``)
+QAT_EPOCHS, QAT_PEAK_LR, QAT_FREEZE_BN = 3, 3e-5, True
 
 #: the epoch budgets of the training-budget study; the longest is the headline budget, the
-#: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`)
-EPOCH_BUDGETS = (15, 30, 60, 120, 200)
+#: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`);
+#: 40 is the sweeps' budget (below)
+EPOCH_BUDGETS = (15, 30, 40, 60, 120, 200)
+
+#: the width sweeps' epoch budget per profile: one budget for every family, so Q2-Q4 compare like
+#: with like. 40 epochs: every width of both families and our design at the throughput each
+#: measured on this project's CPU (``results.sweep_cost``) is ~13 CPU hours, plus two more seeds
+#: at three sizes per family, inside the ~15 hours the sweep may take; 60 would be ~20
+SWEEP_EPOCHS = {"full": 40, "smoke": 2}
+
+
+#: the sizes trained with more seeds (``sweep --noise``), per family: the three cheapest inside the
+#: range where the two families overlap (13,099 to 327,104 parameters), where Q4 compares them
+NOISE_POINTS = {"mobilenet": (0.5, 0.7, 1.0), "cnn": (0.0625, 0.125, 0.25)}
+NOISE_SEEDS = (1, 2)
+
+
+def sweep_epochs(profile: Profile) -> int:
+    """The sweeps' epoch budget in ``profile`` (its own budget where none is set)."""
+    return SWEEP_EPOCHS.get(profile.name, profile.epochs)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ def budget_linestyles(budgets: dict) -> dict:
 
 
 def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=None):
-    """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep rows.
+    """Parameters (log x) vs PublicTest, PrivateTest and their mean for one family's sweep points
+    (``results.family_points``: seeds averaged; where a size has several, a bar from its worst to its
+    best seed's mean).
 
     ``baselines``: DataFrame with baseline, public_acc, private_acc (dotted horizontal lines);
     ``budgets``: {label: parameter count} (dashed vertical lines, ``budget_linestyles``); ``recipe``: the
@@ -85,6 +87,11 @@ def family_scatter(ax, runs, baselines=None, budgets=None, xlim=None, recipe=Non
                                        mean.to_numpy()[off]]),
                        s=160, facecolors="none", edgecolors="black", lw=1.2, zorder=5,
                        label=f"other schedule than {recipe}")
+    if "seeds" in df and (df["seeds"] > 1).any():  # the seeds' spread of the mean, min to max
+        rep = df[df["seeds"] > 1]
+        rep_mean = (rep["public_acc"] + rep["private_acc"]) / 2
+        ax.errorbar(rep["params"], rep_mean, yerr=[rep_mean - rep["mean_min"], rep["mean_max"] - rep_mean],
+                    fmt="none", ecolor="black", elinewidth=1.2, capsize=4, zorder=6, label="seeds' min to max (mean)")
     greys = ["0.25", "0.45", "0.65"]
     budget_colours = ["tab:purple", "tab:brown", "tab:pink", "tab:olive"]
     if baselines is not None:
@@ -149,12 +156,14 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
 def family_figure(runs, arch: str, baselines=None, budgets=None):
     """Q2 / Q3: one family's widths against accuracy, all widths (left) and the small end (right).
 
-    Prints the family's sweep status (``results.sweep_status``); rows on another schedule than the
-    family's are ringed. None when the family has no rows yet."""
+    ``runs``: the sweep's rows, one per seed (averaged here, ``results.family_points``). Prints the
+    family's sweep status (``results.sweep_status``); sizes on another schedule than the family's
+    are ringed. None when the family has no rows yet."""
     import matplotlib.pyplot as plt
 
     from . import models, results
 
+    runs = results.family_points(runs)
     fam = runs[runs.arch == arch]
     if fam.empty:
         print(f"no {arch} runs in this profile yet")
@@ -177,17 +186,20 @@ def family_figure(runs, arch: str, baselines=None, budgets=None):
 
 
 def q4_figure(runs, codecs, limits):
-    """Q4: the mean of PublicTest and PrivateTest per family against parameters (left); every
+    """Q4: the mean of PublicTest and PrivateTest per family against parameters (left; ``runs`` one
+    row per seed: the seeds' mean, and a band from their min to max where a size has several); every
     (model, codec) file against its bytes with the Pareto front and the byte ``limits`` (right)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from .results import ARCH_NAMES
+    from .results import ARCH_NAMES, sweep_seeds
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    runs = sweep_seeds(runs)
     both = runs.assign(mean_acc=(runs.public_acc + runs.private_acc) / 2, family=runs.arch.map(ARCH_NAMES))
+    # one row per seed: the line is the seeds' mean, the band their min to max
     sns.lineplot(data=both.sort_values("params"), x="params", y="mean_acc", hue="family", palette=family_palette(),
-                 marker="o", ax=axes[0])
+                 marker="o", errorbar=("pi", 100), ax=axes[0])
     axes[0].set(xscale="log", xlabel="parameters", ylabel="mean of PublicTest and PrivateTest",
                 xlim=(both.params.min() / 3, both.params.max() * 3))  # at least a decade, so ticks stay readable
     if not codecs.empty:

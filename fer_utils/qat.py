@@ -40,7 +40,9 @@ from . import compress, config, data, registry, runs
 #: the codecs whose grid a fine-tune can train on (the others: fold BatchNorm first, prune first, or
 #: store float16 anyway)
 SUPPORTED = ("int8", "kmeans-N", "kmeans-N-dw8")
-EPOCHS, PEAK_LR = config.QAT_EPOCHS, config.QAT_PEAK_LR
+EPOCHS, PEAK_LR, FREEZE_BN = config.QAT_EPOCHS, config.QAT_PEAK_LR, config.QAT_FREEZE_BN
+#: the peak rate of the first fine-tunes, whose run tags carry no ``-lr<peak>``; any other rate does
+UNTAGGED_LR = 3e-4
 
 
 def check_codec(codec: str) -> tuple[str, int]:
@@ -157,21 +159,24 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
-def tag(source: dict, codec: str, peak_lr: float = PEAK_LR) -> str:
-    """The fine-tune's run tag: ``qat-<codec>``, ``-lr<peak>`` where the peak is not the default, and
-    whatever follows the source run's common prefix (its schedule, tag and precision), so fine-tunes
-    of different runs, or with other rates, never share a folder."""
+def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN) -> str:
+    """The fine-tune's run tag: ``qat-<codec>``, ``-fbn`` with BatchNorm frozen, ``-lr<peak>`` where the
+    peak is not :data:`UNTAGGED_LR`, and whatever follows the source run's common prefix (its schedule,
+    tag and precision), so fine-tunes of different runs, or done otherwise, never share a folder."""
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
-    lr = "" if peak_lr == PEAK_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
-    return f"qat-{codec}{lr}{rest}"
+    lr = "" if peak_lr == UNTAGGED_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
+    return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{rest}"
 
 
 def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
-              peak_lr: float = PEAK_LR, dataset=None, **kwargs) -> dict | None:
+              peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, **kwargs) -> dict | None:
     """Fine-tune a finished run (a registry row) on ``codec``'s grid; the fine-tune's result (its
-    registry row), or None when a deadline stopped it (the same call resumes it)."""
+    registry row), or None when a deadline stopped it (the same call resumes it).
+
+    ``freeze_bn``: BatchNorm layers keep the source's statistics and scales (inference mode, not
+    trained), so the short fine-tune moves only the kernels on their grid and the biases."""
     from . import train
 
     check_codec(codec)
@@ -182,8 +187,12 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
         raise ValueError(f"run {source['run_id']} was trained on other data (fingerprint "
                          f"{source['data_fingerprint']}, this data {ds.fingerprint()})")
     start = runs.load_trained(source, kwargs.get("runs_root"))
+    if freeze_bn:
+        for layer in start.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False  # Keras 3: inference mode, moving statistics kept
     return train.train(source["arch"], float(source["width"]), prof, int(source["seed"]), dataset=ds,
-                       tag=tag(source, codec, peak_lr), build_model=lambda: start,
+                       tag=tag(source, codec, peak_lr, freeze_bn), build_model=lambda: start,
                        callbacks=lambda net, run_dir: [QuantizeAware(net, codec, run_dir / "qat")], **kwargs)
 
 
@@ -224,6 +233,7 @@ def main(argv=None) -> int:
     parser.add_argument("--codec", required=True, help="int8, kmeans-N or kmeans-N-dw8")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
+    parser.add_argument("--train-bn", action="store_true", help="train BatchNorm too (default: frozen)")
     parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
     parser.add_argument("--registry", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -233,8 +243,8 @@ def main(argv=None) -> int:
     rows = [r for r in registry.read(reg).to_dict("records") if r["run_id"] == args.run]
     if not rows:
         parser.error(f"no run {args.run!r} in {reg}")
-    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, registry_path=reg,
-                     verbose=2, progress=True)
+    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, not args.train_bn,
+                     registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3
 
 

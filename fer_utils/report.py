@@ -227,17 +227,49 @@ def sweep_statuses(runs: pd.DataFrame) -> dict:
     return {f: results.sweep_status(runs, f, ws) for f, ws in models.FAMILY_WIDTHS.items()}
 
 
+def sweep_runs(setup) -> pd.DataFrame:
+    """The sweep's registry rows of this profile: the newest plain row per (arch, width, seed) at the
+    sweep budget (``config.sweep_epochs``; first-recipe rows stand in until a size has one)."""
+    rows = results.latest_runs(registry.read(setup.results / "runs.csv"), setup.profile.name,
+                               budget=config.sweep_epochs(setup.profile))
+    return rows.assign(schedule=rows.recipe.map(results.schedule))
+
+
+def noise_sentence(noise: dict | None) -> str:
+    """The seed-to-seed noise (``results.seed_noise``) in words."""
+    if noise is None:
+        return ("Each size has one seed so far, so the seed-to-seed noise is not measured yet: gaps of a point "
+                "or two may be noise.")
+    fams = ", ".join(f"{n} {results.ARCH_NAMES[a]}" for a, n in noise["by_family"].items())
+    return (f"Seed-to-seed noise, measured at {noise['sizes']} sizes trained with up to {noise['max_seeds']} seeds "
+            f"({fams}): a standard deviation of {fmt(noise['std_points'], 2)} points of mean accuracy (pooled), "
+            f"{fmt(noise['range_points'], 2)} points at most between a size's best and worst seed.")
+
+
 def sweep_section(setup, runs: pd.DataFrame) -> str:
-    status = sweep_statuses(runs)
-    table = (md_table(runs[["model", "params", "epochs", "schedule", "public_acc", "private_acc"]]
-                      .rename(columns={"public_acc": "PublicTest", "private_acc": "PrivateTest"}))
-             if not runs.empty else "No sweep rows yet.")
+    """Q2 / Q3 from the sweep's rows (``sweep_runs``: one per seed), one row per size."""
+    points = results.family_points(runs)
+    status = sweep_statuses(points)
+    cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
+            f"training wall times on this project's 2-core CPU; `cpu_h` per size, all its seeds)."
+            if not runs.empty else "")
+    table = (md_table(points.assign(schedule=points.recipe.map(results.schedule))
+                      [["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread_points",
+                        "cpu_h_per_run", "cpu_h"]]
+                      .rename(columns={"public_acc": "PublicTest", "private_acc": "PrivateTest",
+                                       "spread_points": "seed spread (points)", "cpu_h_per_run": "CPU h per run",
+                                       "cpu_h": "cpu_h"}))
+             if not points.empty else "No sweep rows yet.")
     return f"""## 4. Q2 and Q3 · Parameters against accuracy
 
-Each family's widths, from `runs.csv`. A family's points are compared on one training recipe, the
-schedule most of its widths used (the `schedule` column below says which one each row used):
+Each family's widths at the sweep budget ({config.sweep_epochs(setup.profile)} epochs in this profile,
+the same for every family; `runs.csv`), the mean over seeds where a size has several (the spread is
+its best seed's mean accuracy minus its worst's). A family's points are compared on one training
+recipe, the schedule most of its widths used (the `schedule` column says which one each size used):
 
 {chr(10).join(status_line(s) for s in status.values())}
+
+{noise_sentence(results.seed_noise(points))} {cost}
 
 Dotted lines are the course baselines (approximate, `baselines.csv`), dashed lines the parameter
 budgets implied by the byte limits at the seed codec's and our best codec's bytes per parameter.
@@ -262,10 +294,11 @@ def best_by_size(runs: pd.DataFrame, split: int = 100_000) -> list[str]:
     return lines
 
 
-def q4_paragraph(gap: pd.DataFrame, status: dict) -> tuple[str, str]:
+def q4_paragraph(gap: pd.DataFrame, status: dict, noise: dict | None = None) -> tuple[str, str]:
     """(the crossing sentence, the gap table's text) of Q4, from ``results.family_gap`` and the
-    families' sweep status: whether and where the curves cross, with a caveat while a sweep is
-    incomplete."""
+    families' sweep status: whether and where the curves cross (interpolated in log parameters),
+    which gaps exceed twice the seed-to-seed noise (``results.seed_noise``), with a caveat while a
+    sweep is incomplete."""
     incomplete = [f"{results.ARCH_NAMES[f]}: {len(st['on'])} of {len(st['widths'])} widths on its recipe"
                   for f, st in status.items() if len(st["on"]) < len(st["widths"])]
     caveat = (" The sweep is not complete yet (" + "; ".join(incomplete) + "), so this reads what exists."
@@ -275,28 +308,44 @@ def q4_paragraph(gap: pd.DataFrame, status: dict) -> tuple[str, str]:
                 "The two families' measured sizes do not overlap yet, so they cannot be compared at equal size.")
     ahead = gap[gap.gap_points > 0]
     cross = results.crossing(gap)
+    bar = 2 * noise["std_points"] if noise is not None else None
     if cross is not None:
         b, a = cross["before"], cross["after"]
-        crossing = (f"**On this data the curves cross** between {b['model']} ({fmt(int(b['params']))} parameters, "
-                    f"gap {fmt(b['gap_points'], 1)} points) and {a['model']} ({fmt(int(a['params']))}, gap "
-                    f"{fmt(a['gap_points'], 1)}).{caveat}")
+        crossing = (f"**On this data the curves cross** at about {fmt(int(round(results.crossing_params(cross), -2)))} "
+                    f"parameters (interpolated in log parameters) between {b['model']} ({fmt(int(b['params']))} "
+                    f"parameters, gap {fmt(b['gap_points'], 1)} points) and {a['model']} ({fmt(int(a['params']))}, gap "
+                    f"{fmt(a['gap_points'], 1)}).")
+        if bar is not None:
+            both_small = abs(b["gap_points"]) <= bar and abs(a["gap_points"]) <= bar
+            crossing += (f" Both gaps around it are within twice the seed-to-seed noise ({fmt(bar, 1)} points), so "
+                         f"where exactly the curves cross is not resolved by these seeds." if both_small else
+                         f" At least one gap beside it exceeds twice the seed-to-seed noise ({fmt(bar, 1)} points).")
+        crossing += caveat
     else:
         leader = "MobileNet" if len(ahead) == len(gap) else "the CNN"
         crossing = (f"**On this data the curves do not cross** where both families were measured: {leader} is "
                     f"ahead at every compared size, {fmt(int(gap.params.min()))} to {fmt(int(gap.params.max()))} "
                     f"parameters, so a crossing, if any, lies outside the measured overlap.{caveat}")
+    table = gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
+    beyond = ""
+    if bar is not None:
+        table = table.assign(beyond_noise=["yes" if abs(v) > bar else "no" for v in gap.gap_points])
+        beyond = (f" {int((gap.gap_points.abs() > bar).sum())} of these gaps exceed twice the seed-to-seed noise "
+                  f"({fmt(bar, 1)} points).")
     gap_text = (f"Each MobileNet width against the CNN family interpolated to the same parameter count (log "
                 f"scale, no extrapolation; `gap` in points of mean accuracy, > 0: MobileNet ahead): MobileNet "
-                f"is ahead at {len(ahead)} of {len(gap)} sizes.\n\n"
-                + md_table(gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
-                           .rename(columns={"mean": "MobileNet mean", "other_mean": "CNN mean (interpolated)",
-                                            "gap_points": "gap"})))
+                f"is ahead at {len(ahead)} of {len(gap)} sizes.{beyond}\n\n"
+                + md_table(table.rename(columns={"mean": "MobileNet mean", "other_mean": "CNN mean (interpolated)",
+                                                 "gap_points": "gap", "beyond_noise": "beyond 2x noise"})))
     return crossing, gap_text
 
 
 def q4_section(setup, runs: pd.DataFrame) -> str:
-    lines = best_by_size(runs)
-    crossing, gap_text = q4_paragraph(results.family_gap(runs, "mobilenet", "cnn"), sweep_statuses(runs))
+    """Q4 from the sweep's rows (``sweep_runs``), compared size by size on the seeds' means."""
+    points = results.family_points(runs)
+    lines = best_by_size(points)
+    crossing, gap_text = q4_paragraph(results.family_gap(points, "mobilenet", "cnn"), sweep_statuses(points),
+                                      results.seed_noise(points))
     return f"""## 5. Q4 · Small against large
 
 {chr(10).join(lines) if lines else "No finished runs yet."}

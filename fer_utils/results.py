@@ -34,7 +34,9 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
             name += suffix.get(tag.split("-")[0], f" [{tag}]")
         if codec:
             lr = QAT_LR.search(tag_full)
-            name += f" + QAT {codec}" + (f" (peak LR {float(lr.group(1)):g})" if lr else "")
+            how = (["frozen BN"] if re.search(r"-fbn(?:-|$)", tag_full) else []) + (
+                [f"peak LR {float(lr.group(1)):g}"] if lr else [])
+            name += f" + QAT {codec}" + (f" ({', '.join(how)})" if how else "")
     return name
 
 
@@ -51,7 +53,7 @@ def qat_parts(tag: str) -> tuple[str, str]:
         return "", tag
     rest = tag[len(f"qat-{m.group(1)}"):].split("-")
     # the source's suffix: its schedule tag, its own tag, its precision; the tag part is what is left
-    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16|lr\d[\d.]*", p))
+    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16|lr\d[\d.]*|fbn", p))
 
 
 def run_label(run) -> str:
@@ -293,7 +295,7 @@ QAT_COLUMNS = ("model", "codec", "params", "float32_public", "float32_private", 
 
 def qat_source(run_id: str) -> str:
     """The run a quantisation-aware fine-tune started from (its run id without ``-cos<E>-qat-<codec>[-lr<peak>]``)."""
-    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?:-lr\d[\d.]*)?(?=-|$)", "", run_id)
+    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?:-fbn)?(?:-lr\d[\d.]*)?(?=-|$)", "", run_id)
 
 
 def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
@@ -332,3 +334,79 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
 def is_qat(recipe: str) -> bool:
     """Whether a registry row's recipe is a quantisation-aware fine-tune's."""
     return bool(qat_parts(recipe_tag_of(recipe))[0])
+
+
+def sweep_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The seed rows a size's point averages: those trained on the schedule of the size's newest
+    row, so a point never mixes recipes (oldest first)."""
+    if runs.empty:
+        return runs
+    df = runs.sort_values("timestamp")
+    newest = df.groupby(["arch", "width"])["recipe"].transform("last").map(schedule)
+    return df[df["recipe"].map(schedule) == newest]
+
+
+def family_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arch, width) of a sweep's rows (one per seed): the seeds' mean accuracies and
+    their spread. Columns: ``model``, ``arch``, ``width``, ``params``, ``seeds``, ``epochs``,
+    ``recipe`` (the newest row's), ``public_acc`` / ``private_acc`` / ``mean_acc`` (means over seeds),
+    ``mean_min`` / ``mean_max`` (the seeds' extremes of the mean of PublicTest and PrivateTest),
+    ``spread_points`` (max - min, in points; 0 for one seed), ``std_points`` (sample standard
+    deviation over seeds; NaN for one seed), ``cpu_h_per_run`` and ``cpu_h`` (all seeds). Only the
+    seeds trained on the schedule of a size's newest row count (``sweep_seeds``)."""
+    columns = ["model", "arch", "width", "params", "seeds", "epochs", "recipe", "public_acc", "private_acc",
+               "mean_acc", "mean_min", "mean_max", "spread_points", "std_points", "cpu_h_per_run", "cpu_h"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    df = sweep_seeds(runs).assign(mean_acc=lambda d: (d["public_acc"] + d["private_acc"]) / 2)
+    out = []
+    for (arch, width), g in df.groupby(["arch", "width"], sort=False):
+        m = g["mean_acc"]
+        out.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
+                    "params": int(g["params"].iloc[-1]), "seeds": len(g), "epochs": int(g["epochs"].iloc[-1]),
+                    "recipe": g["recipe"].iloc[-1], "public_acc": round(g["public_acc"].mean(), 4),
+                    "private_acc": round(g["private_acc"].mean(), 4), "mean_acc": round(m.mean(), 4),
+                    "mean_min": round(m.min(), 4), "mean_max": round(m.max(), 4),
+                    "spread_points": round(100 * (m.max() - m.min()), 2),
+                    "std_points": round(100 * m.std(ddof=1), 2) if len(g) > 1 else float("nan"),
+                    "cpu_h_per_run": round(g["wall_s"].mean() / 3600, 2), "cpu_h": round(g["wall_s"].sum() / 3600, 2)})
+    return pd.DataFrame(out, columns=columns).sort_values(["arch", "params"]).reset_index(drop=True)
+
+
+def seed_noise(points: pd.DataFrame) -> dict | None:
+    """The seed-to-seed noise of a sweep from ``family_points``: over the sizes trained with two or
+    more seeds, the pooled standard deviation of the mean accuracy (``std_points``, the root of the
+    mean variance), the largest max - min (``range_points``) and how many sizes (``sizes``, per
+    family in ``by_family``). None when no size has two seeds."""
+    import numpy as np
+
+    rep = points[points["seeds"] > 1]
+    if rep.empty:
+        return None
+    return {"std_points": round(float(np.sqrt(np.mean(rep["std_points"] ** 2))), 2),
+            "range_points": round(float(rep["spread_points"].max()), 2), "sizes": len(rep),
+            "by_family": rep.groupby("arch").size().to_dict(), "max_seeds": int(rep["seeds"].max())}
+
+
+def crossing_params(cross: dict) -> float:
+    """Where the gap of a ``crossing`` reaches 0, interpolated linearly in log10(parameters)."""
+    import numpy as np
+
+    b, a = cross["before"], cross["after"]
+    x0, x1 = np.log10(float(b["params"])), np.log10(float(a["params"]))
+    g0, g1 = float(b["gap_points"]), float(a["gap_points"])
+    return float(10 ** (x0 + (0.0 - g0) * (x1 - x0) / (g1 - g0))) if g1 != g0 else float(b["params"])
+
+
+def sweep_cost(runs: pd.DataFrame, points, epochs: int, train_images: int) -> pd.DataFrame:
+    """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the
+    throughput each point's newest plain row measured (``train_images_per_s``, on this project's
+    CPU, whatever else ran beside it): ``hours`` per point; NaN where a point has no row yet."""
+    plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
+    ips = plain.groupby(["arch", "width"])["train_images_per_s"].last()
+    rows = []
+    for arch, width in points:
+        speed = ips.get((arch, float(width)), float("nan"))
+        rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
+                     "images_per_s": speed, "hours": round(train_images * epochs / speed / 3600, 2)})
+    return pd.DataFrame(rows)

@@ -1,7 +1,9 @@
 """Every sweep point as a Ray task: ``python -m fer_utils.sweep --profile full [--jobs N]``.
 
 The sweep covers the MobileNet and CNN width families (the parameter-accuracy scatter plots) and
-our design, optionally with distilled students (``--teacher cnn:1.0 --students 1.0 2.4``). Each
+our design, at the profile's sweep budget (``config.SWEEP_EPOCHS``: one budget for every family),
+each point once per seed in ``--seeds`` (the seed-to-seed spread is the noise the report compares
+gaps with), optionally with distilled students (``--teacher cnn:1.0 --students 1.0 2.4``). Each
 point is one :func:`fer_utils.train.train` (or :func:`fer_utils.distill.distill`) run executed as
 a Ray task: on a local Ray instance by default (this machine's CPUs), on a cluster with
 ``--address ray://host:10001`` or ``RAY_ADDRESS``. A task asks for ``--cpus-per-task`` CPUs (default:
@@ -66,10 +68,12 @@ class Job:
     arch: str
     width: float
     teacher: str | None = None  # "arch:width" of a plain run this student distils from
+    seed: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.arch}-w{self.width:g}" + (f"-kd-{self.teacher.replace(':', '')}" if self.teacher else "")
+        return (f"{self.arch}-w{self.width:g}" + (f"-s{self.seed}" if self.seed else "")
+                + (f"-kd-{self.teacher.replace(':', '')}" if self.teacher else ""))
 
 
 def parse_point(spec: str) -> tuple[str, float]:
@@ -79,10 +83,11 @@ def parse_point(spec: str) -> tuple[str, float]:
     return arch, float(width)
 
 
-def plan(points: list[tuple[str, float]], teacher: str | None = None, students=()) -> list[Job]:
-    """The plain runs of ``points`` and, with a ``teacher``, that teacher (if not among them) and
-    IRNet students of each width in ``students`` distilled from it."""
-    jobs = [Job(a, w) for a, w in points]
+def plan(points: list[tuple[str, float]], teacher: str | None = None, students=(), seeds=(0,)) -> list[Job]:
+    """The plain runs of ``points``, once per seed in ``seeds`` (seed by seed), and, with a
+    ``teacher``, that teacher (seed 0, if not among them) and IRNet students of each width in
+    ``students`` distilled from it."""
+    jobs = [Job(a, w, seed=s) for s in seeds for a, w in points]
     if teacher:
         t = Job(*parse_point(teacher))
         if t not in jobs:
@@ -91,7 +96,7 @@ def plan(points: list[tuple[str, float]], teacher: str | None = None, students=(
     return jobs
 
 
-def run_job(job: Job, profile: str, seed: int, epochs: int | None, train_limit: int | None, env: dict,
+def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None, env: dict,
             teacher: dict | None = None) -> dict:
     """One run, inside a Ray worker: train (or resume, or read back) and return what the driver
     records. ``teacher`` is the teacher task's return value (its weights travel with it)."""
@@ -109,9 +114,9 @@ def run_job(job: Job, profile: str, seed: int, epochs: int | None, train_limit: 
         if teacher is None or teacher.get("result") is None:
             raise RuntimeError(f"{job.name}: its teacher {job.teacher} did not finish")
         write_back(teacher)  # the teacher may have trained on another node
-        result = distill.distill(job.arch, job.width, teacher["result"], prof, seed, **kw)
+        result = distill.distill(job.arch, job.width, teacher["result"], prof, job.seed, **kw)
     else:
-        result = train.train(job.arch, job.width, prof, seed, **kw)
+        result = train.train(job.arch, job.width, prof, job.seed, **kw)
     if result is None:
         return {"job": job.name, "result": None}
     folder = runs.weights_path(result["run_id"]).parent
@@ -151,7 +156,7 @@ def record(out: dict, registry_path: Path) -> bool:
     return new
 
 
-def run(jobs: list[Job], profile: str, seed: int = 0, registry_path: Path | None = None, address: str | None = None,
+def run(jobs: list[Job], profile: str, registry_path: Path | None = None, address: str | None = None,
         jobs_at_once: int = 1, cpus_per_task: float | None = None, gpus_per_task: float = 0.0,
         epochs: int | None = None, train_limit: int | None = None, retries: int = 1,
         deadline_s: float | None = None, local_cpus: int | None = None) -> dict:
@@ -179,7 +184,7 @@ def run(jobs: list[Job], profile: str, seed: int = 0, registry_path: Path | None
         refs, by_name = {}, {}
         for job in sorted(jobs, key=lambda j: j.teacher is not None):  # teachers are submitted first
             teacher_ref = by_name.get(Job(*parse_point(job.teacher)).name) if job.teacher else None
-            ref = task.remote(job, profile, seed, epochs, train_limit, env, teacher_ref)
+            ref = task.remote(job, profile, epochs, train_limit, env, teacher_ref)
             refs[ref], by_name[job.name] = job, ref
         return _collect(refs, registry_path)
     finally:
@@ -224,8 +229,12 @@ def main(argv=None) -> int:
     parser.add_argument("--points", nargs="+", default=None, metavar="ARCH:WIDTH", help="these runs instead of families")
     parser.add_argument("--teacher", default=None, metavar="ARCH:WIDTH", help="distil --students from this run")
     parser.add_argument("--students", type=float, nargs="*", default=[], help="IRNet widths to distil")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch budget")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train each point once per seed (the spread between seeds: the noise)")
+    parser.add_argument("--noise", action="store_true",
+                        help="the seed-noise runs: config.NOISE_POINTS with config.NOISE_SEEDS")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="the epoch budget (default: the profile's sweep budget, config.SWEEP_EPOCHS)")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
     parser.add_argument("--registry", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (sets --cpus-per-task)")
@@ -236,11 +245,18 @@ def main(argv=None) -> int:
     parser.add_argument("--deadline-s", type=float, default=None, help="stop every run before this many seconds")
     args = parser.parse_args(argv)
     setup = config.setup(args.profile)
-    points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
-    jobs = plan(points, args.teacher, args.students)
-    print(f"== {len(jobs)} runs ({setup.profile.name}): {', '.join(j.name for j in jobs)}", flush=True)
-    outcome = run(jobs, setup.profile.name, args.seed, args.registry or setup.results / "runs.csv", args.address,
-                  args.jobs, args.cpus_per_task, args.gpus_per_task, args.epochs, args.train_limit, args.retries,
+    if args.noise:
+        points = [(f, w) for f in (args.families or config.NOISE_POINTS) for w in config.NOISE_POINTS.get(f, ())]
+        seeds = list(config.NOISE_SEEDS)
+    else:
+        points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
+        seeds = args.seeds
+    jobs = plan(points, args.teacher, args.students, seeds)
+    epochs = args.epochs if args.epochs is not None else config.sweep_epochs(setup.profile)
+    print(f"== {len(jobs)} runs ({setup.profile.name}, {epochs} epochs): {', '.join(j.name for j in jobs)}",
+          flush=True)
+    outcome = run(jobs, setup.profile.name, args.registry or setup.results / "runs.csv", args.address,
+                  args.jobs, args.cpus_per_task, args.gpus_per_task, epochs, args.train_limit, args.retries,
                   args.deadline_s)
     print("== " + json.dumps({k: len(v) for k, v in outcome.items()}), flush=True)
     return 0 if not outcome["unfinished"] and not outcome["failed"] else 3

@@ -48,7 +48,7 @@ def test_fine_tune_round_trips_and_resumes(tmp_path):
     out = qat.fine_tune(src, "kmeans-3", prof, epochs=2, dataset=ds, runs_root=tmp_path / "runs",
                         registry_path=reg, verbose=0, train_limit=200)
     assert out["run_id"] == src["run_id"].replace(
-        "-wsd1", "-cos2-qat-kmeans-3-wsd1") and "tag:qat-kmeans-3-wsd1" in out["recipe"]
+        "-wsd1", "-cos2-qat-kmeans-3-fbn-lr0.00003-wsd1") and "tag:qat-kmeans-3-fbn-lr0.00003-wsd1" in out["recipe"]
     tuned = runs_load(out, tmp_path)
     assert qat.on_grid(tuned, "kmeans-3")  # encode + decode gives exactly these weights
     assert sorted(p.name for p in (tmp_path / "runs" / out["run_id"] / "qat").iterdir()) == ["e0001.npz", "e0002.npz"]
@@ -96,12 +96,12 @@ def test_a_fine_tune_at_another_rate_has_its_own_name():
 
     src = {"arch": "irnet", "width": 1.0, "profile": "full", "seed": 0, "data_fingerprint": "abc",
            "run_id": "irnet-w1-full-s0-abc-wsd60"}
-    assert qat.tag(src, "kmeans-3") == "qat-kmeans-3-wsd60"
+    assert qat.tag(src, "kmeans-3", 3e-4, freeze_bn=False) == "qat-kmeans-3-wsd60"  # the first fine-tunes' names
     slow = qat.tag(src, "kmeans-3", 5e-5)
-    assert slow == "qat-kmeans-3-lr0.00005-wsd60"
+    assert slow == "qat-kmeans-3-fbn-lr0.00005-wsd60"
     assert results.qat_parts(slow) == ("kmeans-3", "")
-    assert results.model_label("irnet", 1.0, slow) == "IRNet (ours) w1 + QAT kmeans-3 (peak LR 5e-05)"
-    assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-lr0.00005-wsd60") == src["run_id"]
+    assert results.model_label("irnet", 1.0, slow) == "IRNet (ours) w1 + QAT kmeans-3 (frozen BN, peak LR 5e-05)"
+    assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-fbn-lr0.00005-wsd60") == src["run_id"]
 
 
 def test_a_fine_tune_stands_at_its_source_budget():

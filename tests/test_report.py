@@ -214,8 +214,15 @@ def test_q4_paragraph_says_whether_and_where_the_curves_cross():
     gap = pd.DataFrame({"model": ["a", "b", "c"], "params": [10_000, 50_000, 200_000], "mean": [0.5, 0.55, 0.6],
                         "other_mean": [0.45, 0.56, 0.65], "gap_points": [5.0, -1.0, -5.0]})
     crossing, table = report.q4_paragraph(gap, complete)
-    assert crossing.startswith("**On this data the curves cross** between a (10,000 parameters, gap 5.0 points) and b")
-    assert "ahead at 1 of 3 sizes" in table and "| +5.0 |" in table
+    assert crossing.startswith("**On this data the curves cross** at about 38,200 parameters (interpolated in log "
+                               "parameters) between a (10,000 parameters, gap 5.0 points) and b")
+    assert "ahead at 1 of 3 sizes" in table and "| +5.0 |" in table and "noise" not in table
+    noisy = {"std_points": 0.8, "range_points": 2.0, "sizes": 3, "by_family": {"mobilenet": 3}, "max_seeds": 3}
+    crossing, table = report.q4_paragraph(gap, complete, noisy)
+    assert "At least one gap beside it exceeds twice the seed-to-seed noise (1.6 points)" in crossing
+    assert "2 of these gaps exceed twice the seed-to-seed noise (1.6 points)" in table and "| no |" in table
+    crossing, _ = report.q4_paragraph(gap.assign(gap_points=[1.0, -1.0, -5.0]), complete, noisy)
+    assert "where exactly the curves cross is not resolved by these seeds" in crossing
     ahead = gap.assign(gap_points=[5.0, 1.0, 0.5])
     crossing, _ = report.q4_paragraph(ahead, {"mobilenet": _status([1.0], [1.0, 2.0])})
     assert "do not cross** where both families were measured: MobileNet is ahead" in crossing

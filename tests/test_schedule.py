@@ -82,7 +82,7 @@ def test_a_shorter_wsd_budget_branches_from_the_longer_runs_stable_phase(tmp_pat
 
 def test_snapshot_epochs_are_the_study_budgets_decay_starts_inside_the_stable_phase():
     s = Schedule("wsd", epochs=200, peak=3e-3, warmup=2)
-    assert train.runs.snapshot_epochs(s) == {12, 24, 48, 96, 160}  # 15, 30, 60, 120 and 200 epochs
+    assert train.runs.snapshot_epochs(s) == {12, 24, 32, 48, 96, 160}  # 15, 30, 40, 60, 120 and 200 epochs
     assert 37 in train.runs.snapshot_epochs(s, stop_after=37)
     assert 170 not in train.runs.snapshot_epochs(s, stop_after=170)  # already decaying: no branch point
     assert train.runs.snapshot_epochs(replace(s, kind="cosine")) == set()

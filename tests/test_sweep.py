@@ -64,3 +64,26 @@ def test_plan_puts_the_teacher_first_and_names_students():
     assert sweep.plan([("cnn", 1.0)], "cnn:1.0", [])[0] == sweep.Job("cnn", 1.0)  # not twice
     with pytest.raises(ValueError, match="expected ARCH:WIDTH"):
         sweep.parse_point("vgg:1")
+
+
+def test_plan_trains_each_point_once_per_seed():
+    jobs = sweep.plan([("mobilenet", 0.25), ("cnn", 0.125)], seeds=[1, 2])
+    assert [j.name for j in jobs] == ["mobilenet-w0.25-s1", "cnn-w0.125-s1", "mobilenet-w0.25-s2", "cnn-w0.125-s2"]
+    assert {j.seed for j in jobs} == {1, 2}
+
+
+def test_the_sweep_budget_is_one_for_every_family():
+    from fer_utils import config
+
+    assert config.sweep_epochs(config.PROFILES["full"]) == 40 in config.EPOCH_BUDGETS
+    assert config.sweep_epochs(config.PROFILES["smoke"]) == config.PROFILES["smoke"].epochs
+
+
+def test_noise_points_lie_where_the_families_overlap():
+    from fer_utils import config, models
+
+    params = {f: [models.build(f, w).count_params() for w in ws] for f, ws in models.FAMILY_WIDTHS.items()}
+    lo, hi = max(min(p) for p in params.values()), min(max(p) for p in params.values())
+    for family, widths in config.NOISE_POINTS.items():
+        assert len(widths) >= 3 and set(widths) <= set(models.FAMILY_WIDTHS[family])
+        assert all(lo <= models.build(family, w).count_params() <= hi for w in widths), (family, widths)

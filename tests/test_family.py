@@ -1,0 +1,49 @@
+"""Sweep rows with seeds: per-size means and spread, the noise, the crossing and the sweep's cost."""
+import math
+
+import pandas as pd
+import pytest
+
+from fer_utils import results
+
+
+def _rows(spec):
+    """[(arch, width, params, seed, public, private, wall_s)] -> registry-like rows."""
+    return pd.DataFrame([{"arch": a, "width": w, "params": p, "seed": s, "public_acc": pu, "private_acc": pr,
+                          "wall_s": ws, "epochs": 40, "recipe": "adam|wsd40/warm2/decay0.2/peak0.003|bs128",
+                          "timestamp": f"2026-12-01T00:00:{i:02d}", "train_images_per_s": 25838 / 60}
+                         for i, (a, w, p, s, pu, pr, ws) in enumerate(spec)])
+
+
+def test_family_points_average_seeds_and_measure_their_spread():
+    rows = _rows([("mobilenet", 0.5, 20000, 0, 0.50, 0.52, 3600), ("mobilenet", 0.5, 20000, 1, 0.52, 0.54, 3600),
+                  ("mobilenet", 0.5, 20000, 2, 0.54, 0.56, 3600), ("mobilenet", 1.0, 70000, 0, 0.58, 0.60, 7200)])
+    pts = results.family_points(rows)
+    assert list(pts.width) == [0.5, 1.0] and list(pts.seeds) == [3, 1]
+    half = pts.iloc[0]
+    assert math.isclose(half.mean_acc, 0.53) and math.isclose(half.mean_min, 0.51) and math.isclose(half.mean_max, 0.55)
+    assert half.spread_points == 4.0 and half.std_points == 2.0 and half.cpu_h == 3.0 and half.cpu_h_per_run == 1.0
+    assert math.isnan(pts.iloc[1].std_points) and pts.iloc[1].spread_points == 0.0
+    noise = results.seed_noise(pts)
+    assert noise == {"std_points": 2.0, "range_points": 4.0, "sizes": 1, "by_family": {"mobilenet": 1}, "max_seeds": 3}
+    assert results.seed_noise(pts[pts.seeds == 1]) is None
+
+
+def test_the_crossing_is_interpolated_in_log_parameters():
+    cross = {"before": {"params": 10_000, "gap_points": 2.0}, "after": {"params": 1_000_000, "gap_points": -2.0}}
+    assert results.crossing_params(cross) == pytest.approx(100_000)
+    gap = pd.DataFrame({"model": ["a", "b", "c"], "params": [1e4, 1e5, 1e6], "gap_points": [3.0, 1.0, -1.0]})
+    assert results.crossing_params(results.crossing(gap)) == pytest.approx(10 ** 5.5)
+
+
+def test_sweep_cost_from_measured_throughput():
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1)])
+    cost = results.sweep_cost(rows, [("cnn", 0.5), ("cnn", 2.0)], epochs=40, train_images=25838)
+    assert cost.hours.iloc[0] == pytest.approx(40 * 60 / 3600, abs=0.01) and math.isnan(cost.hours.iloc[1])
+
+
+def test_a_point_never_mixes_recipes():
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.50, 0.50, 3600), ("cnn", 0.5, 800000, 1, 0.60, 0.60, 3600)])
+    rows.loc[0, "recipe"] = "adam|ep60/es10/lr4/bs64"  # seed 0 on the first recipe, older
+    pts = results.family_points(rows)
+    assert pts.seeds.tolist() == [1] and pts.mean_acc.tolist() == [0.6]
