@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import config, data, registry, runs, train
+from . import config, data, registry, results, runs, train
 from .constants import NUM_CLASSES
 
 
@@ -140,26 +140,14 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 
 
-def find_teacher(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:
-    """The newest finished plain run ``ARCH:WIDTH`` of ``profile`` on this data in the registry, or None."""
-    from . import results
-
-    t_arch, t_width = spec.split(":")
-    rows = results.latest_runs(registry.read(registry_path), profile)
-    rows = rows[(rows.arch == t_arch) & (rows.width == float(t_width)) & (rows.data_fingerprint == fingerprint)]
-    return None if rows.empty else rows.iloc[0].to_dict()
-
-
 def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, method: str = "hinton"):
     """Notebook 04's distillation table: in the smoke profile, ``student`` (arch, width) is distilled
     here from the finished ``teacher`` (arch, width) run; in any other profile the distilled runs come
     from the command line. Every distilled run in the registry is then paired with its plain twin
     (``results.distillation_pairs``), written to ``distillation.csv`` and returned."""
-    from . import results
-
     reg = setup.results / "runs.csv"
     if setup.profile.name == "smoke":
-        found = find_teacher(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
+        found = results.find_run(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
         if found is not None:
             distill(*student, found, setup.profile, dataset=dataset, temperature=temperature, alpha=alpha,
                     method=method, verbose=2, registry_path=reg)
@@ -189,7 +177,7 @@ def main(argv=None) -> int:
 
         teacher = teachers.read(args.teacher_file, ds)
     else:
-        teacher = find_teacher(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
+        teacher = results.find_run(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
                                ds.fingerprint())
         if teacher is None:
             parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "

@@ -410,3 +410,14 @@ def sweep_cost(runs: pd.DataFrame, points, epochs: int, train_images: int) -> pd
         rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
                      "images_per_s": speed, "hours": round(train_images * epochs / speed / 3600, 2)})
     return pd.DataFrame(rows)
+
+
+def find_run(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:
+    """The newest finished plain run ``ARCH:WIDTH`` of ``profile`` (on its headline budget) on the
+    data with ``fingerprint`` in the registry at ``registry_path``, or None (a teacher, say)."""
+    from . import registry
+
+    arch, width = spec.split(":")
+    rows = latest_runs(registry.read(registry_path), profile)
+    rows = rows[(rows.arch == arch) & (rows.width == float(width)) & (rows.data_fingerprint == fingerprint)]
+    return None if rows.empty else rows.iloc[0].to_dict()

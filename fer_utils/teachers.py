@@ -140,7 +140,7 @@ def summary(tf: TeacherFile) -> dict:
 def main(argv=None) -> int:
     import argparse
 
-    from . import config, distill, runs
+    from . import config, results, runs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH",
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     reg = args.registry or setup.results / "runs.csv"
     found = []
     for spec in args.teacher:
-        run = distill.find_teacher(spec, reg, setup.profile.name, ds.fingerprint())
+        run = results.find_run(spec, reg, setup.profile.name, ds.fingerprint())
         if run is None:
             parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {reg}")
         found.append(run)
