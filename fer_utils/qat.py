@@ -233,7 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--codec", required=True, help="int8, kmeans-N or kmeans-N-dw8")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
-    parser.add_argument("--train-bn", action="store_true", help="train BatchNorm too (default: frozen)")
+    parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=FREEZE_BN,
+                        help="keep BatchNorm's statistics and scales fixed")
     parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
     parser.add_argument("--registry", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -243,7 +244,7 @@ def main(argv=None) -> int:
     rows = [r for r in registry.read(reg).to_dict("records") if r["run_id"] == args.run]
     if not rows:
         parser.error(f"no run {args.run!r} in {reg}")
-    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, not args.train_bn,
+    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn,
                      registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3
 

@@ -394,7 +394,7 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
     tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
                                    "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
                    rename={"file": "budget"})
-    qat = table_or(R / "qat.csv", ["model", "codec", "float32_private", "before_private", "after_private",
+    qat = table_or(R / "qat.csv", ["model", "fine_tune", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",

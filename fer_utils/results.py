@@ -288,9 +288,18 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
     return pd.concat([compact, largest_cnn])
 
 
-QAT_COLUMNS = ("model", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
+QAT_COLUMNS = ("model", "fine_tune", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
                "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
                "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")
+
+
+def _qat_how(run) -> str:
+    """How a fine-tune was done, in words: its epochs, peak rate and BatchNorm."""
+    tag = recipe_tag_of(run["recipe"])
+    lr = QAT_LR.search(tag)
+    peak = float(lr.group(1)) if lr else 3e-4  # the first fine-tunes' rate (untagged)
+    frozen = re.search(r"-fbn(?:-|$)", tag) is not None
+    return f"{int(run['epochs'])} epochs, peak LR {peak:g}, BatchNorm {'frozen' if frozen else 'trained'}"
 
 
 def qat_source(run_id: str) -> str:
@@ -318,7 +327,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             continue
         src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
         out.append({
-            "model": run_label(src), "codec": codec, "params": int(src["params"]),
+            "model": run_label(src), "fine_tune": _qat_how(run), "codec": codec, "params": int(src["params"]),
             "float32_public": src["public_acc"], "float32_private": src["private_acc"],
             "before_public": before["public_acc"], "before_private": before["private_acc"],
             "after_public": after["public_acc"], "after_private": after["private_acc"],

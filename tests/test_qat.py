@@ -48,7 +48,7 @@ def test_fine_tune_round_trips_and_resumes(tmp_path):
     out = qat.fine_tune(src, "kmeans-3", prof, epochs=2, dataset=ds, runs_root=tmp_path / "runs",
                         registry_path=reg, verbose=0, train_limit=200)
     assert out["run_id"] == src["run_id"].replace(
-        "-wsd1", "-cos2-qat-kmeans-3-fbn-lr0.00003-wsd1") and "tag:qat-kmeans-3-fbn-lr0.00003-wsd1" in out["recipe"]
+        "-wsd1", "-cos2-qat-kmeans-3-lr0.00003-wsd1") and "tag:qat-kmeans-3-lr0.00003-wsd1" in out["recipe"]
     tuned = runs_load(out, tmp_path)
     assert qat.on_grid(tuned, "kmeans-3")  # encode + decode gives exactly these weights
     assert sorted(p.name for p in (tmp_path / "runs" / out["run_id"] / "qat").iterdir()) == ["e0001.npz", "e0002.npz"]
@@ -86,6 +86,7 @@ def test_qat_pairs_put_each_fine_tune_beside_its_source():
                            {"run_id": tuned, "codec": "kmeans-3", "bytes": 480, "public_acc": 0.59, "private_acc": 0.615}])
     (row,) = results.qat_pairs(runs, codecs).to_dict("records")
     assert row["model"] == "MobileNet w0.5" and row["codec"] == "kmeans-3"
+    assert row["fine_tune"] == "3 epochs, peak LR 0.0003, BatchNorm trained"
     assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
     assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
     assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
@@ -97,7 +98,7 @@ def test_a_fine_tune_at_another_rate_has_its_own_name():
     src = {"arch": "irnet", "width": 1.0, "profile": "full", "seed": 0, "data_fingerprint": "abc",
            "run_id": "irnet-w1-full-s0-abc-wsd60"}
     assert qat.tag(src, "kmeans-3", 3e-4, freeze_bn=False) == "qat-kmeans-3-wsd60"  # the first fine-tunes' names
-    slow = qat.tag(src, "kmeans-3", 5e-5)
+    slow = qat.tag(src, "kmeans-3", 5e-5, freeze_bn=True)
     assert slow == "qat-kmeans-3-fbn-lr0.00005-wsd60"
     assert results.qat_parts(slow) == ("kmeans-3", "")
     assert results.model_label("irnet", 1.0, slow) == "IRNet (ours) w1 + QAT kmeans-3 (frozen BN, peak LR 5e-05)"
