@@ -187,7 +187,7 @@ def family_figure(runs, arch: str, baselines=None, budgets=None):
 
 def q4_figure(runs, codecs, limits):
     """Q4: the mean of PublicTest and PrivateTest per family against parameters (left; ``runs`` one
-    row per seed: the seeds' mean, and a band from their min to max where a size has several); every
+    row per seed: the seeds' mean, and a bar from their min to max where a size has several); every
     (model, codec) file against its bytes with the Pareto front and the byte ``limits`` (right)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -197,9 +197,9 @@ def q4_figure(runs, codecs, limits):
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     runs = sweep_seeds(runs)
     both = runs.assign(mean_acc=(runs.public_acc + runs.private_acc) / 2, family=runs.arch.map(ARCH_NAMES))
-    # one row per seed: the line is the seeds' mean, the band their min to max
+    # one row per seed: the line is the seeds' mean, a bar their min to max (sizes with one seed: none)
     sns.lineplot(data=both.sort_values("params"), x="params", y="mean_acc", hue="family", palette=family_palette(),
-                 marker="o", errorbar=("pi", 100), ax=axes[0])
+                 marker="o", errorbar=("pi", 100), err_style="bars", err_kws={"capsize": 3}, ax=axes[0])
     axes[0].set(xscale="log", xlabel="parameters", ylabel="mean of PublicTest and PrivateTest",
                 xlim=(both.params.min() / 3, both.params.max() * 3))  # at least a decade, so ticks stay readable
     if not codecs.empty:

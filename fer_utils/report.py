@@ -253,12 +253,14 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
             f"training wall times on this project's 2-core CPU; `cpu_h` per size, all its seeds)."
             if not runs.empty else "")
-    table = (md_table(points.assign(schedule=points.recipe.map(results.schedule))
-                      [["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread_points",
-                        "cpu_h_per_run", "cpu_h"]]
+    shown = points.assign(schedule=points.recipe.map(results.schedule),
+                          spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])
+    table = (md_table(shown[["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread",
+                             "cpu_h_per_run", "cpu_h"]]
                       .rename(columns={"public_acc": "PublicTest", "private_acc": "PrivateTest",
-                                       "spread_points": "seed spread (points)", "cpu_h_per_run": "CPU h per run",
-                                       "cpu_h": "cpu_h"}))
+                                       "spread": "seed spread (points)", "cpu_h_per_run": "CPU h per run",
+                                       "cpu_h": "CPU h, all seeds"}), column_digits={"CPU h per run": 2,
+                                                                                  "CPU h, all seeds": 2})
              if not points.empty else "No sweep rows yet.")
     return f"""## 4. Q2 and Q3 · Parameters against accuracy
 

@@ -299,7 +299,8 @@ def _qat_how(run) -> str:
     lr = QAT_LR.search(tag)
     peak = float(lr.group(1)) if lr else 3e-4  # the first fine-tunes' rate (untagged)
     frozen = re.search(r"-fbn(?:-|$)", tag) is not None
-    return f"{int(run['epochs'])} epochs, peak LR {peak:g}, BatchNorm {'frozen' if frozen else 'trained'}"
+    n = int(run["epochs"])
+    return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if frozen else 'trained'}"
 
 
 def qat_source(run_id: str) -> str:
@@ -361,10 +362,11 @@ def family_points(runs: pd.DataFrame) -> pd.DataFrame:
     ``recipe`` (the newest row's), ``public_acc`` / ``private_acc`` / ``mean_acc`` (means over seeds),
     ``mean_min`` / ``mean_max`` (the seeds' extremes of the mean of PublicTest and PrivateTest),
     ``spread_points`` (max - min, in points; 0 for one seed), ``std_points`` (sample standard
-    deviation over seeds; NaN for one seed), ``cpu_h_per_run`` and ``cpu_h`` (all seeds). Only the
+    deviation over seeds; NaN for one seed), ``cpu_h_per_run`` and ``cpu_h`` (all seeds), ``timestamp``
+    (the newest row's; ``sweep_status`` reads it). Only the
     seeds trained on the schedule of a size's newest row count (``sweep_seeds``)."""
     columns = ["model", "arch", "width", "params", "seeds", "epochs", "recipe", "public_acc", "private_acc",
-               "mean_acc", "mean_min", "mean_max", "spread_points", "std_points", "cpu_h_per_run", "cpu_h"]
+               "mean_acc", "mean_min", "mean_max", "spread_points", "std_points", "cpu_h_per_run", "cpu_h", "timestamp"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     df = sweep_seeds(runs).assign(mean_acc=lambda d: (d["public_acc"] + d["private_acc"]) / 2)
@@ -378,7 +380,8 @@ def family_points(runs: pd.DataFrame) -> pd.DataFrame:
                     "mean_min": round(m.min(), 4), "mean_max": round(m.max(), 4),
                     "spread_points": round(100 * (m.max() - m.min()), 2),
                     "std_points": round(100 * m.std(ddof=1), 2) if len(g) > 1 else float("nan"),
-                    "cpu_h_per_run": round(g["wall_s"].mean() / 3600, 2), "cpu_h": round(g["wall_s"].sum() / 3600, 2)})
+                    "cpu_h_per_run": round(g["wall_s"].mean() / 3600, 2), "cpu_h": round(g["wall_s"].sum() / 3600, 2),
+                    "timestamp": g["timestamp"].iloc[-1]})
     return pd.DataFrame(out, columns=columns).sort_values(["arch", "params"]).reset_index(drop=True)
 
 

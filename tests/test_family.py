@@ -24,6 +24,8 @@ def test_family_points_average_seeds_and_measure_their_spread():
     assert math.isclose(half.mean_acc, 0.53) and math.isclose(half.mean_min, 0.51) and math.isclose(half.mean_max, 0.55)
     assert half.spread_points == 4.0 and half.std_points == 2.0 and half.cpu_h == 3.0 and half.cpu_h_per_run == 1.0
     assert math.isnan(pts.iloc[1].std_points) and pts.iloc[1].spread_points == 0.0
+    status = results.sweep_status(pts, "mobilenet", [0.5, 1.0, 2.0])  # what the report and figures read
+    assert status["on"] == [0.5, 1.0] and status["missing"] == [2.0]
     noise = results.seed_noise(pts)
     assert noise == {"std_points": 2.0, "range_points": 4.0, "sizes": 1, "by_family": {"mobilenet": 1}, "max_seeds": 3}
     assert results.seed_noise(pts[pts.seeds == 1]) is None
