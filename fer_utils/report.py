@@ -396,7 +396,7 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
     tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
                                    "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
                    rename={"file": "budget"})
-    qat = table_or(R / "qat.csv", ["model", "fine_tune", "codec", "float32_private", "before_private", "after_private",
+    qat = table_or(R / "qat.csv", ["model", "source_epochs", "fine_tune", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",
@@ -420,8 +420,8 @@ file bytes · PrivateTest accuracy (`codecs.csv`):
 
 A few epochs of training with every kernel on the codec's grid (straight-through gradients to a
 float copy, k-means codebooks following the weights), then written with that codec: PrivateTest
-accuracy of the source in float32, written with the codec as trained (before) and after the
-fine-tune, drops in points against float32 (`qat.csv`):
+accuracy of the source run (trained for `source_epochs`) in float32, written with the codec as
+trained (before) and after the fine-tune, drops in points against float32 (`qat.csv`):
 
 {qat}
 

@@ -288,7 +288,7 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
     return pd.concat([compact, largest_cnn])
 
 
-QAT_COLUMNS = ("model", "fine_tune", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
+QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
                "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
                "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")
 
@@ -328,7 +328,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             continue
         src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
         out.append({
-            "model": run_label(src), "fine_tune": _qat_how(run), "codec": codec, "params": int(src["params"]),
+            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "codec": codec, "params": int(src["params"]),
             "float32_public": src["public_acc"], "float32_private": src["private_acc"],
             "before_public": before["public_acc"], "before_private": before["private_acc"],
             "after_public": after["public_acc"], "after_private": after["private_acc"],

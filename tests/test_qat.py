@@ -86,7 +86,7 @@ def test_qat_pairs_put_each_fine_tune_beside_its_source():
                            {"run_id": tuned, "codec": "kmeans-3", "bytes": 480, "public_acc": 0.59, "private_acc": 0.615}])
     (row,) = results.qat_pairs(runs, codecs).to_dict("records")
     assert row["model"] == "MobileNet w0.5" and row["codec"] == "kmeans-3"
-    assert row["fine_tune"] == "3 epochs, peak LR 0.0003, BatchNorm trained"
+    assert row["fine_tune"] == "3 epochs, peak LR 0.0003, BatchNorm trained" and row["source_epochs"] == 60
     assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
     assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
     assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
