@@ -110,15 +110,21 @@ def kmeans_1d(values: np.ndarray, k: int, iters: int = 30) -> tuple[np.ndarray, 
     k = int(min(k, max(1, uniq.size)))
     centers = np.quantile(v, (np.arange(k) + 0.5) / k).astype(np.float32)
     for _ in range(iters):
-        idx = _nearest(v, centers)
-        sums = np.bincount(idx, weights=v, minlength=k)
-        counts = np.bincount(idx, minlength=k)
-        new = np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), centers)).astype(np.float32)
+        new = lloyd_step(v, centers)
         if np.allclose(new, centers):
             break
         centers = new
     book = np.unique(centers.astype(np.float16))
     return book, _nearest(v, book.astype(np.float32))
+
+
+def lloyd_step(v: np.ndarray, sorted_centers: np.ndarray) -> np.ndarray:
+    """One k-means step in 1-D: each center moves to the mean of the values nearest to it (a center
+    no value is nearest to stays); returns the new centers, sorted, float32."""
+    idx = _nearest(v, sorted_centers)
+    sums = np.bincount(idx, weights=v, minlength=sorted_centers.size)
+    counts = np.bincount(idx, minlength=sorted_centers.size)
+    return np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), sorted_centers)).astype(np.float32)
 
 
 def _nearest(v: np.ndarray, sorted_centers: np.ndarray) -> np.ndarray:

@@ -58,7 +58,6 @@ class GridProjector:
     follow the weights they are given (one Lloyd step per call)."""
 
     def __init__(self, model, codec: str):
-        self.codec = codec
         self.base, self.bits = check_codec(codec)
         slots = compress.weight_slots(model)
         self.kernels = [(layer, var) for layer, var, role in slots if compress.is_kernel(layer, role)]
@@ -81,11 +80,7 @@ class GridProjector:
         if i not in self.books:
             book, _ = compress.kmeans_1d(v, 2 ** self.bits)
         else:  # one Lloyd step from the current codebook
-            centers = self.books[i]
-            idx = compress._nearest(v, centers)
-            sums = np.bincount(idx, weights=v, minlength=centers.size)
-            counts = np.bincount(idx, minlength=centers.size)
-            book = np.unique(np.where(counts > 0, sums / np.maximum(counts, 1), centers).astype(np.float16))
+            book = np.unique(compress.lloyd_step(v, self.books[i]).astype(np.float16))
         self.books[i] = book.astype(np.float32)
         return self.books[i][compress._nearest(v, self.books[i])].reshape(w.shape)
 
