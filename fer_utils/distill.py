@@ -80,13 +80,13 @@ def soften(p: np.ndarray, temperature: float) -> np.ndarray:
     return soft / soft.sum(axis=1, keepdims=True)
 
 
-def softened(teacher, x: np.ndarray, temperature: float) -> np.ndarray:
-    """The teacher model's distribution on ``x``, softened by ``temperature``."""
-    return soften(teacher.predict(x, batch_size=256, verbose=0), temperature)
-
-
 def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
-    """``mix`` distillation targets: ``alpha`` x the teacher's softened distribution + (1 - alpha) x one-hot.
+    """``mix`` distillation targets of a teacher model on ``x`` (:func:`mixed_targets`)."""
+    return mixed_targets(teacher.predict(x, batch_size=256, verbose=0), y, temperature, alpha)
+
+
+def mixed_targets(p: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
+    """``mix`` distillation targets: ``alpha`` x the teacher's distribution ``p`` softened + (1 - alpha) x one-hot.
 
     The student's own (unsoftened) softmax is fitted to them with plain cross-entropy, which at
     T > 1 acts much like heavy label smoothing; ``hinton`` (:class:`DistillationLoss`) is the
@@ -95,7 +95,7 @@ def soft_targets(teacher, x: np.ndarray, y: np.ndarray, temperature: float, alph
     if temperature <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
     onehot = np.eye(NUM_CLASSES)[y]
-    return (alpha * softened(teacher, x, temperature) + (1 - alpha) * onehot).astype(np.float32)
+    return (alpha * soften(p, temperature) + (1 - alpha) * onehot).astype(np.float32)
 
 
 def pack(soft: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -122,8 +122,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     prepared = runs.prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
     (x, y), (xv, yv) = prepared["train"], prepared["val"]
     if isinstance(teacher, teachers.TeacherFile):
-        if teacher.info.get("data_fingerprint") != ds.fingerprint():
-            raise ValueError(f"{teacher.path}: computed on other data than {ds.label}")
+        teacher.check_data(ds)
         p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
         name = f"{teacher.path.stem}-{view}"
     else:
@@ -131,8 +130,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
         name = f"{teacher['arch']}{float(teacher['width']):g}"
     if method == "mix":
-        onehot = np.eye(NUM_CLASSES)[y]
-        targets = train.Targets((alpha * soften(p, temperature) + (1 - alpha) * onehot).astype(np.float32))
+        targets = train.Targets(mixed_targets(p, y, temperature, alpha))
     else:
         targets = train.Targets(pack(soften(p, temperature), y), pack(soften(pv, temperature), yv),
                                 DistillationLoss(temperature, alpha), HardLabelAccuracy())

@@ -62,6 +62,12 @@ class TeacherFile:
     logp: np.ndarray
     info: dict
 
+    def check_data(self, dataset: data.FERDataset) -> None:
+        """Refuse ``dataset`` unless the file was computed on it (its fingerprint)."""
+        if self.info.get("data_fingerprint") != dataset.fingerprint():
+            raise ValueError(f"{self.path}: computed on other data (fingerprint {self.info.get('data_fingerprint')}, "
+                             f"this data {dataset.fingerprint()})")
+
     def probabilities(self, rows: np.ndarray, view: str = "tta") -> np.ndarray:
         """(len(rows), 7) float64 distributions of the teacher on those data set rows."""
         if view not in TARGET_VIEWS:
@@ -103,10 +109,10 @@ def read(path: Path, dataset: data.FERDataset | None = None) -> TeacherFile:
         raise ValueError(f"{path}: not a teacher file ({exc})") from exc
     if logp.shape != (len(rows), len(VIEWS), NUM_CLASSES) or np.any(np.diff(rows) <= 0):
         raise ValueError(f"{path}: corrupt teacher file (logp {logp.shape} for {len(rows)} rows)")
-    if dataset is not None and info.get("data_fingerprint") != dataset.fingerprint():
-        raise ValueError(f"{path}: computed on other data (fingerprint {info.get('data_fingerprint')}, "
-                         f"this data {dataset.fingerprint()})")
-    return TeacherFile(path, rows, logp, info)
+    found = TeacherFile(path, rows, logp, info)
+    if dataset is not None:
+        found.check_data(dataset)
+    return found
 
 
 def compute(teacher_runs: list[dict], dataset: data.FERDataset, prepared: dict, runs_root: Path | None = None):
