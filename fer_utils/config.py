@@ -60,6 +60,8 @@ KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 #: (peak 3e-4; 3e-5; 3e-5 with BatchNorm frozen: ``results/qat.csv``) 3e-5 with BatchNorm trained had
 #: the best validation accuracy; all three ended within 0.5 points of the untuned file on the tests
 QAT_EPOCHS, QAT_PEAK_LR, QAT_FREEZE_BN = 3, 3e-5, False
+#: the peak of the first fine-tunes, whose run tags carry no ``-lr<peak>``; any other peak's do
+QAT_UNTAGGED_LR = 3e-4
 
 #: the epoch budgets of the training-budget study; the longest is the headline budget, the
 #: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`);

@@ -41,8 +41,6 @@ from . import compress, config, data, registry, runs
 #: store float16 anyway)
 SUPPORTED = ("int8", "kmeans-N", "kmeans-N-dw8")
 EPOCHS, PEAK_LR, FREEZE_BN = config.QAT_EPOCHS, config.QAT_PEAK_LR, config.QAT_FREEZE_BN
-#: the peak rate of the first fine-tunes, whose run tags carry no ``-lr<peak>``; any other rate does
-UNTAGGED_LR = 3e-4
 
 
 def check_codec(codec: str) -> tuple[str, int]:
@@ -156,12 +154,12 @@ def on_grid(model, codec: str) -> bool:
 
 def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN) -> str:
     """The fine-tune's run tag: ``qat-<codec>``, ``-fbn`` with BatchNorm frozen, ``-lr<peak>`` where the
-    peak is not :data:`UNTAGGED_LR`, and whatever follows the source run's common prefix (its schedule,
+    peak is not ``config.QAT_UNTAGGED_LR``, and whatever follows the source run's common prefix (its schedule,
     tag and precision), so fine-tunes of different runs, or done otherwise, never share a folder."""
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
-    lr = "" if peak_lr == UNTAGGED_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
+    lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
     return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{rest}"
 
 

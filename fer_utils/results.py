@@ -27,33 +27,40 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     else:
         name = f"{ARCH_NAMES.get(arch, arch)} w{width:g}"
     if tag:
-        tag_full = tag
-        codec, tag = qat_parts(tag)
+        spec = qat_spec(tag)
+        tag = spec["source_tag"] if spec else tag
         suffix = {config.KD_METHODS["hinton"]: " + KD", config.KD_METHODS["mix"]: " + KD (mixed targets)"}
         if tag:
             name += suffix.get(tag.split("-")[0], f" [{tag}]")
-        if codec:
-            lr = QAT_LR.search(tag_full)
-            how = (["frozen BN"] if re.search(r"-fbn(?:-|$)", tag_full) else []) + (
-                [f"peak LR {float(lr.group(1)):g}"] if lr else [])
-            name += f" + QAT {codec}" + (f" ({', '.join(how)})" if how else "")
+        if spec:
+            how = (["frozen BN"] if spec["freeze_bn"] else []) + (
+                [f"peak LR {spec['peak_lr']:g}"] if spec["peak_lr"] is not None else [])
+            name += f" + QAT {spec['codec']}" + (f" ({', '.join(how)})" if how else "")
     return name
 
 
-#: a quantisation-aware fine-tune's run tag: ``qat-<codec>`` then the source run's own suffix
-QAT_TAG = re.compile(r"^qat-(int8|kmeans-\d(?:-dw8)?)(?:-|$)")
-#: its peak learning rate, where it is not ``config.QAT_PEAK_LR``
-QAT_LR = re.compile(r"^qat-[^@]*?-lr(\d[\d.]*)(?:-|$)")
+#: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
+#: (a peak other than ``config.QAT_UNTAGGED_LR``), then the source run's own suffix
+QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?(?=-|$)")
+
+
+def qat_spec(tag: str) -> dict | None:
+    """A fine-tune's tag read back: ``codec``, ``freeze_bn``, ``peak_lr`` (None: untagged),
+    ``source_suffix`` (what followed the source run's common prefix: schedule, tag, precision) and
+    ``source_tag`` (the source's own tag within it); None for any other tag."""
+    m = QAT_TAG.match(tag)
+    if not m:
+        return None
+    suffix = tag[m.end():]
+    return {"codec": m["codec"], "freeze_bn": m["fbn"] is not None,
+            "peak_lr": float(m["lr"]) if m["lr"] else None, "source_suffix": suffix,
+            "source_tag": "-".join(p for p in suffix.split("-") if p and not re.fullmatch(r"(wsd|cos)\d+|bf16", p))}
 
 
 def qat_parts(tag: str) -> tuple[str, str]:
     """(codec, the source run's tag) of a fine-tune's tag; ("", tag) for any other tag."""
-    m = QAT_TAG.match(tag)
-    if not m:
-        return "", tag
-    rest = tag[len(f"qat-{m.group(1)}"):].split("-")
-    # the source's suffix: its schedule tag, its own tag, its precision; the tag part is what is left
-    return m.group(1), "-".join(p for p in rest if p and not re.fullmatch(r"(wsd|cos)\d+|bf16|lr\d[\d.]*|fbn", p))
+    spec = qat_spec(tag)
+    return (spec["codec"], spec["source_tag"]) if spec else ("", tag)
 
 
 def run_label(run) -> str:
@@ -82,9 +89,9 @@ def budget_of(recipe: str) -> int | None:
     A quantisation-aware fine-tune stands at its source run's budget (its tag's ``-wsd<N>``), not
     at its own few epochs.
     """
-    tag = recipe_tag_of(recipe)
-    if qat_parts(tag)[0]:
-        found = re.search(r"-(?:wsd|cos)(\d+)(?:-|$)", tag)
+    spec = qat_spec(recipe_tag_of(recipe))
+    if spec:
+        found = re.search(r"-(?:wsd|cos)(\d+)(?:-|$)", spec["source_suffix"])
         return int(found.group(1)) if found else None
     found = re.search(r"(?:^|\|)(?:wsd|cosine)(\d+)/", str(recipe))
     return int(found.group(1)) if found else None
@@ -295,17 +302,15 @@ QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "codec", "params", "float3
 
 def _qat_how(run) -> str:
     """How a fine-tune was done, in words: its epochs, peak rate and BatchNorm."""
-    tag = recipe_tag_of(run["recipe"])
-    lr = QAT_LR.search(tag)
-    peak = float(lr.group(1)) if lr else 3e-4  # the first fine-tunes' rate (untagged)
-    frozen = re.search(r"-fbn(?:-|$)", tag) is not None
+    spec = qat_spec(recipe_tag_of(run["recipe"]))
+    peak = spec["peak_lr"] if spec["peak_lr"] is not None else config.QAT_UNTAGGED_LR
     n = int(run["epochs"])
-    return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if frozen else 'trained'}"
+    return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
 
 
 def qat_source(run_id: str) -> str:
     """The run a quantisation-aware fine-tune started from (its run id without ``-cos<E>-qat-<codec>[-lr<peak>]``)."""
-    return re.sub(r"-cos\d+-qat-(int8|kmeans-\d(?:-dw8)?)(?:-fbn)?(?:-lr\d[\d.]*)?(?=-|$)", "", run_id)
+    return re.sub(r"-cos\d+-" + QAT_TAG.pattern, "", run_id)
 
 
 def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
@@ -317,8 +322,8 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
     both in ``codecs`` is left out.
     """
     out = []
-    tags = runs["recipe"].map(recipe_tag_of) if not runs.empty else pd.Series(dtype=str)
-    for _, run in runs[tags.str.startswith("qat-")].sort_values("timestamp").drop_duplicates("run_id", keep="last").iterrows():
+    tuned = runs[runs["recipe"].map(is_qat)] if not runs.empty else runs
+    for _, run in tuned.sort_values("timestamp").drop_duplicates("run_id", keep="last").iterrows():
         codec = qat_parts(recipe_tag_of(run["recipe"]))[0]
         src_id = qat_source(run["run_id"])
         src = runs[runs["run_id"] == src_id]
