@@ -251,7 +251,7 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     points = results.family_points(runs)
     status = sweep_statuses(points)
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
-            f"training wall times on this project's 2-core CPU; `cpu_h` per size, all its seeds)."
+            f"training wall times on this project's 2-core CPU; per size in the table's last two columns)."
             if not runs.empty else "")
     shown = points.assign(schedule=points.recipe.map(results.schedule),
                           spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])
