@@ -77,16 +77,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])
     parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    config.add_cli_arguments(parser)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(config.EPOCH_BUDGETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=list(config.PRECISIONS), default="float32")
-    parser.add_argument("--registry", type=Path, default=None)
     args = parser.parse_args(argv)
-    ds = data.load()
-    setup = config.setup(args.profile, ds)
-    done = run(args.arch, args.width, setup.profile, args.budgets, args.seed, ds,
-               registry_path=args.registry or setup.results / "runs.csv", precision=args.precision)
+    ds, setup, reg = config.from_cli(args)
+    done = run(args.arch, args.width, setup.profile, args.budgets, args.seed, ds, registry_path=reg,
+               precision=args.precision)
     if done is None:
         print("== stopped at the deadline (FER_DEADLINE); rerun to resume", flush=True)
         return 3

@@ -178,6 +178,24 @@ def setup(profile: str | None = None, dataset=None) -> Setup:
     return _CURRENT
 
 
+def add_cli_arguments(parser) -> None:
+    """``--profile`` and ``--registry``, which every command that writes results takes."""
+    from pathlib import Path
+
+    parser.add_argument("--profile", choices=list(PROFILES), default=None)
+    parser.add_argument("--registry", type=Path, default=None, help="results registry (default: <results>/runs.csv)")
+
+
+def from_cli(args):
+    """(data, setup, registry path) of a command line parsed with :func:`add_cli_arguments`: the data
+    loaded, the setup fixed for its profile, the registry it names or the setup's."""
+    from . import data
+
+    ds = data.load()
+    fixed = setup(args.profile, ds)
+    return ds, fixed, args.registry or fixed.results / "runs.csv"
+
+
 def current() -> Setup:
     """The setup fixed by :func:`setup` (made with the defaults on first use)."""
     return _CURRENT if _CURRENT is not None else setup()

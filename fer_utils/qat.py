@@ -199,11 +199,10 @@ def pairs(setup, dataset, prepared, smoke_source, codec: str, smoke_epochs: int 
     reg = setup.results / "runs.csv"
     table = setup.results / "codecs.csv"
     if setup.profile.name == "smoke":
-        done = results.latest_runs(registry.read(reg), setup.profile.name)
-        found = done[(done.arch == smoke_source[0]) & (done.width == float(smoke_source[1]))]
-        if not found.empty:
-            fine_tune(found.iloc[0].to_dict(), codec, setup.profile, smoke_epochs, dataset=dataset,
-                      registry_path=reg, verbose=2)
+        found = results.find_run(f"{smoke_source[0]}:{smoke_source[1]}", reg, setup.profile.name,
+                                 dataset.fingerprint())
+        if found is not None:
+            fine_tune(found, codec, setup.profile, smoke_epochs, dataset=dataset, registry_path=reg, verbose=2)
     every = registry.read(reg)
     every = every[every.profile == setup.profile.name]
     tuned = every[every.recipe.map(results.is_qat)].sort_values("timestamp").drop_duplicates("run_id", keep="last")
@@ -228,12 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
     parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=FREEZE_BN,
                         help="keep BatchNorm's statistics and scales fixed")
-    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
-    parser.add_argument("--registry", type=Path, default=None)
+    config.add_cli_arguments(parser)
     args = parser.parse_args(argv)
-    ds = data.load()
-    setup = config.setup(args.profile, ds)
-    reg = args.registry or setup.results / "runs.csv"
+    ds, setup, reg = config.from_cli(args)
     rows = [r for r in registry.read(reg).to_dict("records") if r["run_id"] == args.run]
     if not rows:
         parser.error(f"no run {args.run!r} in {reg}")

@@ -152,12 +152,9 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH",
                         help="a finished plain run of the profile (repeat for an ensemble)")
     parser.add_argument("--name", default=None, help="file name (default: the teachers, e.g. cnn1)")
-    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
-    parser.add_argument("--registry", type=Path, default=None)
+    config.add_cli_arguments(parser)
     args = parser.parse_args(argv)
-    ds = data.load()
-    setup = config.setup(args.profile, ds)
-    reg = args.registry or setup.results / "runs.csv"
+    ds, setup, reg = config.from_cli(args)
     found = []
     for spec in args.teacher:
         run = results.find_run(spec, reg, setup.profile.name, ds.fingerprint())

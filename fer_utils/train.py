@@ -284,11 +284,10 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])
     parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--profile", choices=list(config.PROFILES), default=None)
+    config.add_cli_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epoch budget")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
-    parser.add_argument("--registry", type=Path, default=None, help="results registry (default: <results>/runs.csv)")
     parser.add_argument("--precision", choices=list(config.PRECISIONS), default="float32",
                         help="mixed_bfloat16: bfloat16 compute, float32 weights")
     return parser
@@ -296,10 +295,9 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
 
 def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     """The data, the setup and the keyword arguments of :func:`train` a parsed command line asks for."""
-    ds = data.load()
-    setup = config.setup(args.profile, ds)
+    ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
-                  registry_path=args.registry or setup.results / "runs.csv", precision=args.precision)
+                  registry_path=reg, precision=args.precision)
     return ds, setup, common
 
 
