@@ -99,27 +99,33 @@ def budget_of(recipe: str) -> int | None:
 
 def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str | None = "",
                 budget: int | None = None) -> pd.DataFrame:
-    """The newest registry row per (arch, width, seed) of a profile, plain recipe unless a tag is
-    named; ``recipe_tag=None``: the newest row of every (arch, width, seed, tag), plain and tagged.
+    """The registry row that stands for each (arch, width, seed) of a profile, plain recipe unless a
+    tag is named; ``recipe_tag=None``: one row for every (arch, width, seed, tag), plain and tagged.
 
-    Budgeted rows count only on ``budget`` epochs (default: the profile's own budget, the headline
-    one for ``full``), so the budget study's shorter decays never stand for a model; rows of the
-    first recipe always count, so a model keeps its older row until its run on the budget is done.
+    With ``budget`` only budgeted rows on exactly that many epochs count (the sweeps' budget, say),
+    and first-recipe rows stand in where a model has none. Without one (and a profile) the model's
+    **longest finished training** stands for it: its budgeted row with the most epochs up to the
+    profile's headline budget (the newest among equals), else its newest first-recipe row. A run
+    of the headline budget does not fit one 3-hour CPU session (run folders do not outlive one), so
+    the longest budget that finished is the best trained model there is; a shorter decay of the
+    budget study stands for the model only while nothing longer has finished.
     """
     if runs.empty:
         return runs.assign(model=pd.Series(dtype=str))
     df = runs.copy()
     if profile is not None:
         df = df[df["profile"] == profile]
-        if budget is None and profile in config.PROFILES:
-            budget = config.PROFILES[profile].epochs
+    df = df.assign(_tag=df["recipe"].map(recipe_tag_of), _budget=pd.to_numeric(df["recipe"].map(budget_of)))
     if budget is not None:
-        budgets = df["recipe"].map(budget_of)
-        df = df[budgets.isna() | (budgets == budget)]
-    df = df.assign(_tag=df["recipe"].map(recipe_tag_of))
+        df = df[df["_budget"].isna() | (df["_budget"] == budget)]
+    elif profile in config.PROFILES:
+        df = df[df["_budget"].isna() | (df["_budget"] <= config.PROFILES[profile].epochs)]
     if recipe_tag is not None:
         df = df[df["_tag"] == recipe_tag]
-    df = df.sort_values("timestamp").groupby(["arch", "width", "seed", "_tag"], as_index=False).tail(1)
+    # a first-recipe row ranks below every budgeted row, budgeted rows by budget, then by time
+    df = df.assign(_rank=df["_budget"].fillna(-1.0))
+    df = (df.sort_values(["_rank", "timestamp"]).groupby(["arch", "width", "seed", "_tag"], as_index=False)
+          .tail(1).drop(columns=["_rank", "_budget"]))
     df = df.assign(model=[model_label(a, w, t) for a, w, t in zip(df["arch"], df["width"], df["_tag"])])
     return df.drop(columns="_tag").sort_values(["arch", "params", "model"]).reset_index(drop=True)
 
@@ -418,14 +424,16 @@ def crossing_params(cross: dict) -> float:
 def sweep_cost(runs: pd.DataFrame, points, epochs: int, train_images: int) -> pd.DataFrame:
     """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the
     throughput each point's newest plain row measured (``train_images_per_s``, on this project's
-    CPU, whatever else ran beside it): ``hours`` per point; NaN where a point has no row yet."""
+    CPU, whatever else ran beside it): ``seconds`` and ``hours`` (rounded) per point; NaN where a
+    point has no row yet."""
     plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
     ips = plain.groupby(["arch", "width"])["train_images_per_s"].last()
     rows = []
     for arch, width in points:
         speed = ips.get((arch, float(width)), float("nan"))
+        seconds = train_images * epochs / speed
         rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
-                     "images_per_s": speed, "hours": round(train_images * epochs / speed / 3600, 2)})
+                     "images_per_s": speed, "seconds": seconds, "hours": round(seconds / 3600, 2)})
     return pd.DataFrame(rows)
 
 

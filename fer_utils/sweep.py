@@ -22,6 +22,12 @@ the cluster's CPUs over ``--jobs``) and ``--gpus-per-task`` GPUs (a fraction sha
   ``runs.csv``, one row per finished run in finishing order, so appends never interleave; a row
   already there (same run id and timestamp, e.g. a run read back on a rerun) is not appended
   again, and a row the driver missed (it died) is appended when the rerun reads the run back.
+- **Only runs that can finish** (``--fit-deadline``). Where run folders do not outlive the
+  machine (a 3-hour session), a run the deadline stops is lost work. With ``--fit-deadline`` each
+  run is estimated from the throughput its model measured before (:func:`estimates`, from
+  ``runs.csv``), the runs are ordered cheapest first, and a run starts only if its estimate (its
+  remaining epochs, when it resumes) fits before the deadline; the others are reported as
+  skipped and left for the next session or a bigger machine.
 - **Progress.** One line per finished run with its accuracies, wall time and the number of runs
   left; the workers' own per-epoch lines are forwarded by Ray.
 """
@@ -29,10 +35,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config, models
@@ -96,20 +103,68 @@ def plan(points: list[tuple[str, float]], teacher: str | None = None, students=(
     return jobs
 
 
+#: what an estimate adds for evaluation, start-up and a busy machine
+ESTIMATE_MARGIN = 1.15
+
+
+def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path, dataset=None) -> dict[str, float]:
+    """Seconds each job's run is expected to take (``results.sweep_cost``: the newest plain row of
+    its model's measured training throughput, times ``ESTIMATE_MARGIN``); NaN where its model has
+    no row yet. A distilled student is estimated as its plain twin."""
+    from . import data, registry, results
+
+    prof = replace(config.get_profile(profile), epochs=epochs)
+    ds = dataset if dataset is not None else data.load(verbose=False)
+    train, _ = data.train_val_split(ds, 0.1, seed=0)
+    images = min(len(train), prof.train_limit or len(train))
+    rows = registry.read(registry_path) if Path(registry_path).exists() else None
+    if rows is None or rows.empty:
+        return {j.name: math.nan for j in jobs}
+    cost = results.sweep_cost(rows, [(j.arch, j.width) for j in jobs], epochs, images)
+    return {j.name: float(sec) * ESTIMATE_MARGIN for j, sec in zip(jobs, cost["seconds"])}
+
+
+def fits(est_s: float, run_dir: Path, epochs: int, deadline: float, now: float | None = None) -> tuple[bool, str]:
+    """Whether a run estimated at ``est_s`` seconds for ``epochs`` epochs, with its folder at
+    ``run_dir`` (resumed from its ``state.json``, if any), can finish before ``deadline``; and why."""
+    now = time.time() if now is None else now
+    if (run_dir / "result.json").exists():
+        return True, "finished earlier"
+    done = 0
+    if (run_dir / "state.json").exists():
+        done = int(json.loads((run_dir / "state.json").read_text()).get("epoch", 0))
+    if math.isnan(est_s):
+        return True, "no estimate (its model has no row yet)"
+    need, left = est_s * max(epochs - done, 0) / epochs, deadline - now
+    ok = need <= left
+    return ok, (f"needs ~{need / 60:.0f} min" + (f" for its last {epochs - done} epochs" if done else "")
+                + f", {left / 60:.0f} min left before the deadline")
+
+
 def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None, env: dict,
-            teacher: dict | None = None) -> dict:
+            teacher: dict | None = None, est_s: float | None = None) -> dict:
     """One run, inside a Ray worker: train (or resume, or read back) and return what the driver
-    records. ``teacher`` is the teacher task's return value (its weights travel with it)."""
+    records. ``teacher`` is the teacher task's return value (its weights travel with it).
+    ``est_s`` (``--fit-deadline``): the run's estimated seconds; with a deadline (``FER_DEADLINE``)
+    a run that would not finish before it is skipped (:func:`fits`), not started."""
     os.environ.update(env)
     import tempfile
 
-    from . import data, distill, runs, train
+    from . import data, distill, paths, runs, train
 
     ds = data.load(verbose=False)
     prof = config.get_profile(profile)
     scratch = Path(tempfile.mkdtemp(prefix="fer-sweep-"))  # the engine's own registry copy; the driver's counts
     kw = dict(dataset=ds, verbose=0, progress=True, registry_path=scratch / "runs.csv", epochs=epochs,
               train_limit=train_limit, precision=precision_for(job.arch))
+    if est_s is not None and os.environ.get("FER_DEADLINE"):
+        p = replace(prof, epochs=epochs or prof.epochs, train_limit=train_limit or prof.train_limit)
+        # a plain run may resume from its folder; a student's tag is the distiller's, so it counts as fresh
+        rid = runs.profile_run_id(job.arch, job.width, p, job.seed, ds.fingerprint(), "", precision_for(job.arch))
+        folder = paths.runs_dir() / rid if not job.teacher else Path(scratch) / "fresh"
+        ok, why = fits(est_s, folder, p.epochs, float(os.environ["FER_DEADLINE"]))
+        if not ok:
+            return {"job": job.name, "result": None, "skipped": why}
     if job.teacher:
         if teacher is None or teacher.get("result") is None:
             raise RuntimeError(f"{job.name}: its teacher {job.teacher} did not finish")
@@ -159,9 +214,12 @@ def record(out: dict, registry_path: Path) -> bool:
 def run(jobs: list[Job], profile: str, registry_path: Path | None = None, address: str | None = None,
         jobs_at_once: int = 1, cpus_per_task: float | None = None, gpus_per_task: float = 0.0,
         epochs: int | None = None, train_limit: int | None = None, retries: int = 1,
-        deadline_s: float | None = None, local_cpus: int | None = None) -> dict:
-    """Run every job as a Ray task; returns ``{"finished": [...], "unfinished": [...], "failed": [...]}``
-    (job names). ``address`` None: ``RAY_ADDRESS`` or a local instance with ``local_cpus`` CPUs."""
+        deadline_s: float | None = None, local_cpus: int | None = None,
+        estimates_s: dict[str, float] | None = None) -> dict:
+    """Run every job as a Ray task; returns ``{"finished": [...], "unfinished": [...], "failed": [...],
+    "skipped": [...]}`` (job names). ``address`` None: ``RAY_ADDRESS`` or a local instance with
+    ``local_cpus`` CPUs. ``estimates_s`` (job name -> seconds, :func:`estimates`): run the jobs
+    cheapest first and skip those that would not finish before the deadline."""
     import ray
 
     if deadline_s is not None:
@@ -182,9 +240,11 @@ def run(jobs: list[Job], profile: str, registry_path: Path | None = None, addres
         task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_task, max_retries=retries)
         registry_path = Path(registry_path or config.current().results / "runs.csv")
         refs, by_name = {}, {}
-        for job in sorted(jobs, key=lambda j: j.teacher is not None):  # teachers are submitted first
+        order = sorted(jobs, key=lambda j: _cheapest(estimates_s, j)) if estimates_s else jobs
+        for job in sorted(order, key=lambda j: j.teacher is not None):  # teachers are submitted first
             teacher_ref = by_name.get(Job(*parse_point(job.teacher)).name) if job.teacher else None
-            ref = task.remote(job, profile, epochs, train_limit, env, teacher_ref)
+            est = estimates_s.get(job.name) if estimates_s else None
+            ref = task.remote(job, profile, epochs, train_limit, env, teacher_ref, est)
             refs[ref], by_name[job.name] = job, ref
         return _collect(refs, registry_path)
     finally:
@@ -192,10 +252,16 @@ def run(jobs: list[Job], profile: str, registry_path: Path | None = None, addres
             ray.shutdown()
 
 
+def _cheapest(estimates_s: dict, job: Job) -> tuple[bool, float]:
+    """Sort key: estimated runs cheapest first, then those without an estimate."""
+    est = estimates_s.get(job.name, math.nan)
+    return (math.isnan(est), 0.0 if math.isnan(est) else est)
+
+
 def _collect(refs: dict, registry_path: Path) -> dict:
     import ray
 
-    t0, outcome = time.time(), {"finished": [], "unfinished": [], "failed": []}
+    t0, outcome = time.time(), {"finished": [], "unfinished": [], "failed": [], "skipped": []}
     pending = dict(refs)
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -208,6 +274,11 @@ def _collect(refs: dict, registry_path: Path) -> dict:
             reason = str(exc).strip().splitlines()[0][:160]
             print(f"{stamp} {job.name}: FAILED ({type(exc).__name__}: {reason}); {len(pending)} runs left; "
                   f"rerun to resume it from its last checkpoint", flush=True)
+            continue
+        if out.get("skipped"):
+            outcome["skipped"].append(job.name)
+            print(f"{stamp} {job.name}: skipped, it would not finish before the deadline ({out['skipped']}); "
+                  f"{len(pending)} runs left", flush=True)
             continue
         if out["result"] is None:
             outcome["unfinished"].append(job.name)
@@ -243,6 +314,9 @@ def main(argv=None) -> int:
     parser.add_argument("--gpus-per-task", type=float, default=0.0)
     parser.add_argument("--retries", type=int, default=1, help="Ray retries of a task whose worker died")
     parser.add_argument("--deadline-s", type=float, default=None, help="stop every run before this many seconds")
+    parser.add_argument("--fit-deadline", action="store_true",
+                        help="cheapest runs first; start a run only if its estimate fits before the deadline "
+                             "(FER_DEADLINE or --deadline-s): for machines whose run folders do not outlive them")
     args = parser.parse_args(argv)
     setup = config.setup(args.profile)
     if args.noise:
@@ -255,11 +329,18 @@ def main(argv=None) -> int:
     epochs = args.epochs if args.epochs is not None else config.sweep_epochs(setup.profile)
     print(f"== {len(jobs)} runs ({setup.profile.name}, {epochs} epochs): {', '.join(j.name for j in jobs)}",
           flush=True)
-    outcome = run(jobs, setup.profile.name, args.registry or setup.results / "runs.csv", args.address,
+    registry_path = args.registry or setup.results / "runs.csv"
+    est = None
+    if args.fit_deadline:
+        if args.deadline_s is None and not os.environ.get("FER_DEADLINE"):
+            parser.error("--fit-deadline needs a deadline: FER_DEADLINE or --deadline-s")
+        est = estimates(jobs, setup.profile.name, epochs, registry_path)
+        print("== estimated minutes: " + ", ".join(f"{k} {v / 60:.0f}" for k, v in est.items()), flush=True)
+    outcome = run(jobs, setup.profile.name, registry_path, args.address,
                   args.jobs, args.cpus_per_task, args.gpus_per_task, epochs, args.train_limit, args.retries,
-                  args.deadline_s)
+                  args.deadline_s, estimates_s=est)
     print("== " + json.dumps({k: len(v) for k, v in outcome.items()}), flush=True)
-    return 0 if not outcome["unfinished"] and not outcome["failed"] else 3
+    return 0 if not outcome["unfinished"] and not outcome["failed"] and not outcome["skipped"] else 3
 
 
 if __name__ == "__main__":

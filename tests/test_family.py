@@ -42,6 +42,7 @@ def test_sweep_cost_from_measured_throughput():
     rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1)])
     cost = results.sweep_cost(rows, [("cnn", 0.5), ("cnn", 2.0)], epochs=40, train_images=25838)
     assert cost.hours.iloc[0] == pytest.approx(40 * 60 / 3600, abs=0.01) and math.isnan(cost.hours.iloc[1])
+    assert cost.seconds.iloc[0] == pytest.approx(cost.hours.iloc[0] * 3600, abs=18) and math.isnan(cost.seconds.iloc[1])
 
 
 def test_a_point_never_mixes_recipes():

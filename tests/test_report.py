@@ -260,9 +260,12 @@ def test_budget_study_and_its_paragraph():
     assert "against 0.552 / 0.566 for the first recipe after 35 epochs" in text
     assert "0.634 PrivateTest is not reached (-6.4 points)" in text
     assert "+1.0 / +0.5 points (PublicTest / PrivateTest, mean over 2 runs)" in text
-    # the decays never stand for the model: the first recipe's row does until the headline budget is done
-    assert results.latest_runs(runs, "full").set_index("arch").loc["mobilenet", "run_id"] == "plateau"
-    assert results.latest_runs(runs, "full").set_index("arch").loc["cnn", "run_id"] == "cnn"
+    # the longest finished budget stands for the model (not the newer, shorter decay, nor the first recipe)
+    standing = results.latest_runs(runs, "full").set_index("arch")["run_id"]
+    assert standing.to_dict() == {"mobilenet": "b30", "cnn": "cnn"}
+    # at a named budget only that budget counts, and the first recipe stands in where it has no row
+    assert results.latest_runs(runs, "full", budget=15)["run_id"].tolist() == ["b15"]
+    assert results.latest_runs(runs, "full", budget=40)["run_id"].tolist() == ["plateau"]
     assert report.budget_paragraph(study.iloc[2:], None) == "No run on the budgeted schedule has finished yet."
 
 

@@ -87,3 +87,47 @@ def test_noise_points_lie_where_the_families_overlap():
     for family, widths in config.NOISE_POINTS.items():
         assert len(widths) >= 3 and set(widths) <= set(models.FAMILY_WIDTHS[family])
         assert all(lo <= models.build(family, w).count_params() <= hi for w in widths), (family, widths)
+
+
+def test_fits_counts_only_the_epochs_a_resumed_run_has_left(tmp_path):
+    now, deadline = 1000.0, 1000.0 + 30 * 60  # 30 minutes left
+    fresh = tmp_path / "fresh"
+    assert sweep.fits(20 * 60, fresh, 40, deadline, now) == (True, "needs ~20 min, 30 min left before the deadline")
+    ok, why = sweep.fits(40 * 60, fresh, 40, deadline, now)
+    assert not ok and why == "needs ~40 min, 30 min left before the deadline"
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "state.json").write_text(json.dumps({"epoch": 30}))
+    assert sweep.fits(40 * 60, resumed, 40, deadline, now) == (
+        True, "needs ~10 min for its last 10 epochs, 30 min left before the deadline")
+    (resumed / "result.json").write_text("{}")
+    assert sweep.fits(1e9, resumed, 40, deadline, now)[0]  # finished: read back, costs nothing
+    assert sweep.fits(float("nan"), fresh, 40, deadline, now)[0]  # no estimate: it is tried
+
+
+def test_estimates_come_from_measured_throughput_and_order_cheapest_first(env):
+    from fer_utils import registry
+
+    reg = env / "runs.csv"
+    base = {c: "" for c in registry.COLUMNS}
+    for arch, width, ips in [("mobilenet", 0.15, 10.0), ("cnn", 0.0625, 100.0)]:
+        registry.append({**base, "run_id": f"{arch}{width}", "arch": arch, "width": width, "params": 1, "epochs": 2,
+                         "profile": "smoke", "recipe": "r", "seed": 0, "train_images_per_s": ips,
+                         "timestamp": "1"}, reg)
+    jobs = sweep.plan([("mobilenet", 0.15), ("cnn", 0.0625), ("irnet", 1.0)])
+    est = sweep.estimates(jobs, "smoke", 2, reg)
+    images = min(len(data.train_val_split(data.load(verbose=False), 0.1, seed=0)[0]), 1200)
+    assert est["mobilenet-w0.15"] == pytest.approx(images * 2 / 10.0 * sweep.ESTIMATE_MARGIN, rel=1e-3)
+    assert est["cnn-w0.0625"] == pytest.approx(est["mobilenet-w0.15"] / 10, rel=1e-2)
+    assert pd.isna(est["irnet-w1"])  # never measured
+    order = sorted(jobs, key=lambda j: sweep._cheapest(est, j))
+    assert [j.name for j in order] == ["cnn-w0.0625", "mobilenet-w0.15", "irnet-w1"]
+
+
+def test_a_run_that_would_not_finish_is_skipped_not_started(env, monkeypatch):
+    import time
+
+    monkeypatch.setenv("FER_DEADLINE", str(time.time() + 60))
+    out = sweep.run_job(sweep.Job("mobilenet", 0.15), "smoke", 2, 120, {}, est_s=3600.0)
+    assert out["result"] is None and out["skipped"].startswith("needs ~60 min")
+    assert not (env / "runs").exists() or not any((env / "runs").rglob("state.json"))  # nothing trained
