@@ -294,3 +294,20 @@ def test_budget_section_shows_budgets_as_whole_epochs(tmp_path):
     text = report.budget_section(setup)
     assert "| wsd15/x bs128 | 15 | 15 | 0.54 | 0.500 |" in text and "| ep60/es10/lr4/bs64 | — | 35 | 1.21 |" in text
     assert "1 budget finished so far (15 epochs)" in text and "*(figure `03_budget` not rendered in this run)*" in text
+
+
+def test_q1_puts_each_width_1_model_beside_the_original_studys_accuracy(tmp_path):
+    from types import SimpleNamespace
+
+    from fer_utils import report
+
+    runs = pd.DataFrame({"model": ["HW3 CNN", "seed MobileNet", "seed MobileNet w2"], "arch": ["cnn", "mobilenet", "mobilenet"],
+                         "width": [1.0, 1.0, 2.0], "params": [3_258_379, 73_663, 9], "flops": [1, 2, 3],
+                         "epochs": [75, 120, 40], "schedule": ["wsd75", "wsd120", "wsd40"], "best_val_acc": [0.6] * 3,
+                         "public_acc": [0.6] * 3, "private_acc": [0.65, 0.604, 0.5], "private_tta_acc": [0.66, 0.608, 0.5],
+                         "run_id": ["c", "m", "w"]})
+    setup = SimpleNamespace(results=tmp_path, figures=tmp_path, report=tmp_path / "report.md")
+    text = report.q1_section(setup, runs)
+    assert "| PrivateTest | PrivateTest (mirror TTA) | original study |" in text
+    assert "| 0.650 | 0.660 | 0.674 |" in text and "| 0.604 | 0.608 | 0.634 |" in text
+    assert "seed MobileNet w2" not in text  # width 1.0 only
