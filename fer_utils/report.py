@@ -252,6 +252,23 @@ def noise_sentence(noise: dict | None) -> str:
             f"{fmt(noise['range_points'], 2)} points at most between a size's best and worst seed.")
 
 
+def todo_sentence(setup) -> str:
+    """What the sweep (``sweep.whole_sweep``) still has to train at the sweep budget, and its estimated cost."""
+    from . import sweep
+
+    every = registry.read(setup.results / "runs.csv")
+    every = every[every["profile"] == setup.profile.name]
+    plan = [(j.arch, j.width, j.seed) for j in sweep.whole_sweep()]
+    todo = results.sweep_todo(every, config.sweep_epochs(setup.profile), plan)
+    if todo.empty:
+        return f"All {len(plan)} runs of the sweep are trained."
+    names = ", ".join(m + (f" (seed {s})" if s else "") for m, s in zip(todo.model, todo.seed))
+    unknown = int(todo.seconds.isna().sum())
+    return (f"Still to train at the sweep budget: {len(todo)} of {len(plan)} runs ({names}), about "
+            f"{fmt(todo.seconds.sum() / 3600, 1)} CPU hours at the wall time per epoch each model measured here"
+            + (f" ({unknown} with no earlier run not counted)" if unknown else "") + ".")
+
+
 def sweep_section(setup, runs: pd.DataFrame) -> str:
     """Q2 / Q3 from the sweep's rows (``sweep_runs``: one per seed), one row per size."""
     points = results.family_points(runs)
@@ -259,6 +276,7 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
             f"training wall times on this project's 2-core CPU; per size in the table's last two columns)."
             if not runs.empty else "")
+    cost += " " + todo_sentence(setup)
     shown = points.assign(schedule=points.recipe.map(results.schedule),
                           spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])
     table = (md_table(shown[["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread",

@@ -421,20 +421,31 @@ def crossing_params(cross: dict) -> float:
     return float(10 ** (x0 + (0.0 - g0) * (x1 - x0) / (g1 - g0))) if g1 != g0 else float(b["params"])
 
 
-def sweep_cost(runs: pd.DataFrame, points, epochs: int, train_images: int) -> pd.DataFrame:
-    """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the
-    throughput each point's newest plain row measured (``train_images_per_s``, on this project's
-    CPU, whatever else ran beside it): ``seconds`` and ``hours`` (rounded) per point; NaN where a
-    point has no row yet."""
+def sweep_cost(runs: pd.DataFrame, points, epochs: int) -> pd.DataFrame:
+    """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the wall
+    time per epoch (training and validation: ``wall_s / epochs``) of each point's newest plain row
+    in ``runs`` (pass one profile's rows; measured on this project's CPU, whatever else ran beside
+    it): ``seconds`` and ``hours`` (rounded) per point; NaN where a point has no row yet."""
     plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
-    ips = plain.groupby(["arch", "width"])["train_images_per_s"].last()
+    per_epoch = (plain["wall_s"] / plain["epochs"]).groupby([plain["arch"], plain["width"].astype(float)]).last()
     rows = []
     for arch, width in points:
-        speed = ips.get((arch, float(width)), float("nan"))
-        seconds = train_images * epochs / speed
+        s_per_epoch = float(per_epoch.get((arch, float(width)), float("nan")))
+        seconds = s_per_epoch * epochs
         rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
-                     "images_per_s": speed, "seconds": seconds, "hours": round(seconds / 3600, 2)})
-    return pd.DataFrame(rows)
+                     "seconds_per_epoch": s_per_epoch, "seconds": seconds, "hours": round(seconds / 3600, 2)})
+    return pd.DataFrame(rows, columns=["model", "arch", "width", "seconds_per_epoch", "seconds", "hours"])
+
+
+def sweep_todo(runs: pd.DataFrame, epochs: int, plan) -> pd.DataFrame:
+    """The sweep runs of ``plan`` [(arch, width, seed)] with no plain row on ``epochs`` budgeted
+    epochs in ``runs`` (one profile's rows), each with its estimated cost (:func:`sweep_cost`)."""
+    plain = runs[runs["recipe"].map(recipe_tag_of) == ""]
+    done = plain[plain["recipe"].map(budget_of) == epochs]
+    have = set(zip(done["arch"], done["width"].astype(float), done["seed"].astype(int)))
+    todo = [(a, float(w), int(s)) for a, w, s in plan if (a, float(w), int(s)) not in have]
+    cost = sweep_cost(runs, [(a, w) for a, w, _ in todo], epochs)
+    return cost.assign(seed=[s for _, _, s in todo])[["model", "arch", "width", "seed", "seconds", "hours"]]
 
 
 def find_run(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:

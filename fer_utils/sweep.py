@@ -24,7 +24,7 @@ the cluster's CPUs over ``--jobs``) and ``--gpus-per-task`` GPUs (a fraction sha
   again, and a row the driver missed (it died) is appended when the rerun reads the run back.
 - **Only runs that can finish** (``--fit-deadline``). Where run folders do not outlive the
   machine (a 3-hour session), a run the deadline stops is lost work. With ``--fit-deadline`` each
-  run is estimated from the throughput its model measured before (:func:`estimates`, from
+  run is estimated from the wall time per epoch its model measured before (:func:`estimates`, from
   ``runs.csv``), the runs are ordered cheapest first, and a run starts only if its estimate (its
   remaining epochs, when it resumes) fits before the deadline; the others are reported as
   skipped and left for the next session or a bigger machine.
@@ -70,6 +70,11 @@ def sweep_points(families: list[str] | None = None) -> list[tuple[str, float]]:
     return [p for f in families for p in points[f]]
 
 
+def noise_points(families: list[str] | None = None) -> list[tuple[str, float]]:
+    """The sizes trained with more seeds (``config.NOISE_POINTS``), of ``families`` (default: all)."""
+    return [(f, w) for f in (families or config.NOISE_POINTS) for w in config.NOISE_POINTS.get(f, ())]
+
+
 @dataclass(frozen=True)
 class Job:
     arch: str
@@ -107,20 +112,16 @@ def plan(points: list[tuple[str, float]], teacher: str | None = None, students=(
 ESTIMATE_MARGIN = 1.15
 
 
-def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path, dataset=None) -> dict[str, float]:
-    """Seconds each job's run is expected to take (``results.sweep_cost``: the newest plain row of
-    its model's measured training throughput, times ``ESTIMATE_MARGIN``); NaN where its model has
-    no row yet. A distilled student is estimated as its plain twin."""
-    from . import data, registry, results
+def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path) -> dict[str, float]:
+    """Seconds each job's run is expected to take: ``epochs`` times the wall time per epoch of its
+    model's newest plain row of ``profile`` (``results.sweep_cost``), times ``ESTIMATE_MARGIN``;
+    NaN where its model has no row yet. A distilled student is estimated as its plain twin."""
+    from . import registry, results
 
-    prof = replace(config.get_profile(profile), epochs=epochs)
-    ds = dataset if dataset is not None else data.load(verbose=False)
-    train, _ = data.train_val_split(ds, 0.1, seed=0)
-    images = min(len(train), prof.train_limit or len(train))
     rows = registry.read(registry_path) if Path(registry_path).exists() else None
     if rows is None or rows.empty:
         return {j.name: math.nan for j in jobs}
-    cost = results.sweep_cost(rows, [(j.arch, j.width) for j in jobs], epochs, images)
+    cost = results.sweep_cost(rows[rows["profile"] == profile], [(j.arch, j.width) for j in jobs], epochs)
     return {j.name: float(sec) * ESTIMATE_MARGIN for j, sec in zip(jobs, cost["seconds"])}
 
 
@@ -139,6 +140,11 @@ def fits(est_s: float, run_dir: Path, epochs: int, deadline: float, now: float |
     ok = need <= left
     return ok, (f"needs ~{need / 60:.0f} min" + (f" for its last {epochs - done} epochs" if done else "")
                 + f", {left / 60:.0f} min left before the deadline")
+
+
+def whole_sweep() -> list[Job]:
+    """Every run the sweep is made of: each point once (seed 0), then the noise runs."""
+    return plan(sweep_points()) + plan(noise_points(), seeds=config.NOISE_SEEDS)
 
 
 def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None, env: dict,
@@ -320,7 +326,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     setup = config.setup(args.profile)
     if args.noise:
-        points = [(f, w) for f in (args.families or config.NOISE_POINTS) for w in config.NOISE_POINTS.get(f, ())]
+        points = noise_points(args.families)
         seeds = list(config.NOISE_SEEDS)
     else:
         points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)

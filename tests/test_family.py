@@ -38,11 +38,20 @@ def test_the_crossing_is_interpolated_in_log_parameters():
     assert results.crossing_params(results.crossing(gap)) == pytest.approx(10 ** 5.5)
 
 
-def test_sweep_cost_from_measured_throughput():
-    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1)])
-    cost = results.sweep_cost(rows, [("cnn", 0.5), ("cnn", 2.0)], epochs=40, train_images=25838)
-    assert cost.hours.iloc[0] == pytest.approx(40 * 60 / 3600, abs=0.01) and math.isnan(cost.hours.iloc[1])
-    assert cost.seconds.iloc[0] == pytest.approx(cost.hours.iloc[0] * 3600, abs=18) and math.isnan(cost.seconds.iloc[1])
+def test_sweep_cost_from_measured_wall_time_per_epoch():
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1200)])  # 40 epochs in 1200 s: 30 s per epoch
+    cost = results.sweep_cost(rows, [("cnn", 0.5), ("cnn", 2.0)], epochs=60)
+    assert cost.seconds.iloc[0] == 1800 and cost.hours.iloc[0] == 0.5
+    assert math.isnan(cost.seconds.iloc[1]) and math.isnan(cost.hours.iloc[1])  # never trained
+
+
+def test_sweep_todo_lists_runs_without_a_row_at_the_sweep_budget():
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1200), ("cnn", 1.0, 3000000, 0, 0.6, 0.6, 4000)])
+    rows.loc[1, "recipe"] = "adam|ep60/es10/lr4/bs64"  # first recipe: counts for speed, not as done
+    plan = [("cnn", 0.5, 0), ("cnn", 0.5, 1), ("cnn", 1.0, 0), ("mobilenet", 1.0, 0)]
+    todo = results.sweep_todo(rows, 40, plan)
+    assert list(zip(todo.arch, todo.width, todo.seed)) == [("cnn", 0.5, 1), ("cnn", 1.0, 0), ("mobilenet", 1.0, 0)]
+    assert todo.seconds.tolist()[:2] == [1200, 4000] and math.isnan(todo.seconds.iloc[2])
 
 
 def test_a_point_never_mixes_recipes():

@@ -311,3 +311,24 @@ def test_q1_puts_each_width_1_model_beside_the_original_studys_accuracy(tmp_path
     assert "| PrivateTest | PrivateTest (mirror TTA) | original study |" in text
     assert "| 0.650 | 0.660 | 0.674 |" in text and "| 0.604 | 0.608 | 0.634 |" in text
     assert "seed MobileNet w2" not in text  # width 1.0 only
+
+
+def test_the_sweep_section_says_what_is_left_to_train_and_its_cost(tmp_path):
+    from types import SimpleNamespace
+
+    from fer_utils import config, registry, report, sweep
+
+    base = {c: "" for c in registry.COLUMNS}
+    wsd40 = "adam|aug:flip|wsd40/warm2/decay0.2/peak0.003|bs128"
+    for arch, width, recipe, wall in [("cnn", 0.0625, wsd40, 400.0), ("cnn", 0.125, "adam|ep60/es10/lr4/bs64", 600.0)]:
+        registry.append({**base, "run_id": f"{arch}{width}", "arch": arch, "width": width, "params": 1, "epochs": 40,
+                         "profile": "full", "recipe": recipe, "seed": 0, "wall_s": wall, "timestamp": "1"},
+                        tmp_path / "runs.csv")
+    setup = SimpleNamespace(results=tmp_path, profile=config.PROFILES["full"])
+    text = report.todo_sentence(setup)
+    n = len(sweep.whole_sweep())
+    assert text.startswith(f"Still to train at the sweep budget: {n - 1} of {n} runs (")
+    assert "CNN w0.0625, " not in text and "CNN w0.125, " in text and "CNN w0.0625 (seed 1)" in text
+    # measured speeds: CNN w0.125 (600 s per 40 epochs; seeds 0, 1, 2) and CNN w0.0625 (400 s; seeds 1, 2)
+    assert f"about {(600 * 3 + 400 * 2) / 3600:.1f} CPU hours" in text
+    assert f"({n - 1 - 3 - 2} with no earlier run not counted)" in text

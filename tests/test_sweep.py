@@ -105,21 +105,20 @@ def test_fits_counts_only_the_epochs_a_resumed_run_has_left(tmp_path):
     assert sweep.fits(float("nan"), fresh, 40, deadline, now)[0]  # no estimate: it is tried
 
 
-def test_estimates_come_from_measured_throughput_and_order_cheapest_first(env):
+def test_estimates_come_from_measured_epoch_times_and_order_cheapest_first(env):
     from fer_utils import registry
 
     reg = env / "runs.csv"
     base = {c: "" for c in registry.COLUMNS}
-    for arch, width, ips in [("mobilenet", 0.15, 10.0), ("cnn", 0.0625, 100.0)]:
+    for arch, width, wall, profile in [("mobilenet", 0.15, 100.0, "smoke"), ("cnn", 0.0625, 10.0, "smoke"),
+                                       ("irnet", 1.0, 1.0, "full")]:
         registry.append({**base, "run_id": f"{arch}{width}", "arch": arch, "width": width, "params": 1, "epochs": 2,
-                         "profile": "smoke", "recipe": "r", "seed": 0, "train_images_per_s": ips,
-                         "timestamp": "1"}, reg)
+                         "profile": profile, "recipe": "r", "seed": 0, "wall_s": wall, "timestamp": "1"}, reg)
     jobs = sweep.plan([("mobilenet", 0.15), ("cnn", 0.0625), ("irnet", 1.0)])
-    est = sweep.estimates(jobs, "smoke", 2, reg)
-    images = min(len(data.train_val_split(data.load(verbose=False), 0.1, seed=0)[0]), 1200)
-    assert est["mobilenet-w0.15"] == pytest.approx(images * 2 / 10.0 * sweep.ESTIMATE_MARGIN, rel=1e-3)
-    assert est["cnn-w0.0625"] == pytest.approx(est["mobilenet-w0.15"] / 10, rel=1e-2)
-    assert pd.isna(est["irnet-w1"])  # never measured
+    est = sweep.estimates(jobs, "smoke", 4, reg)
+    assert est["mobilenet-w0.15"] == pytest.approx(200.0 * sweep.ESTIMATE_MARGIN)  # 50 s per epoch, 4 epochs
+    assert est["cnn-w0.0625"] == pytest.approx(20.0 * sweep.ESTIMATE_MARGIN)
+    assert pd.isna(est["irnet-w1"])  # only measured in another profile
     order = sorted(jobs, key=lambda j: sweep._cheapest(est, j))
     assert [j.name for j in order] == ["cnn-w0.0625", "mobilenet-w0.15", "irnet-w1"]
 
