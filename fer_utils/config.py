@@ -70,8 +70,10 @@ EPOCH_BUDGETS = (15, 30, 40, 60, 120, 200)
 
 #: the width sweeps' epoch budget per profile: one budget for every family, so Q2-Q4 compare like
 #: with like. 40 epochs: every width of both families and our design at the throughput each
-#: measured on this project's CPU (``results.sweep_cost``) is ~13 CPU hours, plus two more seeds
-#: at three sizes per family, inside the ~15 hours the sweep may take; 60 would be ~20
+#: measured on this project's CPU was ~13 CPU hours, plus two more seeds at three sizes per family,
+#: inside the ~15 hours the sweep may take; 60 would be ~20. By the wall time per epoch the first
+#: recipe's rows measured (``results.sweep_cost``, evaluation and a busy machine included) the
+#: estimate is higher: the report states it (``results.sweep_todo``)
 SWEEP_EPOCHS = {"full": 40, "smoke": 2}
 
 
