@@ -129,8 +129,8 @@ def q1_section(setup, runs: pd.DataFrame) -> str:
     R = setup.results
     cols = ["model", "params", "flops", "epochs", "schedule", "best_val_acc", "public_acc", "private_acc",
             "private_tta_acc"]
-    main = runs[runs.width == 1.0].reindex(columns=sorted(set(runs.columns) | set(cols)))
-    q1 = main[cols].rename(columns={"flops": "MACs", "best_val_acc": "validation", "public_acc": "PublicTest",
+    main = runs[runs.width == 1.0]
+    q1 = main.reindex(columns=cols).rename(columns={"flops": "MACs", "best_val_acc": "validation", "public_acc": "PublicTest",
                                      "private_acc": "PrivateTest", "private_tta_acc": "PrivateTest (mirror TTA)"})
     q1["original study"] = [config.HEADLINE_TARGETS.get(a, float("nan")) for a in main.arch]
     codec_rows = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame()
