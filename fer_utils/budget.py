@@ -12,7 +12,6 @@ trained alone. Safe under ``nohup`` and ``FER_DEADLINE``; rerun the same command
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -52,8 +51,7 @@ def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, d
             results[budget] = out
             continue
         rid = runs.profile_run_id(arch, width, p, seed, ds.fingerprint(), precision=precision)
-        state = json.loads((runs_root / rid / "state.json").read_text())
-        if stop_after is None or state["epoch"] < stop_after:
+        if stop_after is None or runs.epochs_done(runs_root / rid) < stop_after:
             return None  # the deadline stopped it
     return [results[b] for b in sorted(results)]
 

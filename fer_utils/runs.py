@@ -44,6 +44,16 @@ def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fin
     return run_id(arch, width, prof.name, seed, fingerprint, tag, precision, sched.tag() if sched else "")
 
 
+def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None) -> config.Profile:
+    """The profile a run request trains on: ``prof`` with its epoch budget and training-set size
+    overridden where given (the sweep's ``--epochs`` / ``--train-limit``); its run id follows."""
+    if epochs is not None:
+        prof = replace(prof, epochs=epochs)
+    if train_limit is not None:
+        prof = replace(prof, train_limit=train_limit)
+    return prof
+
+
 # --------------------------------------------------------------------------- what a run sees
 def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
     """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1],
@@ -106,6 +116,12 @@ def check_schedule(run_dir: Path, prof: config.Profile) -> None:
         detail = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(diff.items()))
         raise ValueError(f"{run_dir}: this run was trained on another schedule ({detail}); move the folder "
                          f"aside (e.g. to {run_dir.name}-old) to train the new one, or rerun with the old schedule")
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a run folder has finished (its ``state.json``); 0 for a new or missing folder."""
+    state_path = Path(run_dir) / "state.json"
+    return int(json.loads(state_path.read_text()).get("epoch", 0)) if state_path.exists() else 0
 
 
 def truncate_log(run_dir: Path, epochs_done: int) -> None:

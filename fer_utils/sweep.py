@@ -39,7 +39,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, models
@@ -131,9 +131,9 @@ def fits(est_s: float, run_dir: Path, epochs: int, deadline: float, now: float |
     now = time.time() if now is None else now
     if (run_dir / "result.json").exists():
         return True, "finished earlier"
-    done = 0
-    if (run_dir / "state.json").exists():
-        done = int(json.loads((run_dir / "state.json").read_text()).get("epoch", 0))
+    from . import runs
+
+    done = runs.epochs_done(run_dir)
     if math.isnan(est_s):
         return True, "no estimate (its model has no row yet)"
     need, left = est_s * max(epochs - done, 0) / epochs, deadline - now
@@ -164,7 +164,7 @@ def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None,
     kw = dict(dataset=ds, verbose=0, progress=True, registry_path=scratch / "runs.csv", epochs=epochs,
               train_limit=train_limit, precision=precision_for(job.arch))
     if est_s is not None and os.environ.get("FER_DEADLINE"):
-        p = replace(prof, epochs=epochs or prof.epochs, train_limit=train_limit or prof.train_limit)
+        p = runs.requested(prof, epochs, train_limit)
         # a plain run may resume from its folder; a student's tag is the distiller's, so it counts as fresh
         rid = runs.profile_run_id(job.arch, job.width, p, job.seed, ds.fingerprint(), "", precision_for(job.arch))
         folder = paths.runs_dir() / rid if not job.teacher else Path(scratch) / "fresh"
@@ -226,6 +226,7 @@ def run(jobs: list[Job], profile: str, registry_path: Path | None = None, addres
     "skipped": [...]}`` (job names). ``address`` None: ``RAY_ADDRESS`` or a local instance with
     ``local_cpus`` CPUs. ``estimates_s`` (job name -> seconds, :func:`estimates`): run the jobs
     cheapest first and skip those that would not finish before the deadline."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # read when ray is imported: every run's epoch lines, undeduplicated
     import ray
 
     if deadline_s is not None:

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -163,11 +163,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
-    prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    if epochs is not None:
-        prof = replace(prof, epochs=epochs)
-    if train_limit is not None:
-        prof = replace(prof, train_limit=train_limit)
+    prof = runs.requested(profile if isinstance(profile, config.Profile) else config.get_profile(profile),
+                          epochs, train_limit)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
     if precision not in config.PRECISIONS:

@@ -184,3 +184,16 @@ def test_distilled_run_trains_resumably_with_its_own_loss(tmp_path):
     assert {"accuracy", "val_accuracy"} <= set(log.columns) and 0 <= log["val_accuracy"].iloc[0] <= 1
     mixed = distill.distill("irnet", 0.5, teacher, prof, method="mix", **kw)
     assert mixed["run_id"].endswith("-kd-irnet0.5-T4-a0.7")  # the first method keeps its old name
+
+
+def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path):
+    from fer_utils import config
+
+    prof = config.get_profile("full")
+    assert runs.requested(prof) == prof
+    asked = runs.requested(prof, epochs=40, train_limit=500)
+    assert (asked.epochs, asked.train_limit, asked.name) == (40, 500, "full")
+    assert runs.profile_run_id("cnn", 0.5, asked, 1, "abc").startswith("cnn-w0.5-full-s1-abc-wsd40")
+    assert runs.epochs_done(tmp_path / "missing") == 0
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 7, "best_val": 0.5}))
+    assert runs.epochs_done(tmp_path) == 7
