@@ -252,14 +252,13 @@ def noise_sentence(noise: dict | None) -> str:
             f"{fmt(noise['range_points'], 2)} points at most between a size's best and worst seed.")
 
 
-def todo_sentence(setup) -> str:
-    """What the sweep (``sweep.whole_sweep``) still has to train at the sweep budget, and its estimated cost."""
+def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
+    """What the sweep (``sweep.whole_sweep``) still has to train at ``profile``'s sweep budget, and its
+    estimated cost, from the registry's ``rows`` (every row; those of other profiles are ignored)."""
     from . import sweep
 
-    every = registry.read(setup.results / "runs.csv")
-    every = every[every["profile"] == setup.profile.name]
     plan = [(j.arch, j.width, j.seed) for j in sweep.whole_sweep()]
-    todo = results.sweep_todo(every, config.sweep_epochs(setup.profile), plan)
+    todo = results.sweep_todo(rows[rows["profile"] == profile.name], config.sweep_epochs(profile), plan)
     if todo.empty:
         return f"All {len(plan)} runs of the sweep are trained."
     names = ", ".join(m + (f" (seed {s})" if s else "") for m, s in zip(todo.model, todo.seed))
@@ -276,7 +275,7 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
             f"training wall times on this project's 2-core CPU; per size in the table's last two columns)."
             if not runs.empty else "")
-    cost += " " + todo_sentence(setup)
+    cost += " " + todo_sentence(registry.read(setup.results / "runs.csv"), setup.profile)
     shown = points.assign(schedule=points.recipe.map(results.schedule),
                           spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])
     table = (md_table(shown[["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread",

@@ -314,8 +314,6 @@ def test_q1_puts_each_width_1_model_beside_the_original_studys_accuracy(tmp_path
 
 
 def test_the_sweep_section_says_what_is_left_to_train_and_its_cost(tmp_path):
-    from types import SimpleNamespace
-
     from fer_utils import config, registry, report, sweep
 
     base = {c: "" for c in registry.COLUMNS}
@@ -324,8 +322,7 @@ def test_the_sweep_section_says_what_is_left_to_train_and_its_cost(tmp_path):
         registry.append({**base, "run_id": f"{arch}{width}", "arch": arch, "width": width, "params": 1, "epochs": 40,
                          "profile": "full", "recipe": recipe, "seed": 0, "wall_s": wall, "timestamp": "1"},
                         tmp_path / "runs.csv")
-    setup = SimpleNamespace(results=tmp_path, profile=config.PROFILES["full"])
-    text = report.todo_sentence(setup)
+    text = report.todo_sentence(registry.read(tmp_path / "runs.csv"), config.PROFILES["full"])
     n = len(sweep.whole_sweep())
     assert text.startswith(f"Still to train at the sweep budget: {n - 1} of {n} runs (")
     assert "CNN w0.0625, " not in text and "CNN w0.125, " in text and "CNN w0.0625 (seed 1)" in text
