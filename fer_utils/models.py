@@ -11,6 +11,8 @@ All take ``(48, 48, 1)`` float input scaled to [0, 1] and end in a 7-way softmax
 """
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import layers
 
@@ -176,6 +178,12 @@ def layer_macs(layer) -> int:
 def flops(model: keras.Model) -> int:
     """Multiply-adds per image of the convolution and dense layers (the ones that matter)."""
     return sum(layer_macs(layer) for layer in model.layers)
+
+
+@functools.lru_cache(maxsize=None)
+def macs_of(arch: str, width: float) -> int:
+    """:func:`flops` of ``build(arch, width)``, built once per process (cost estimates of unseen widths)."""
+    return flops(build(arch, float(width)))
 
 
 def layer_table(model: keras.Model):

@@ -258,14 +258,18 @@ def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
     from . import sweep
 
     plan = [(j.arch, j.width, j.seed) for j in sweep.whole_sweep()]
-    todo = results.sweep_todo(rows[rows["profile"] == profile.name], config.sweep_epochs(profile), plan)
+    todo = results.sweep_todo(rows[rows["profile"] == profile.name], config.sweep_epochs(profile), plan,
+                              models.macs_of)
     if todo.empty:
         return f"All {len(plan)} runs of the sweep are trained."
     names = ", ".join(m + (f" (seed {s})" if s else "") for m, s in zip(todo.model, todo.seed))
     unknown = int(todo.seconds.isna().sum())
+    scaled = sorted(set(todo.model[todo.basis.str.contains("scaled", na=False)]))
     return (f"Still to train at the sweep budget: {len(todo)} of {len(plan)} runs ({names}), about "
             f"{fmt(todo.seconds.sum() / 3600, 1)} CPU hours at the wall time per epoch each model measured here"
-            + (f" ({unknown} with no earlier run not counted)" if unknown else "") + ".")
+            + (f" ({', '.join(scaled)}: not run yet, timed as the nearest measured width of the family scaled "
+               f"up by multiply-adds)" if scaled else "")
+            + (f" ({unknown} with no run in their family not counted)" if unknown else "") + ".")
 
 
 def sweep_section(setup, runs: pd.DataFrame) -> str:

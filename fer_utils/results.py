@@ -5,6 +5,7 @@ the figures agree on which row stands for a model.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -421,31 +422,48 @@ def crossing_params(cross: dict) -> float:
     return float(10 ** (x0 + (0.0 - g0) * (x1 - x0) / (g1 - g0))) if g1 != g0 else float(b["params"])
 
 
-def sweep_cost(runs: pd.DataFrame, points, epochs: int) -> pd.DataFrame:
+def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None) -> pd.DataFrame:
     """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the wall
     time per epoch (training and validation: ``wall_s / epochs``) of each point's newest plain row
     in ``runs`` (pass one profile's rows; measured on this project's CPU, whatever else ran beside
-    it): ``seconds`` and ``hours`` (rounded) per point; NaN where a point has no row yet."""
+    it): ``seconds`` and ``hours`` (rounded) per point, and ``basis``, the model whose time it is.
+
+    A point with no row yet is NaN, unless ``macs(arch, width)`` (multiply-adds per image,
+    ``models.flops``) is given and its family has a measured width: then the time per epoch of the
+    measured width nearest in multiply-adds, scaled up by the ratio where the point has more (never
+    down: a small model's epoch is bound by overheads, not arithmetic)."""
     plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
     per_epoch = (plain["wall_s"] / plain["epochs"]).groupby([plain["arch"], plain["width"].astype(float)]).last()
+    per_epoch = per_epoch.dropna()
     rows = []
     for arch, width in points:
-        s_per_epoch = float(per_epoch.get((arch, float(width)), float("nan")))
+        key = (arch, float(width))
+        s_per_epoch, basis = float(per_epoch.get(key, float("nan"))), model_label(arch, width)
+        measured = [w for a, w in per_epoch.index if a == arch]
+        if pd.isna(s_per_epoch) and macs is not None and measured:
+            want = macs(arch, width)
+            ref = min(measured, key=lambda w: abs(math.log(macs(arch, w) / want)))
+            s_per_epoch = float(per_epoch[(arch, ref)]) * max(1.0, want / macs(arch, ref))
+            basis = f"{model_label(arch, ref)}, scaled by multiply-adds"
+        elif pd.isna(s_per_epoch):
+            basis = ""
         seconds = s_per_epoch * epochs
         rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
-                     "seconds_per_epoch": s_per_epoch, "seconds": seconds, "hours": round(seconds / 3600, 2)})
-    return pd.DataFrame(rows, columns=["model", "arch", "width", "seconds_per_epoch", "seconds", "hours"])
+                     "seconds_per_epoch": s_per_epoch, "seconds": seconds, "hours": round(seconds / 3600, 2),
+                     "basis": basis})
+    return pd.DataFrame(rows, columns=["model", "arch", "width", "seconds_per_epoch", "seconds", "hours", "basis"])
 
 
-def sweep_todo(runs: pd.DataFrame, epochs: int, plan) -> pd.DataFrame:
+def sweep_todo(runs: pd.DataFrame, epochs: int, plan, macs=None) -> pd.DataFrame:
     """The sweep runs of ``plan`` [(arch, width, seed)] with no plain row on ``epochs`` budgeted
-    epochs in ``runs`` (one profile's rows), each with its estimated cost (:func:`sweep_cost`)."""
+    epochs in ``runs`` (one profile's rows), each with its estimated cost (:func:`sweep_cost`,
+    ``macs`` as there)."""
     plain = runs[runs["recipe"].map(recipe_tag_of) == ""]
     done = plain[plain["recipe"].map(budget_of) == epochs]
     have = set(zip(done["arch"], done["width"].astype(float), done["seed"].astype(int)))
     todo = [(a, float(w), int(s)) for a, w, s in plan if (a, float(w), int(s)) not in have]
-    cost = sweep_cost(runs, [(a, w) for a, w, _ in todo], epochs)
-    return cost.assign(seed=[s for _, _, s in todo])[["model", "arch", "width", "seed", "seconds", "hours"]]
+    cost = sweep_cost(runs, [(a, w) for a, w, _ in todo], epochs, macs)
+    return cost.assign(seed=[s for _, _, s in todo])[["model", "arch", "width", "seed", "seconds", "hours", "basis"]]
 
 
 def find_run(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:

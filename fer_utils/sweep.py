@@ -114,14 +114,18 @@ ESTIMATE_MARGIN = 1.15
 
 def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path) -> dict[str, float]:
     """Seconds each job's run is expected to take: ``epochs`` times the wall time per epoch of its
-    model's newest plain row of ``profile`` (``results.sweep_cost``), times ``ESTIMATE_MARGIN``;
-    NaN where its model has no row yet. A distilled student is estimated as its plain twin."""
+    model's newest plain row of ``profile`` (``results.sweep_cost``; a width not trained yet: its family's
+    nearest measured width, scaled up by multiply-adds), times ``ESTIMATE_MARGIN``; NaN where its
+    family has no row yet. A distilled student is estimated as its plain twin."""
     from . import registry, results
 
     rows = registry.read(registry_path) if Path(registry_path).exists() else None
     if rows is None or rows.empty:
         return {j.name: math.nan for j in jobs}
-    cost = results.sweep_cost(rows[rows["profile"] == profile], [(j.arch, j.width) for j in jobs], epochs)
+    from . import models
+
+    cost = results.sweep_cost(rows[rows["profile"] == profile], [(j.arch, j.width) for j in jobs], epochs,
+                              models.macs_of)
     return {j.name: float(sec) * ESTIMATE_MARGIN for j, sec in zip(jobs, cost["seconds"])}
 
 

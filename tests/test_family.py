@@ -43,6 +43,20 @@ def test_sweep_cost_from_measured_wall_time_per_epoch():
     cost = results.sweep_cost(rows, [("cnn", 0.5), ("cnn", 2.0)], epochs=60)
     assert cost.seconds.iloc[0] == 1800 and cost.hours.iloc[0] == 0.5
     assert math.isnan(cost.seconds.iloc[1]) and math.isnan(cost.hours.iloc[1])  # never trained
+    assert cost.basis.tolist() == ["CNN w0.5", ""]
+
+
+def test_an_untrained_width_is_timed_from_its_familys_nearest_width_scaled_up_by_multiply_adds():
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1200), ("cnn", 0.25, 200000, 0, 0.6, 0.6, 800)])
+    macs = {0.125: 50, 0.25: 100, 0.5: 400, 1.0: 1600, 2.0: 6400}
+    cost = results.sweep_cost(rows, [("cnn", 2.0), ("cnn", 0.125), ("cnn", 0.5), ("irnet", 1.0)], epochs=40,
+                              macs=lambda arch, w: macs[w])
+    # w2.0 nearest measured in multiply-adds is w0.5 (30 s per epoch), 16x the work
+    assert cost.seconds.iloc[0] == pytest.approx(30 * 16 * 40) and cost.basis.iloc[0] == "CNN w0.5, scaled by multiply-adds"
+    # w0.125 is nearest w0.25 (20 s per epoch): never scaled down
+    assert cost.seconds.iloc[1] == pytest.approx(800) and cost.basis.iloc[1].startswith("CNN w0.25")
+    assert cost.seconds.iloc[2] == 1200 and cost.basis.iloc[2] == "CNN w0.5"  # measured itself
+    assert math.isnan(cost.seconds.iloc[3]) and cost.basis.iloc[3] == ""  # no run in its family
 
 
 def test_sweep_todo_lists_runs_without_a_row_at_the_sweep_budget():
