@@ -25,7 +25,8 @@ the cluster's CPUs over ``--jobs``) and ``--gpus-per-task`` GPUs (a fraction sha
 - **Only runs that can finish** (``--fit-deadline``). Where run folders do not outlive the
   machine (a 3-hour session), a run the deadline stops is lost work. With ``--fit-deadline`` each
   run is estimated from the wall time per epoch its model measured before (:func:`estimates`, from
-  ``runs.csv``), the runs are ordered cheapest first, and a run starts only if its estimate (its
+  ``runs.csv``), the runs are ordered cheapest first (every size's first seed before the noise
+  seeds; ``--whole`` takes both), and a run starts only if its estimate (its
   remaining epochs, when it resumes) fits before the deadline; the others are reported as
   skipped and left for the next session or a bigger machine.
 - **Progress.** One line per finished run with its accuracies, wall time and the number of runs
@@ -146,9 +147,10 @@ def fits(est_s: float, run_dir: Path, epochs: int, deadline: float, now: float |
                 + f", {left / 60:.0f} min left before the deadline")
 
 
-def whole_sweep() -> list[Job]:
-    """Every run the sweep is made of: each point once (seed 0), then the noise runs."""
-    return plan(sweep_points()) + plan(noise_points(), seeds=config.NOISE_SEEDS)
+def whole_sweep(families: list[str] | None = None) -> list[Job]:
+    """Every run the sweep is made of (of ``families``; default all): each point once (seed 0),
+    then the noise runs."""
+    return plan(sweep_points(families)) + plan(noise_points(families), seeds=config.NOISE_SEEDS)
 
 
 def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None, env: dict,
@@ -263,10 +265,11 @@ def run(jobs: list[Job], profile: str, registry_path: Path | None = None, addres
             ray.shutdown()
 
 
-def _cheapest(estimates_s: dict, job: Job) -> tuple[bool, float]:
-    """Sort key: estimated runs cheapest first, then those without an estimate."""
+def _cheapest(estimates_s: dict, job: Job) -> tuple[bool, bool, float]:
+    """Sort key: every size's first seed before the noise seeds (a missing width costs a figure
+    more than a missing seed), each cheapest first, those without an estimate last."""
     est = estimates_s.get(job.name, math.nan)
-    return (math.isnan(est), 0.0 if math.isnan(est) else est)
+    return (job.seed != 0, math.isnan(est), 0.0 if math.isnan(est) else est)
 
 
 def _collect(refs: dict, registry_path: Path) -> dict:
@@ -315,6 +318,9 @@ def main(argv=None) -> int:
                         help="train each point once per seed (the spread between seeds: the noise)")
     parser.add_argument("--noise", action="store_true",
                         help="the seed-noise runs: config.NOISE_POINTS with config.NOISE_SEEDS")
+    parser.add_argument("--whole", action="store_true",
+                        help="every run of the sweep, seed-0 points and noise runs together (with --fit-deadline: "
+                             "cheapest first, so --jobs keeps every slot busy until the deadline)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="the epoch budget (default: the profile's sweep budget, config.SWEEP_EPOCHS)")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
@@ -330,13 +336,18 @@ def main(argv=None) -> int:
                              "(FER_DEADLINE or --deadline-s): for machines whose run folders do not outlive them")
     args = parser.parse_args(argv)
     setup = config.setup(args.profile)
-    if args.noise:
-        points = noise_points(args.families)
-        seeds = list(config.NOISE_SEEDS)
+    if args.whole and (args.noise or args.points or args.teacher):
+        parser.error("--whole is the whole sweep: not with --noise, --points or --teacher")
+    if args.whole:
+        jobs = whole_sweep(args.families)
     else:
-        points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
-        seeds = args.seeds
-    jobs = plan(points, args.teacher, args.students, seeds)
+        if args.noise:
+            points = noise_points(args.families)
+            seeds = list(config.NOISE_SEEDS)
+        else:
+            points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
+            seeds = args.seeds
+        jobs = plan(points, args.teacher, args.students, seeds)
     epochs = args.epochs if args.epochs is not None else config.sweep_epochs(setup.profile)
     print(f"== {len(jobs)} runs ({setup.profile.name}, {epochs} epochs): {', '.join(j.name for j in jobs)}",
           flush=True)

@@ -121,6 +121,9 @@ def test_estimates_come_from_measured_epoch_times_and_order_cheapest_first(env):
     assert pd.isna(est["irnet-w1"])  # only measured in another profile
     order = sorted(jobs, key=lambda j: sweep._cheapest(est, j))
     assert [j.name for j in order] == ["cnn-w0.0625", "mobilenet-w0.15", "irnet-w1"]
+    noise = sweep.Job("cnn", 0.0625, seed=1)
+    est[noise.name] = 1.0  # cheapest of all, but a second seed: after every first seed
+    assert sorted([noise, *jobs], key=lambda j: sweep._cheapest(est, j))[-1] == noise
 
 
 def test_a_run_that_would_not_finish_is_skipped_not_started(env, monkeypatch):
@@ -130,3 +133,16 @@ def test_a_run_that_would_not_finish_is_skipped_not_started(env, monkeypatch):
     out = sweep.run_job(sweep.Job("mobilenet", 0.15), "smoke", 2, 120, {}, est_s=3600.0)
     assert out["result"] is None and out["skipped"].startswith("needs ~60 min")
     assert not (env / "runs").exists() or not any((env / "runs").rglob("state.json"))  # nothing trained
+
+
+def test_the_whole_sweep_of_a_family_is_its_points_then_its_noise_seeds():
+    from fer_utils import config, models
+
+    jobs = sweep.whole_sweep(["cnn"])
+    widths = models.FAMILY_WIDTHS["cnn"]
+    assert [(j.width, j.seed) for j in jobs[:len(widths)]] == [(w, 0) for w in widths]
+    noise = [(j.width, j.seed) for j in jobs[len(widths):]]
+    assert noise == [(w, s) for s in config.NOISE_SEEDS for w in config.NOISE_POINTS["cnn"]]
+    assert {j.arch for j in jobs} == {"cnn"} and len(set(j.name for j in jobs)) == len(jobs)
+    with pytest.raises(SystemExit):
+        sweep.main(["--whole", "--noise", "--profile", "smoke"])
