@@ -118,6 +118,7 @@ def test_estimates_come_from_measured_epoch_times_and_order_cheapest_first(env):
     est = sweep.estimates(jobs, "smoke", 4, reg)
     assert est["mobilenet-w0.15"] == pytest.approx(200.0 * sweep.ESTIMATE_MARGIN)  # 50 s per epoch, 4 epochs
     assert est["cnn-w0.0625"] == pytest.approx(20.0 * sweep.ESTIMATE_MARGIN)
+    assert sweep.estimates(jobs, "smoke", 4, reg, margin=2.0)["cnn-w0.0625"] == pytest.approx(40.0)  # --margin
     assert pd.isna(est["irnet-w1"])  # only measured in another profile
     order = sorted(jobs, key=lambda j: sweep._cheapest(est, j))
     assert [j.name for j in order] == ["cnn-w0.0625", "mobilenet-w0.15", "irnet-w1"]
