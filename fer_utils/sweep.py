@@ -324,7 +324,8 @@ def main(argv=None) -> int:
                              "cheapest first, so --jobs keeps every slot busy until the deadline)")
     parser.add_argument("--margin", type=float, default=ESTIMATE_MARGIN,
                         help="--fit-deadline's estimates times this (default %(default)s); more where runs share "
-                             "cores: with --jobs 2 on 2 cores a CNN's epochs took 1.5x as long")
+                             "cores: with --jobs 2 on 2 cores a CNN's epochs took 1.5x as long (a row trained "
+                             "beside another run has that slowdown in its wall time already)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="the epoch budget (default: the profile's sweep budget, config.SWEEP_EPOCHS)")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
