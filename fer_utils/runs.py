@@ -174,6 +174,15 @@ def has_weights(run_id: str, runs_root: Path | None = None) -> bool:
     return weights_path(run_id, runs_root).exists() or _exported(run_id) is not None
 
 
+def ensure_exported(result: dict, results_dir: Path, runs_root: Path | None = None) -> Path:
+    """A finished run's float16 copy beside the registry in ``results_dir``, made from its run folder
+    when it is not there (a run trained elsewhere, e.g. a sweep task, whose copy went to its own scratch)."""
+    path = exported_path(result["run_id"], results_dir)
+    if not path.exists():
+        export_weights(load_trained(result, runs_root), result["run_id"], results_dir)
+    return path
+
+
 def load_trained(result: dict, runs_root: Path | None = None):
     """Rebuild a finished run's model with its final (best) weights: float32 from its run folder when
     this machine trained it, else its exported float16 copy."""

@@ -209,8 +209,8 @@ def write_back(out: dict) -> None:
 
 
 def record(out: dict, registry_path: Path) -> bool:
-    """Write a finished task's registry row (unless that row is there already), log and weights on
-    the driver's side; True when a row was appended."""
+    """Write a finished task's registry row (unless that row is there already), log, weights and
+    float16 copy (``results/weights``) on the driver's side; True when a row was appended."""
     from . import registry, runs
 
     write_back(out)
@@ -221,6 +221,7 @@ def record(out: dict, registry_path: Path) -> bool:
     if new:
         registry.append({c: result.get(c, "") for c in registry.COLUMNS}, registry_path)
     runs.publish_log(runs.weights_path(result["run_id"]).parent, Path(registry_path))
+    runs.ensure_exported(result, Path(registry_path).parent)  # the committed float16 copy a fresh clone reads
     return new
 
 

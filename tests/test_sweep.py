@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from fer_utils import data, sweep
+from fer_utils import compress, data, sweep
 
 ray = pytest.importorskip("ray")
 
@@ -32,8 +32,10 @@ def test_two_point_sweep_on_local_ray_and_a_rerun_trains_nothing(env, capsys):
     names = [line.split(":")[0].split("] ")[-1] for line in out.splitlines() if ": done," in line]
     assert names.index("cnn-w0.0625") < names.index("irnet-w0.5-kd-cnn0.0625")  # the teacher finished first
     assert "0 runs left" in out
-    for rid in rows["run_id"]:
+    for rid, params in zip(rows["run_id"], rows["params"]):
         assert (env / "logs" / f"{rid}.csv").exists() and (env / "runs" / rid / "final.weights.h5").exists()
+        # the float16 copy a fresh clone reads sits beside the driver's registry, not in a worker's scratch
+        assert compress.decode(env / "weights" / f"{rid}.fp16").count_params() == params
 
     assert _sweep(env, "--points", "mobilenet:0.15", "cnn:0.0625", "--teacher", "cnn:0.0625", "--students", "0.5") == 0
     out = capsys.readouterr().out
