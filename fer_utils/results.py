@@ -65,8 +65,12 @@ def qat_parts(tag: str) -> tuple[str, str]:
 
 
 def run_label(run) -> str:
-    """``model_label`` of a registry row (a dict or a Series), its recipe tag included."""
-    return model_label(run["arch"], run["width"], recipe_tag_of(run.get("recipe", "")))
+    """``model_label`` of a registry row (a dict or a Series), its recipe tag included, and its seed
+    where it is not 0 (``MobileNet w0.5 (seed 1)``: the noise runs' files are files of their own)."""
+    seed = run.get("seed", 0)
+    seed = 0 if seed is None or seed == "" or pd.isna(seed) else int(seed)
+    return (model_label(run["arch"], run["width"], recipe_tag_of(run.get("recipe", "")))
+            + (f" (seed {seed})" if seed else ""))
 
 
 def schedule(recipe: str) -> str:

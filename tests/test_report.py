@@ -102,6 +102,7 @@ def test_distilled_runs_get_their_own_name_and_latest_row():
     assert list(every.model) == ["CNN w0.125", "CNN w0.125 + KD (mixed targets)"]
     assert list(every.timestamp) == ["1", "3"]
     assert results.run_label(rows.iloc[1]) == "CNN w0.125 + KD (mixed targets)"
+    assert results.run_label({**rows.iloc[1].to_dict(), "seed": 2}) == "CNN w0.125 + KD (mixed targets) (seed 2)"
     assert results.model_label("irnet", 1.0, "kdh-cnn1-T4-a0.7") == "IRNet (ours) w1 + KD"
     assert results.model_label("cnn", 1.0, "other") == "HW3 CNN [other]"
 
