@@ -262,7 +262,8 @@ def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
                               models.macs_of)
     if todo.empty:
         return f"All {len(plan)} runs of the sweep are trained."
-    names = ", ".join(m + (f" (seed {s})" if s else "") for m, s in zip(todo.model, todo.seed))
+    names = ", ".join(results.run_label({"arch": a, "width": w, "seed": s})
+                      for a, w, s in zip(todo.arch, todo.width, todo.seed))
     unknown = int(todo.seconds.isna().sum())
     scaled = sorted(set(todo.model[todo.basis.str.contains("scaled", na=False)]))
     return (f"Still to train at the sweep budget: {len(todo)} of {len(plan)} runs ({names}), about "

@@ -124,8 +124,6 @@ def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path,
     rows = registry.read(registry_path) if Path(registry_path).exists() else None
     if rows is None or rows.empty:
         return {j.name: math.nan for j in jobs}
-    from . import models
-
     cost = results.sweep_cost(rows[rows["profile"] == profile], [(j.arch, j.width) for j in jobs], epochs,
                               models.macs_of)
     return {j.name: float(sec) * margin for j, sec in zip(jobs, cost["seconds"])}
@@ -346,14 +344,11 @@ def main(argv=None) -> int:
         parser.error("--whole is the whole sweep: not with --noise, --points or --teacher")
     if args.whole:
         jobs = whole_sweep(args.families)
+    elif args.noise:
+        jobs = plan(noise_points(args.families), args.teacher, args.students, list(config.NOISE_SEEDS))
     else:
-        if args.noise:
-            points = noise_points(args.families)
-            seeds = list(config.NOISE_SEEDS)
-        else:
-            points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
-            seeds = args.seeds
-        jobs = plan(points, args.teacher, args.students, seeds)
+        points = [parse_point(p) for p in args.points] if args.points else sweep_points(args.families)
+        jobs = plan(points, args.teacher, args.students, args.seeds)
     epochs = args.epochs if args.epochs is not None else config.sweep_epochs(setup.profile)
     print(f"== {len(jobs)} runs ({setup.profile.name}, {epochs} epochs): {', '.join(j.name for j in jobs)}",
           flush=True)
