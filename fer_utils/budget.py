@@ -50,8 +50,8 @@ def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, d
         if out is not None:
             results[budget] = out
             continue
-        rid = runs.profile_run_id(arch, width, p, seed, ds.fingerprint(), precision=precision)
-        if stop_after is None or runs.epochs_done(runs_root / rid) < stop_after:
+        folder = runs.run_folder(arch, width, p, seed, ds.fingerprint(), precision=precision, runs_root=runs_root)
+        if stop_after is None or runs.epochs_done(folder) < stop_after:
             return None  # the deadline stopped it
     return [results[b] for b in sorted(results)]
 

@@ -44,6 +44,13 @@ def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fin
     return run_id(arch, width, prof.name, seed, fingerprint, tag, precision, sched.tag() if sched else "")
 
 
+def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerprint: str, tag: str = "",
+               precision: str = "float32", runs_root: Path | None = None) -> Path:
+    """The folder of the run ``arch``/``width`` trained on ``prof`` (:func:`profile_run_id`) under
+    ``runs_root`` (default ``runs/``): where the engine trains it and where a resume finds it."""
+    return Path(runs_root or paths.runs_dir()) / profile_run_id(arch, width, prof, seed, fingerprint, tag, precision)
+
+
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None) -> config.Profile:
     """The profile a run request trains on: ``prof`` with its epoch budget and training-set size
     overridden where given (the sweep's ``--epochs`` / ``--train-limit``); its run id follows."""

@@ -161,7 +161,7 @@ def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None,
     os.environ.update(env)
     import tempfile
 
-    from . import data, distill, paths, runs, train
+    from . import data, distill, runs, train
 
     ds = data.load(verbose=False)
     prof = config.get_profile(profile)
@@ -171,8 +171,8 @@ def run_job(job: Job, profile: str, epochs: int | None, train_limit: int | None,
     if est_s is not None and os.environ.get("FER_DEADLINE"):
         p = runs.requested(prof, epochs, train_limit)
         # a plain run may resume from its folder; a student's tag is the distiller's, so it counts as fresh
-        rid = runs.profile_run_id(job.arch, job.width, p, job.seed, ds.fingerprint(), "", precision_for(job.arch))
-        folder = paths.runs_dir() / rid if not job.teacher else Path(scratch) / "fresh"
+        folder = (runs.run_folder(job.arch, job.width, p, job.seed, ds.fingerprint(), precision=precision_for(job.arch))
+                  if not job.teacher else Path(scratch) / "fresh")
         ok, why = fits(est_s, folder, p.epochs, float(os.environ["FER_DEADLINE"]))
         if not ok:
             return {"job": job.name, "result": None, "skipped": why}

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import config, data, paths, registry, runs
+from . import config, data, registry, runs
 from .recipe import describe, fit_targets, training_model
 from .seeding import set_seed
 
@@ -169,8 +169,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     fp = ds.fingerprint()
     if precision not in config.PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(config.PRECISIONS)}")
-    rid = runs.profile_run_id(arch, width, prof, seed, fp, tag, precision)
-    run_dir = Path(runs_root or paths.runs_dir()) / rid
+    run_dir = runs.run_folder(arch, width, prof, seed, fp, tag, precision, runs_root)
+    rid = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.check_schedule(run_dir, prof)
     result_path = run_dir / "result.json"
@@ -203,7 +203,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     targets = targets or Targets(fit_targets(y_train))
     state_path = run_dir / "state.json"
     if not state_path.exists():
-        snap = runs.branch_source(Path(runs_root or paths.runs_dir()), rid, prof)
+        snap = runs.branch_source(run_dir.parent, rid, prof)
         if snap is not None:
             runs.start_from_snapshot(run_dir, snap, prof)
             if progress:

@@ -194,6 +194,9 @@ def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path)
     asked = runs.requested(prof, epochs=40, train_limit=500)
     assert (asked.epochs, asked.train_limit, asked.name) == (40, 500, "full")
     assert runs.profile_run_id("cnn", 0.5, asked, 1, "abc").startswith("cnn-w0.5-full-s1-abc-wsd40")
+    folder = runs.run_folder("cnn", 0.5, asked, 1, "abc", precision="mixed_bfloat16", runs_root=tmp_path)
+    assert folder == tmp_path / runs.profile_run_id("cnn", 0.5, asked, 1, "abc", precision="mixed_bfloat16")
+    assert folder.name.endswith("-bf16")
     assert runs.epochs_done(tmp_path / "missing") == 0
     (tmp_path / "state.json").write_text(json.dumps({"epoch": 7, "best_val": 0.5}))
     assert runs.epochs_done(tmp_path) == 7
