@@ -252,6 +252,20 @@ def noise_sentence(noise: dict | None) -> str:
             f"{fmt(noise['range_points'], 2)} points at most between a size's best and worst seed.")
 
 
+def sharing_sentence(runs: pd.DataFrame) -> str:
+    """How many of ``runs`` trained mostly beside another training run on the same CPU (the registry's
+    ``shared`` above one half): their wall times include that sharing."""
+    shared = pd.to_numeric(runs["shared"], errors="coerce") if "shared" in runs else pd.Series(dtype=float)
+    known = shared.dropna()
+    if known.empty:
+        return "Whether another run shared the CPU was not recorded for these runs."
+    beside = int((known > 0.5).sum())
+    missing = len(runs) - len(known)
+    return (f"{beside} of the {len(known)} runs that recorded it trained mostly beside another run on the same "
+            f"2 cores (`shared` in `runs.csv`; their wall times include that)"
+            + (f"; {missing} older run{'s' if missing != 1 else ''} did not record it" if missing else "") + ".")
+
+
 def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
     """What the sweep (``sweep.whole_sweep``) still has to train at ``profile``'s sweep budget, and its
     estimated cost, from the registry's ``rows`` (every row; those of other profiles are ignored)."""
@@ -278,8 +292,8 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     points = results.family_points(runs)
     status = sweep_statuses(points)
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
-            f"training wall times on this project's 2-core CPU; per size in the table's last two columns)."
-            if not runs.empty else "")
+            f"training wall times on this project's 2-core CPU; per size in the table's last two columns). "
+            + sharing_sentence(runs) if not runs.empty else "")
     cost += " " + todo_sentence(registry.read(setup.results / "runs.csv"), setup.profile)
     shown = points.assign(schedule=points.recipe.map(results.schedule),
                           spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])

@@ -426,36 +426,50 @@ def crossing_params(cross: dict) -> float:
     return float(10 ** (x0 + (0.0 - g0) * (x1 - x0) / (g1 - g0))) if g1 != g0 else float(b["params"])
 
 
-def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None) -> pd.DataFrame:
+def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: int = 1) -> pd.DataFrame:
     """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the wall
     time per epoch (training and validation: ``wall_s / epochs``) of each point's newest plain row
-    in ``runs`` (pass one profile's rows; measured on this project's CPU, whatever else ran beside
-    it): ``seconds`` and ``hours`` (rounded) per point, and ``basis``, the model whose time it is.
+    in ``runs`` (pass one profile's rows; measured on this project's CPU): ``seconds`` and ``hours``
+    (rounded) per point, and ``basis``, the model whose time it is.
 
     A point with no row yet is NaN, unless ``macs(arch, width)`` (multiply-adds per image,
     ``models.flops``) is given and its family has a measured width: then the time per epoch of the
     measured width nearest in multiply-adds, scaled up by the ratio where the point has more (never
-    down: a small model's epoch is bound by overheads, not arithmetic)."""
+    down: a small model's epoch is bound by overheads, not arithmetic).
+
+    ``concurrent``: runs that will train at a time on the machine. Above 1, a time measured while
+    the run had the machine to itself (its row's ``shared`` below one half, or not recorded) is
+    scaled by ``config.SHARED_SLOWDOWN``; a row that mostly trained beside another run already
+    carries that slowdown. ``shared`` is the basis row's fraction."""
+    from . import config
+
     plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
-    per_epoch = (plain["wall_s"] / plain["epochs"]).groupby([plain["arch"], plain["width"].astype(float)]).last()
-    per_epoch = per_epoch.dropna()
+    key_cols = [plain["arch"], plain["width"].astype(float)]
+    per_epoch = (plain["wall_s"] / plain["epochs"]).groupby(key_cols).last().dropna()
+    shared_of = (plain["shared"] if "shared" in plain else pd.Series(float("nan"), index=plain.index))
+    shared_of = pd.to_numeric(shared_of, errors="coerce").groupby(key_cols).last()
     rows = []
     for arch, width in points:
         key = (arch, float(width))
-        s_per_epoch, basis = float(per_epoch.get(key, float("nan"))), model_label(arch, width)
+        s_per_epoch, basis, ref = float(per_epoch.get(key, float("nan"))), model_label(arch, width), key
         measured = [w for a, w in per_epoch.index if a == arch]
         if pd.isna(s_per_epoch) and macs is not None and measured:
             want = macs(arch, width)
-            ref = min(measured, key=lambda w: abs(math.log(macs(arch, w) / want)))
-            s_per_epoch = float(per_epoch[(arch, ref)]) * max(1.0, want / macs(arch, ref))
-            basis = f"{model_label(arch, ref)}, scaled by multiply-adds"
+            ref = (arch, min(measured, key=lambda w: abs(math.log(macs(arch, w) / want))))
+            s_per_epoch = float(per_epoch[ref]) * max(1.0, want / macs(*ref))
+            basis = f"{model_label(*ref)}, scaled by multiply-adds"
         elif pd.isna(s_per_epoch):
             basis = ""
+        shared = float(shared_of.get(ref, float("nan")))
+        if concurrent > 1 and basis and not shared >= 0.5:
+            s_per_epoch *= config.SHARED_SLOWDOWN
+            basis += f", x{config.SHARED_SLOWDOWN:g} (measured alone)"
         seconds = s_per_epoch * epochs
         rows.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
                      "seconds_per_epoch": s_per_epoch, "seconds": seconds, "hours": round(seconds / 3600, 2),
-                     "basis": basis})
-    return pd.DataFrame(rows, columns=["model", "arch", "width", "seconds_per_epoch", "seconds", "hours", "basis"])
+                     "basis": basis, "shared": shared})
+    return pd.DataFrame(rows, columns=["model", "arch", "width", "seconds_per_epoch", "seconds", "hours", "basis",
+                                       "shared"])
 
 
 def sweep_todo(runs: pd.DataFrame, epochs: int, plan, macs=None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
@@ -59,6 +60,57 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
     if train_limit is not None:
         prof = replace(prof, train_limit=train_limit)
     return prof
+
+
+# --------------------------------------------------------------------------- runs training now
+def active_dir() -> Path:
+    """Where each training process on this machine leaves a marker while it trains (one file per
+    process id): ``FER_ACTIVE_DIR``, default ``<tmp>/fer-utils-active``; machine-wide, because the
+    CPU cores a run shares are the machine's, whatever run folder it writes to."""
+    return Path(os.environ.get("FER_ACTIVE_DIR") or Path(tempfile.gettempdir()) / "fer-utils-active")
+
+
+class Training:
+    """``with Training(run_id):`` marks this process as training ``run_id`` (:func:`others_training`
+    counts it from other processes) and removes the mark when the block ends."""
+
+    def __init__(self, run_id: str, directory: Path | None = None):
+        self.marker = Path(directory or active_dir()) / str(os.getpid())
+        self.run_id = run_id
+
+    def __enter__(self):
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text(self.run_id)
+        return self
+
+    def __exit__(self, *exc):
+        self.marker.unlink(missing_ok=True)
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def others_training(directory: Path | None = None) -> int:
+    """How many other processes on this machine are training now (their :class:`Training` marks);
+    a mark whose process is gone (killed before it could remove it) is removed."""
+    directory = Path(directory or active_dir())
+    count = 0
+    for mark in directory.glob("*") if directory.is_dir() else ():
+        if not mark.name.isdigit() or int(mark.name) == os.getpid():
+            continue
+        if _alive(int(mark.name)):
+            count += 1
+        else:
+            mark.unlink(missing_ok=True)
+    return count
 
 
 # --------------------------------------------------------------------------- what a run sees

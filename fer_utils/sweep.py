@@ -114,10 +114,11 @@ ESTIMATE_MARGIN = 1.15
 
 
 def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path,
-              margin: float = ESTIMATE_MARGIN) -> dict[str, float]:
+              margin: float = ESTIMATE_MARGIN, concurrent: int = 1) -> dict[str, float]:
     """Seconds each job's run is expected to take: ``epochs`` times the wall time per epoch of its
     model's newest plain row of ``profile`` (``results.sweep_cost``; a width not trained yet: its family's
-    nearest measured width, scaled up by multiply-adds), times ``margin``; NaN where its
+    nearest measured width, scaled up by multiply-adds; with ``concurrent`` runs at a time, a time
+    measured alone scaled by ``config.SHARED_SLOWDOWN``), times ``margin``; NaN where its
     family has no row yet. A distilled student is estimated as its plain twin."""
     from . import registry, results
 
@@ -125,7 +126,7 @@ def estimates(jobs: list[Job], profile: str, epochs: int, registry_path: Path,
     if rows is None or rows.empty:
         return {j.name: math.nan for j in jobs}
     cost = results.sweep_cost(rows[rows["profile"] == profile], [(j.arch, j.width) for j in jobs], epochs,
-                              models.macs_of)
+                              models.macs_of, concurrent)
     return {j.name: float(sec) * margin for j, sec in zip(jobs, cost["seconds"])}
 
 
@@ -322,9 +323,9 @@ def main(argv=None) -> int:
                         help="every run of the sweep, seed-0 points and noise runs together (with --fit-deadline: "
                              "cheapest first, so --jobs keeps every slot busy until the deadline)")
     parser.add_argument("--margin", type=float, default=ESTIMATE_MARGIN,
-                        help="--fit-deadline's estimates times this (default %(default)s); more where runs share "
-                             "cores: with --jobs 2 on 2 cores a CNN's epochs took 1.5x as long (a row trained "
-                             "beside another run has that slowdown in its wall time already)")
+                        help="--fit-deadline's estimates times this (default %(default)s); with --jobs above 1 "
+                             "a time measured alone is already scaled by config.SHARED_SLOWDOWN (a row that "
+                             "trained beside another run, its registry column 'shared', carries that slowdown)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="the epoch budget (default: the profile's sweep budget, config.SWEEP_EPOCHS)")
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
@@ -357,7 +358,7 @@ def main(argv=None) -> int:
     if args.fit_deadline:
         if args.deadline_s is None and not os.environ.get("FER_DEADLINE"):
             parser.error("--fit-deadline needs a deadline: FER_DEADLINE or --deadline-s")
-        est = estimates(jobs, setup.profile.name, epochs, registry_path, args.margin)
+        est = estimates(jobs, setup.profile.name, epochs, registry_path, args.margin, args.jobs)
         print("== estimated minutes: " + ", ".join(f"{k} {v / 60:.0f}" for k, v in est.items()), flush=True)
     outcome = run(jobs, setup.profile.name, registry_path, args.address,
                   args.jobs, args.cpus_per_task, args.gpus_per_task, epochs, args.train_limit, args.retries,

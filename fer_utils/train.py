@@ -73,12 +73,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.snapshots = runs.snapshot_epochs(self.schedule, stop_after)
         self._t0 = None
         self._epoch = 0
+        self._others = 0  # other training processes seen at the epoch's start
         self._cut = False  # the deadline cut an epoch short: it must not be recorded
         self._epochs_here = 0  # epochs finished in this process (the first one also pays for compilation)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
         self._epoch = epoch
+        self._others = runs.others_training()  # another run on this machine shares its cores
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule is not None:  # the rate is a function of the step alone: resumes set the same one
@@ -122,6 +124,11 @@ class RunCheckpoint(keras.callbacks.Callback):
             csv.writer(fh, lineterminator="\n").writerow(row)
         st["epoch"] = epoch + 1
         st["train_seconds"] += seconds
+        # epochs timed since sharing was recorded (a run resumed from an older state has fewer), and
+        # of them the seconds with another training process on this machine at the epoch's start or end
+        st["tracked_seconds"] = st.get("tracked_seconds", 0.0) + seconds
+        shared = max(self._others, runs.others_training()) > 0
+        st["shared_seconds"] = st.get("shared_seconds", 0.0) + (seconds if shared else 0.0)
         runs.atomic_json(self.run_dir / "state.json", st)
         if epoch + 1 in self.snapshots:
             runs.save_snapshot(self.run_dir, epoch + 1)  # a shorter (or longer) budget branches here
@@ -139,6 +146,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         kill_after = os.environ.get("FER_KILL_AFTER_EPOCH")
         if kill_after and int(kill_after) == epoch + 1:  # test hook: a real kill -9
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def shared_fraction(state: dict) -> float:
+    """The fraction of a run's timed training seconds spent beside another training run on this
+    machine (``state.json``'s ``shared_seconds`` over ``tracked_seconds``); NaN when no epoch was
+    timed for it (a run finished before it was recorded)."""
+    tracked = state.get("tracked_seconds", 0.0)
+    return round(state.get("shared_seconds", 0.0) / tracked, 2) if tracked > 0 else float("nan")
 
 
 def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full", seed: int = 0,
@@ -217,7 +232,8 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
             print(f"[{rid}] resuming after epoch {state['epoch']}", flush=True)
     else:
         state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "wait": 0, "lr_wait": 0,
-                 "train_seconds": 0.0, "stopped_early": False, "profile": asdict(prof)}
+                 "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0,
+                 "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
         wrapper = training_model(model, seed)
         wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
@@ -240,9 +256,10 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline, steps, stop_after)
         extra = list(callbacks(model, run_dir)) if callbacks is not None else []
         y_val_fit = targets.val if targets.val is not None else fit_targets(y_val)
-        wrapper.fit(x_train, targets.train, batch_size=prof.batch_size, shuffle=True,
-                    validation_data=(x_val, y_val_fit), epochs=prof.epochs,
-                    initial_epoch=state["epoch"], callbacks=[*extra, callback], verbose=verbose)
+        with runs.Training(rid):
+            wrapper.fit(x_train, targets.train, batch_size=prof.batch_size, shuffle=True,
+                        validation_data=(x_val, y_val_fit), epochs=prof.epochs,
+                        initial_epoch=state["epoch"], callbacks=[*extra, callback], verbose=verbose)
         if unfinished():
             return None  # stopped by the deadline: unfinished, resumable
 
@@ -260,6 +277,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         "private_tta_acc": round(acc.get("PrivateTest_tta", float("nan")), 4),
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
+        "shared": shared_fraction(state),
         "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
         "profile": prof.name, "seed": seed, "recipe": describe(prof, precision) + (f"|tag:{tag}" if tag else ""),
         "git_commit": runs.git_commit(),

@@ -20,6 +20,13 @@ def real_data_path() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def own_active_dir(tmp_path, monkeypatch):
+    """Each test's training processes mark themselves in its own folder: a test never counts this
+    machine's real training runs as sharing its CPU (``runs.others_training``), nor they it."""
+    monkeypatch.setenv("FER_ACTIVE_DIR", str(tmp_path / "active"))
+
+
 @pytest.fixture
 def kaggle_csv(tmp_path):
     """Write a Kaggle-schema CSV from (emotion, pixels, usage) rows; returns its path."""

@@ -59,6 +59,21 @@ def test_an_untrained_width_is_timed_from_its_familys_nearest_width_scaled_up_by
     assert math.isnan(cost.seconds.iloc[3]) and cost.basis.iloc[3] == ""  # no run in its family
 
 
+def test_two_runs_at_a_time_scale_a_time_measured_alone_but_not_one_measured_beside_another():
+    from fer_utils import config
+
+    rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1200), ("cnn", 0.25, 200000, 0, 0.6, 0.6, 800),
+                  ("mobilenet", 1.0, 70000, 0, 0.6, 0.6, 400)]).assign(shared=[0.0, 0.9, float("nan")])
+    points = [("cnn", 0.5), ("cnn", 0.25), ("mobilenet", 1.0)]
+    alone = results.sweep_cost(rows, points, epochs=40)
+    assert alone.seconds.tolist() == [1200, 800, 400] and alone.shared.tolist()[:2] == [0.0, 0.9]
+    paired = results.sweep_cost(rows, points, epochs=40, concurrent=2)
+    s = config.SHARED_SLOWDOWN
+    assert paired.seconds.tolist() == pytest.approx([1200 * s, 800, 400 * s])  # not recorded: as if alone
+    assert paired.basis.tolist() == [f"CNN w0.5, x{s:g} (measured alone)", "CNN w0.25",
+                                     f"seed MobileNet, x{s:g} (measured alone)"]
+
+
 def test_sweep_todo_lists_runs_without_a_row_at_the_sweep_budget():
     rows = _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 1200), ("cnn", 1.0, 3000000, 0, 0.6, 0.6, 4000)])
     rows.loc[1, "recipe"] = "adam|ep60/es10/lr4/bs64"  # first recipe: counts for speed, not as done

@@ -1,4 +1,5 @@
 """The results registry appends rows and refuses a malformed file."""
+import pandas as pd
 import pytest
 
 from fer_utils import registry
@@ -70,3 +71,24 @@ def test_per_profile_picks_the_smoke_choice_only_in_smoke():
     assert config.per_profile(config.PROFILES["smoke"], "all", "few") == "few"
     assert config.per_profile(config.PROFILES["full"], "all", "few") == "all"
     assert config.per_profile(config.PROFILES["full-plateau"], "all", "few") == "all"
+
+
+def test_an_older_registry_reads_with_its_new_columns_blank_and_is_extended_on_append(tmp_path):
+    path = tmp_path / "runs.csv"
+    old = registry.COLUMNS[:-len(registry.ADDED)]  # the header before the added columns
+    path.write_text(",".join(old) + "\n" + ",".join("1" if c == "params" else "x" for c in old) + "\n")
+    df = registry.read(path)
+    assert tuple(df.columns) == registry.COLUMNS and df["shared"].isna().all() and df["params"].tolist() == [1]
+    assert path.read_text().startswith(",".join(old) + "\n")  # reading never writes
+    registry.append(row(run_id="new", params=2, shared=0.5), path)
+    df = registry.read(path)
+    assert path.read_text().splitlines()[0] == ",".join(registry.COLUMNS)
+    assert df["params"].tolist() == [1, 2] and df["shared"].isna().tolist() == [True, False]
+    assert pd.isna(df["public_tta_acc"].iloc[0]) and df["public_tta_acc"].iloc[1] == "x"  # blank in the older row
+
+
+def test_a_header_that_is_not_an_older_registrys_is_still_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text(",".join(registry.COLUMNS[:3]) + "\n1,2,3\n")  # stops before a column that was never added
+    with pytest.raises(ValueError, match="malformed registry header"):
+        registry.read(path)

@@ -335,3 +335,13 @@ def test_the_sweep_section_says_what_is_left_to_train_and_its_cost(tmp_path):
     assert "(CNN w0.25, CNN w0.5, CNN w0.75, HW3 CNN: not run yet, timed as the nearest measured width" in text
     others = sum(j.arch != "cnn" for j in sweep.whole_sweep())
     assert f"({others} with no run in their family not counted)" in text
+
+
+def test_the_sweep_cost_says_how_many_runs_shared_the_cpu():
+    from fer_utils import report
+
+    runs = pd.DataFrame({"wall_s": [1.0] * 4, "shared": [0.9, 0.1, float("nan"), 1.0]})
+    assert report.sharing_sentence(runs) == ("2 of the 3 runs that recorded it trained mostly beside another run on "
+                                             "the same 2 cores (`shared` in `runs.csv`; their wall times include "
+                                             "that); 1 older run did not record it.")
+    assert "not recorded" in report.sharing_sentence(runs.drop(columns="shared"))

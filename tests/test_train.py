@@ -1,10 +1,13 @@
 """The training engine: a run killed with SIGKILL after one epoch resumes at epoch 2."""
 import json
+import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fer_utils import data, distill, paths, recipe, runs
 
@@ -27,15 +30,29 @@ def test_kill_and_resume_continues_at_epoch_2(tmp_path):
     assert json.loads((run_dir / "state.json").read_text())["epoch"] == 1
     assert not (run_dir / "result.json").exists()
 
-    env.pop("FER_KILL_AFTER_EPOCH")
-    second = _cli(env)
+    # the killed process could not remove its mark; another live "training" process marks itself too
+    active = Path(env["FER_ACTIVE_DIR"])
+    assert [m.name for m in active.iterdir()] and all(not runs._alive(int(m.name)) for m in active.iterdir())
+    other = subprocess.Popen(["sleep", "600"])
+    try:
+        (active / str(other.pid)).write_text("another run")
+        env.pop("FER_KILL_AFTER_EPOCH")
+        second = _cli(env)
+    finally:
+        other.kill()
+        other.wait()
     assert second.returncode == 0, second.stderr[-2000:]
+    assert [m.name for m in active.iterdir()] == [str(other.pid)]  # the dead mark removed, its own gone
     assert "resuming after epoch 1" in second.stdout
     assert "epoch 1/3" not in second.stdout and "epoch 2/3" in second.stdout
     log = pd.read_csv(run_dir / "log.csv")
     assert log["epoch"].tolist() == [1, 2, 3]  # epoch 1 not repeated, none missing
     result = json.loads((run_dir / "result.json").read_text())
     assert result["epochs"] == 3 and result["params"] > 0
+    # epochs 2-3 trained beside the live process; epoch 1 (killed before sharing was seen) alone
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["shared_seconds"] == pytest.approx(state["tracked_seconds"] - float(log["seconds"].iloc[0]), abs=0.02)
+    assert result["shared"] == round(state["shared_seconds"] / state["tracked_seconds"], 2) and 0 < result["shared"] < 1
 
     # a finished run is read back, never retrained, and its registry row is not duplicated
     third = _cli(env)
@@ -200,3 +217,29 @@ def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path)
     assert runs.epochs_done(tmp_path / "missing") == 0
     (tmp_path / "state.json").write_text(json.dumps({"epoch": 7, "best_val": 0.5}))
     assert runs.epochs_done(tmp_path) == 7
+
+
+def test_others_training_counts_live_marks_of_other_processes_only(tmp_path):
+    other = subprocess.Popen(["sleep", "600"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        with runs.Training("mine", tmp_path):
+            assert (tmp_path / str(os.getpid())).read_text() == "mine"
+            assert runs.others_training(tmp_path) == 0  # its own mark is not another run
+            (tmp_path / str(other.pid)).write_text("other")
+            (tmp_path / str(dead.pid)).write_text("killed")
+            assert runs.others_training(tmp_path) == 1
+            assert not (tmp_path / str(dead.pid)).exists()  # a dead process's mark is cleared
+        assert sorted(m.name for m in tmp_path.iterdir()) == [str(other.pid)]
+    finally:
+        other.kill()
+        other.wait()
+    assert runs.others_training(tmp_path / "missing") == 0
+
+
+def test_the_shared_fraction_is_over_the_epochs_that_recorded_it():
+    from fer_utils import train
+
+    assert train.shared_fraction({"tracked_seconds": 40.0, "shared_seconds": 30.0}) == 0.75
+    assert math.isnan(train.shared_fraction({"train_seconds": 100.0}))  # a state from before it was recorded
