@@ -232,6 +232,26 @@ def test_q4_paragraph_says_whether_and_where_the_curves_cross():
     assert "not measured here" in crossing and "do not overlap yet" in table
 
 
+def test_the_originals_explanation_is_kept_only_where_the_data_agree():
+    from fer_utils import report
+
+    gap = pd.DataFrame({"model": ["a", "b", "c"], "params": [10_000, 50_000, 200_000], "mean": [0.5, 0.55, 0.6],
+                        "other_mean": [0.45, 0.56, 0.65], "gap_points": [5.0, -1.0, -5.0]})
+    points = pd.DataFrame({"model": ["a", "c", "CNN big"], "arch": ["mobilenet", "mobilenet", "cnn"],
+                           "params": [10_000, 200_000, 2_000_000], "public_acc": [0.5, 0.6, 0.62],
+                           "private_acc": [0.5, 0.6, 0.64]})
+    agree = report.q4_explanation(gap, points)  # MobileNet ahead at the small end, the CNN at the large end
+    assert agree.startswith("The original report's explanation holds at small sizes: " + report.EXPLANATION_SMALL)
+    assert "So does its large-size half: at large sizes " + report.EXPLANATION_LARGE in agree and "by 5.0 points" in agree
+    ahead = report.q4_explanation(gap.assign(gap_points=[5.0, 2.0, 4.0]), points)
+    assert "Its large-size half (" in ahead and "is not borne out" in ahead and "c, 200,000 parameters, 4.0 points" in ahead
+    assert ("The largest CNN (CNN big, 2,000,000 parameters, mean 0.630) is ahead of the widest MobileNet (c, "
+            "200,000, 0.600) with 10.0x its parameters") in ahead
+    behind = report.q4_explanation(gap.assign(gap_points=[-3.0, -1.0, -5.0]), points)
+    assert "these data do not show it: at 10,000 parameters, the smallest compared size, the CNN family leads a by 3.0" in behind
+    assert "neither half is tested" in report.q4_explanation(gap.iloc[0:0], points)
+
+
 def test_budget_study_and_its_paragraph():
     from fer_utils import config, report, results
 
