@@ -76,14 +76,14 @@ EPOCH_BUDGETS = (15, 30, 40, 60, 120, 200)
 #: estimate is higher: the report states it (``results.sweep_todo``)
 SWEEP_EPOCHS = {"full": 40, "smoke": 2}
 
-
-#: the sizes trained with more seeds (``sweep --noise``), per family: the three cheapest inside the
-#: range where the two families overlap (13,099 to 327,104 parameters), where Q4 compares them
 #: an epoch's wall time beside another training run on this project's 2 cores against alone: a model
 #: that keeps both cores busy gets half of them (IRNet w1 2.0x, seed MobileNet 1.25-2.0x, CNN w0.125
 #: 2.3x beside its twin; a small depthwise model 1.0x: benchmarks/README.md). The sweep's
 #: estimates scale a time measured alone by it when runs train two at a time
 SHARED_SLOWDOWN = 2.0
+
+#: the sizes trained with more seeds (``sweep --noise``), per family: the three cheapest inside the
+#: range where the two families overlap (13,099 to 327,104 parameters), where Q4 compares them
 NOISE_POINTS = {"mobilenet": (0.5, 0.7, 1.0), "cnn": (0.0625, 0.125, 0.25)}
 NOISE_SEEDS = (1, 2)
 

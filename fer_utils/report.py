@@ -399,8 +399,9 @@ def q4_explanation(gap: pd.DataFrame, points: pd.DataFrame) -> str:
     was measured where they do not; ``points`` (``results.family_points``) gives the largest models
     of each family for the case the overlap cannot decide."""
     if gap.empty:
-        return (f"The original report's explanation: at small sizes {EXPLANATION_SMALL}; at large sizes {EXPLANATION_LARGE}. The two families' "
-                f"measured sizes do not overlap yet, so neither half is tested here.")
+        return (f"The original report's explanation: at small sizes {EXPLANATION_SMALL}; at large sizes "
+                f"{EXPLANATION_LARGE}. The two families' measured sizes do not overlap yet, so neither half is "
+                f"tested here.")
     gap = gap.sort_values("params")
     small, large = gap.iloc[0], gap.iloc[-1]
     parts = []
@@ -409,15 +410,15 @@ def q4_explanation(gap: pd.DataFrame, points: pd.DataFrame) -> str:
                      f"{small.model}, {fmt(int(small.params))} parameters, leads the CNN family by "
                      f"{fmt(small.gap_points, 1)} points).")
     else:
-        parts.append(f"The original report explained that at small sizes {EXPLANATION_SMALL}; these data do not show it: at "
-                     f"{fmt(int(small.params))} parameters, the smallest compared size, the CNN family leads "
+        parts.append(f"The original report explained that at small sizes {EXPLANATION_SMALL}; these data do "
+                     f"not show it: at {fmt(int(small.params))} parameters, the smallest compared size, the CNN family leads "
                      f"{small.model} by {fmt(-small.gap_points, 1)} points.")
     if large.gap_points < 0:
-        parts.append(f"So does its large-size half: at large sizes {EXPLANATION_LARGE} (the CNN family leads {large.model}, "
-                     f"{fmt(int(large.params))} parameters, by {fmt(-large.gap_points, 1)} points).")
+        parts.append(f"So does its large-size half: at large sizes {EXPLANATION_LARGE} (the CNN family leads "
+                     f"{large.model}, {fmt(int(large.params))} parameters, by {fmt(-large.gap_points, 1)} points).")
     else:
-        text = (f"Its large-size half (at large sizes {EXPLANATION_LARGE}) is not borne out where both families were measured: "
-                f"MobileNet is still ahead at the largest compared size ({large.model}, {fmt(int(large.params))} "
+        text = (f"Its large-size half (at large sizes {EXPLANATION_LARGE}) is not borne out where both families "
+                f"were measured: MobileNet is still ahead at the largest compared size ({large.model}, {fmt(int(large.params))} "
                 f"parameters, {fmt(large.gap_points, 1)} points).")
         mean = (points.public_acc + points.private_acc) / 2
         top = {arch: points.assign(mean=mean)[points.arch == arch].sort_values("params").iloc[-1]

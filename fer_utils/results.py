@@ -438,7 +438,7 @@ def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: i
     down: a small model's epoch is bound by overheads, not arithmetic).
 
     ``concurrent``: runs that will train at a time on the machine. Above 1, a time measured while
-    the run had the machine to itself (its row's ``shared`` below one half, or not recorded) is
+    the run had the machine to itself (its row's ``shared`` at most one half, or not recorded) is
     scaled by ``config.SHARED_SLOWDOWN``; a row that mostly trained beside another run already
     carries that slowdown. ``shared`` is the basis row's fraction."""
     from . import config
@@ -461,7 +461,7 @@ def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: i
         elif pd.isna(s_per_epoch):
             basis = ""
         shared = float(shared_of.get(ref, float("nan")))
-        if concurrent > 1 and basis and not shared >= 0.5:
+        if concurrent > 1 and basis and not shared > 0.5:
             s_per_epoch *= config.SHARED_SLOWDOWN
             basis += f", x{config.SHARED_SLOWDOWN:g} (measured alone)"
         seconds = s_per_epoch * epochs
