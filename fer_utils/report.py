@@ -259,7 +259,7 @@ def sharing_sentence(runs: pd.DataFrame) -> str:
     known = shared.dropna()
     if known.empty:
         return "Whether another run shared the CPU was not recorded for these runs."
-    beside = int((known > 0.5).sum())
+    beside = int(results.mostly_shared(known).sum())
     missing = len(runs) - len(known)
     return (f"{beside} of the {len(known)} runs that recorded it trained mostly beside another run on the same "
             f"2 cores (`shared` in `runs.csv`; their wall times include that)"
@@ -396,8 +396,8 @@ EXPLANATION_LARGE = ("parameters are no longer scarce: full convolutions are the
 def q4_explanation(gap: pd.DataFrame, points: pd.DataFrame) -> str:
     """The original report's explanation of Q4, each half kept where the data agree (``gap``:
     ``results.family_gap`` of MobileNet against the CNN, > 0 MobileNet ahead) and replaced by what
-    was measured where they do not; ``points`` (``results.family_points``) gives the largest models
-    of each family for the case the overlap cannot decide."""
+    was measured where they do not; ``points`` (``results.family_points``, its seeds' ``mean_acc``)
+    gives the largest models of each family for the case the overlap cannot decide."""
     if gap.empty:
         return (f"The original report's explanation: at small sizes {EXPLANATION_SMALL}; at large sizes "
                 f"{EXPLANATION_LARGE}. The two families' measured sizes do not overlap yet, so neither half is "
@@ -420,14 +420,12 @@ def q4_explanation(gap: pd.DataFrame, points: pd.DataFrame) -> str:
         text = (f"Its large-size half (at large sizes {EXPLANATION_LARGE}) is not borne out where both families "
                 f"were measured: MobileNet is still ahead at the largest compared size ({large.model}, {fmt(int(large.params))} "
                 f"parameters, {fmt(large.gap_points, 1)} points).")
-        mean = (points.public_acc + points.private_acc) / 2
-        top = {arch: points.assign(mean=mean)[points.arch == arch].sort_values("params").iloc[-1]
-               for arch in ("mobilenet", "cnn") if (points.arch == arch).any()}
-        if len(top) == 2 and top["cnn"].params > top["mobilenet"].params:
-            c, m = top["cnn"], top["mobilenet"]
-            verdict = "ahead of" if c["mean"] > m["mean"] else "behind"
-            text += (f" The largest CNN ({c.model}, {fmt(int(c.params))} parameters, mean {fmt(c['mean'])}) is "
-                     f"{verdict} the widest MobileNet ({m.model}, {fmt(int(m.params))}, {fmt(m['mean'])}) with "
+        top = points.sort_values("params").groupby("arch").last()  # each family's largest size
+        if {"mobilenet", "cnn"} <= set(top.index) and top.params["cnn"] > top.params["mobilenet"]:
+            c, m = top.loc["cnn"], top.loc["mobilenet"]
+            verdict = "ahead of" if c.mean_acc > m.mean_acc else "behind"
+            text += (f" The largest CNN ({c.model}, {fmt(int(c.params))} parameters, mean {fmt(c.mean_acc)}) is "
+                     f"{verdict} the widest MobileNet ({m.model}, {fmt(int(m.params))}, {fmt(m.mean_acc)}) with "
                      f"{fmt(c.params / m.params, 1)}x its parameters, so any advantage of the plain CNN lies beyond "
                      f"the MobileNet widths measured here.")
         parts.append(text)

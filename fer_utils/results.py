@@ -426,6 +426,13 @@ def crossing_params(cross: dict) -> float:
     return float(10 ** (x0 + (0.0 - g0) * (x1 - x0) / (g1 - g0))) if g1 != g0 else float(b["params"])
 
 
+def mostly_shared(shared):
+    """Whether a run (``shared``: a registry row's fraction, or a Series of them) trained mostly
+    beside another training run on the same machine: more than half of its time; NaN (not
+    recorded) is not."""
+    return shared > 0.5
+
+
 def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: int = 1) -> pd.DataFrame:
     """What training ``points`` [(arch, width)] for ``epochs`` epochs costs, estimated from the wall
     time per epoch (training and validation: ``wall_s / epochs``) of each point's newest plain row
@@ -461,7 +468,7 @@ def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: i
         elif pd.isna(s_per_epoch):
             basis = ""
         shared = float(shared_of.get(ref, float("nan")))
-        if concurrent > 1 and basis and not shared > 0.5:
+        if concurrent > 1 and basis and not mostly_shared(shared):
             s_per_epoch *= config.SHARED_SLOWDOWN
             basis += f", x{config.SHARED_SLOWDOWN:g} (measured alone)"
         seconds = s_per_epoch * epochs

@@ -239,7 +239,7 @@ def test_the_originals_explanation_is_kept_only_where_the_data_agree():
                         "other_mean": [0.45, 0.56, 0.65], "gap_points": [5.0, -1.0, -5.0]})
     points = pd.DataFrame({"model": ["a", "c", "CNN big"], "arch": ["mobilenet", "mobilenet", "cnn"],
                            "params": [10_000, 200_000, 2_000_000], "public_acc": [0.5, 0.6, 0.62],
-                           "private_acc": [0.5, 0.6, 0.64]})
+                           "private_acc": [0.5, 0.6, 0.64], "mean_acc": [0.5, 0.6, 0.63]})
     agree = report.q4_explanation(gap, points)  # MobileNet ahead at the small end, the CNN at the large end
     assert agree.startswith("The original report's explanation holds at small sizes: " + report.EXPLANATION_SMALL)
     assert "So does its large-size half: at large sizes " + report.EXPLANATION_LARGE in agree and "by 5.0 points" in agree
