@@ -153,6 +153,14 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
     return fig
 
 
+def small_end_xlim(params, span: float = 12.0, margin: float = 1.25):
+    """The x range of a family's "small end" panel: its sizes within ``span`` times the smallest,
+    with a ``margin`` (a factor, on the log axis) on both sides so no point or error bar sits on an edge."""
+    params = sorted(float(p) for p in params)
+    inside = [p for p in params if p <= params[0] * span]
+    return inside[0] / margin, inside[-1] * margin
+
+
 def family_figure(runs, arch: str, baselines=None, budgets=None):
     """Q2 / Q3: one family's widths against accuracy, all widths (left) and the small end (right).
 
@@ -173,8 +181,7 @@ def family_figure(runs, arch: str, baselines=None, budgets=None):
           f"{status['decades']} decades; other schedule: {status['off']}; missing: {status['missing']}")
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     family_scatter(axes[0], fam, baselines, budgets, recipe=status["recipe"])
-    family_scatter(axes[1], fam, baselines, budgets, xlim=(fam.params.min() * 0.8, fam.params.min() * 12),
-                   recipe=status["recipe"])
+    family_scatter(axes[1], fam, baselines, budgets, xlim=small_end_xlim(fam["params"]), recipe=status["recipe"])
     axes[0].set_title(f"all widths ({len(status['on'])} of {len(status['widths'])} on {status['recipe']})")
     axes[1].set_title("small end")
     handles, labels = axes[0].get_legend_handles_labels()

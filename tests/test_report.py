@@ -190,6 +190,15 @@ def test_family_scatter_rings_the_rows_of_another_schedule():
     plt.close(fig)
 
 
+def test_small_end_panel_keeps_its_last_point_off_the_edge():
+    from fer_utils import plots
+
+    # the MobileNet sweep: w0.7 (38,558) sits just under 12x the smallest (3,237 x 12 = 38,844)
+    lo, hi = plots.small_end_xlim([73_663, 3_237, 6_675, 38_558, 327_104])
+    assert lo == 3_237 / 1.25 and hi == 38_558 * 1.25
+    assert plots.small_end_xlim([500]) == (400.0, 625.0)
+
+
 def test_budget_lines_next_to_each_other_dash_out_of_phase():
     from fer_utils import plots
 
