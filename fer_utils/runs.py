@@ -52,14 +52,30 @@ def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerp
     return Path(runs_root or paths.runs_dir()) / profile_run_id(arch, width, prof, seed, fingerprint, tag, precision)
 
 
-def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None) -> config.Profile:
-    """The profile a run request trains on: ``prof`` with its epoch budget and training-set size
-    overridden where given (the sweep's ``--epochs`` / ``--train-limit``); its run id follows."""
+def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,
+              batch_size: int | None = None) -> config.Profile:
+    """The profile a run request trains on: ``prof`` with its epoch budget, training-set size and
+    batch size overridden where given (the sweep's ``--epochs`` / ``--train-limit``, the batch-size
+    check's ``--batch-size``); its run id follows."""
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     if train_limit is not None:
         prof = replace(prof, train_limit=train_limit)
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be a positive number of images, got {batch_size}")
+        prof = replace(prof, batch_size=batch_size)
     return prof
+
+
+def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
+    """``tag`` with ``bs<N>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
+    another batch size than ``base``, the profile it was requested from: such a run is a variant of
+    the plain one (its own folder, a tagged registry row that never stands in for the plain run of
+    the same model and seed)."""
+    if prof.batch_size == base.batch_size:
+        return tag
+    return "-".join(t for t in (tag, f"bs{prof.batch_size}") if t)
 
 
 # --------------------------------------------------------------------------- runs training now

@@ -161,7 +161,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           registry_path: Path | None = None, verbose: int = 2, progress: bool = False,
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
-          precision: str = "float32", stop_after: int | None = None, callbacks=None) -> dict | None:
+          precision: str = "float32", stop_after: int | None = None, callbacks=None,
+          batch_size: int | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -173,13 +174,16 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     with AMX); it is part of the run's identity and recipe. ``stop_after`` stops after that
     epoch and returns ``None`` (the budget study advances its longest run to the next branch point).
     ``callbacks(net, run_dir)`` returns more Keras callbacks, run before the engine's own at every
-    hook (quantisation-aware fine-tuning: :mod:`fer_utils.qat`).
+    hook (quantisation-aware fine-tuning: :mod:`fer_utils.qat`). ``batch_size`` overrides the
+    profile's (same peak learning rate and epochs); the run is then tagged ``bs<N>``
+    (:func:`runs.variant_tag`).
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
-    prof = runs.requested(profile if isinstance(profile, config.Profile) else config.get_profile(profile),
-                          epochs, train_limit)
+    base = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    prof = runs.requested(base, epochs, train_limit, batch_size)
+    tag = runs.variant_tag(tag, base, prof)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
     if precision not in config.PRECISIONS:
@@ -305,6 +309,8 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--train-limit", type=int, default=None, help="override the profile's training-set size")
     parser.add_argument("--precision", choices=list(config.PRECISIONS), default="float32",
                         help="mixed_bfloat16: bfloat16 compute, float32 weights")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the profile's batch size (the run is tagged bs<N>, a variant of the plain run)")
     return parser
 
 
@@ -312,7 +318,7 @@ def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     """The data, the setup and the keyword arguments of :func:`train` a parsed command line asks for."""
     ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
-                  registry_path=reg, precision=args.precision)
+                  registry_path=reg, precision=args.precision, batch_size=args.batch_size)
     return ds, setup, common
 
 

@@ -219,6 +219,36 @@ def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path)
     assert runs.epochs_done(tmp_path) == 7
 
 
+def test_another_batch_size_is_a_tagged_variant_of_the_plain_run(tmp_path):
+    from fer_utils import config, results, train
+
+    full, plateau = config.PROFILES["full"], config.PROFILES["full-plateau"]
+    asked = runs.requested(full, epochs=40, batch_size=64)
+    assert (asked.batch_size, asked.epochs) == (64, 40) and runs.variant_tag("", full, asked) == "bs64"
+    assert runs.variant_tag("kdh-x", full, asked) == "kdh-x-bs64"
+    # the profile's own batch size, asked for explicitly, is the plain run (same folder as before)
+    same = runs.requested(full, epochs=40, batch_size=128)
+    assert runs.variant_tag("", full, same) == "" and runs.profile_run_id("mobilenet", 1.0, same, 1, "abc") == (
+        "mobilenet-w1-full-s1-abc-wsd40")
+    # a profile whose batch size differs from another profile of the same name is not a variant
+    assert runs.variant_tag("", plateau, runs.requested(plateau)) == ""
+    with pytest.raises(ValueError, match="batch size"):
+        runs.requested(full, batch_size=0)
+
+    kw = dict(dataset=data.synthetic(200, seed=5), runs_root=tmp_path / "runs",
+              registry_path=tmp_path / "runs.csv", verbose=0, epochs=1, train_limit=100)
+    plain = train.train("irnet", 0.5, "smoke", **kw)
+    variant = train.train("irnet", 0.5, "smoke", batch_size=32, **kw)
+    assert variant["run_id"] == plain["run_id"] + "-bs32"
+    assert variant["recipe"].endswith("|bs32|tag:bs32") and "|bs64" in plain["recipe"]
+    state = json.loads((tmp_path / "runs" / variant["run_id"] / "state.json").read_text())
+    assert state["profile"]["batch_size"] == 32
+    # the plain row still stands for the model; the variant is its own tagged row
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]
+    assert results.model_label("irnet", 0.5, "bs32").endswith("[bs32]")
+
+
 def test_others_training_counts_live_marks_of_other_processes_only(tmp_path):
     other = subprocess.Popen(["sleep", "600"])
     dead = subprocess.Popen(["true"])
