@@ -71,6 +71,24 @@ def study(setup, dataset=None, smoke_budgets=(2, 3)):
     return table
 
 
+def batch_size_table(setup, dataset=None, smoke_batch_size: int = 32):
+    """Notebook 03's batch-size check (``results.batch_size_check`` of ``config.BUDGET_STUDY_MODEL``
+    at the sweep budget), written to ``batch_size.csv``. In the smoke profile a ``smoke_batch_size``
+    variant of the model is trained here first (seconds), beside the plain run notebook 03 trains;
+    in the full profile the variants come from ``fer_utils.train --batch-size`` in the background."""
+    from . import registry, results, train
+
+    arch, width = config.BUDGET_STUDY_MODEL
+    reg = setup.results / "runs.csv"
+    budget = config.sweep_epochs(setup.profile)
+    if setup.profile.name == "smoke":
+        train.train(arch, width, setup.profile, dataset=dataset, epochs=budget, batch_size=smoke_batch_size,
+                    registry_path=reg, verbose=2)
+    table = results.batch_size_check(registry.read(reg), arch, width, budget, profile=setup.profile.name)
+    table.to_csv(setup.results / "batch_size.csv", index=False)
+    return table
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])

@@ -214,6 +214,72 @@ stopping) is its last row without a budget (`budget.csv`):
 """
 
 
+def _speed_note(row) -> str:
+    shared = row["shared"]
+    how = ("not recorded whether another run shared the CPU" if pd.isna(shared) else
+           "trained mostly beside another run" if results.mostly_shared(shared) else "trained mostly alone")
+    return f"{fmt(row['images_per_s'], 0)} training images/s, {how}"
+
+
+def batch_size_paragraph(table: pd.DataFrame, default: int, noise_std: float | None = None) -> str:
+    """What the batch-size check (``results.batch_size_check``) says, in sentences: each other batch
+    size's mean accuracy against the recipe's ``default`` one, the gap set against twice the seeds'
+    pooled standard deviation ``noise_std`` (points) where it is measured."""
+    if table.empty or not (table["batch_size"] == default).any():
+        return f"No run of the recipe's batch size ({default}) has finished at this budget yet."
+    ref = table[table["batch_size"] == default].iloc[0]
+    seeds = int(ref["seeds"])
+    text = (f"With the recipe's batch {default} ({seeds} seed{'s' if seeds > 1 else ''}) the mean of PublicTest "
+            f"and PrivateTest is {fmt(ref['mean_acc'])}"
+            + (f" (seeds from {fmt(ref['mean_min'])} to {fmt(ref['mean_max'])})" if seeds > 1 else "")
+            + f"; {_speed_note(ref)}.")
+    others = table[table["batch_size"] != default]
+    if others.empty:
+        return text + " No other batch size has finished at this budget yet (`fer_utils.train --batch-size`)."
+    verdicts = []
+    for _, row in others.iterrows():
+        gap = 100 * (row["mean_acc"] - ref["mean_acc"])
+        n = int(row["seeds"])
+        text += (f" Batch {int(row['batch_size'])} ({n} seed{'s' if n > 1 else ''}): {fmt(row['mean_acc'])}, "
+                 f"{gap:+.1f} points against batch {default}; {_speed_note(row)}.")
+        if noise_std is not None:
+            verdicts.append(abs(gap) > 2 * noise_std)
+    if noise_std is not None:
+        if not any(verdicts):
+            text += (f" Every gap is within twice the seed-to-seed noise ({fmt(2 * noise_std, 1)} points, the sweeps' "
+                     f"pooled standard deviation doubled), so batch {default} costs no accuracy measurable at this "
+                     f"budget.")
+        else:
+            text += (f" At least one gap exceeds twice the seed-to-seed noise ({fmt(2 * noise_std, 1)} points): the "
+                     f"batch size matters at this budget.")
+    return text
+
+
+def batch_size_section(setup, sweep: pd.DataFrame | None = None) -> str:
+    """The batch-size check (``batch_size.csv``, notebook 03) with the sweeps' seed noise (``sweep``)."""
+    path = setup.results / "batch_size.csv"
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    arch, width = config.BUDGET_STUDY_MODEL
+    noise = results.seed_noise(results.family_points(sweep)) if sweep is not None and not sweep.empty else None
+    budget = config.sweep_epochs(setup.profile)
+    body = batch_size_paragraph(table, setup.profile.batch_size, noise["std_points"] if noise else None)
+    if not table.empty:
+        body += "\n\n" + md_table(table.drop(columns=["recipe"]).rename(columns={
+            "batch_size": "batch", "public_acc": "PublicTest", "private_acc": "PrivateTest", "mean_acc": "mean",
+            "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
+            "images_per_s": "img/s"}), column_digits={"CPU h per run": 2, "img/s": 0, "shared": 2})
+    return f"""### Batch size at a fixed budget
+
+The recipe's batch size ({setup.profile.batch_size} in this profile) was chosen for training speed
+(`benchmarks/recipe_speed.py`, tables in `benchmarks/README.md`). Whether it costs accuracy: the
+{results.model_label(arch, width)} at the sweep budget ({budget} epochs, the same peak learning rate)
+with another batch size, beside the plain runs' seeds (`batch_size.csv`; `shared` is the share of
+a run's training time spent beside another run, which slows its images per second):
+
+{body}
+"""
+
+
 def _widths_text(ws) -> str:
     return ", ".join(f"w{w:g}" for w in ws) if ws else "none"
 

@@ -284,6 +284,41 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
     return df.sort_values(["epochs", "timestamp"])[columns].reset_index(drop=True)
 
 
+def batch_size_of(recipe: str) -> int | None:
+    """The batch size of a budgeted run's ``recipe`` (its ``|bs<N>`` part); None where it has none."""
+    found = re.search(r"(?:^|\|)bs(\d+)(?:\||$)", str(recipe))
+    return int(found.group(1)) if found else None
+
+
+def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the batch size at one epoch budget: the plain runs of ``arch``/``width`` on
+    that budget and their ``bs<N>`` variants (``fer_utils.train --batch-size``), one row per batch
+    size, by increasing batch size. The accuracies are means over seeds; ``mean_min`` / ``mean_max``
+    the seeds' extremes of the mean of PublicTest and PrivateTest; ``images_per_s`` the registry's
+    training speed (mean over seeds) and ``shared`` the mean fraction of training time spent beside
+    another run (speeds measured in a pair are slower)."""
+    columns = ["model", "batch_size", "seeds", "public_acc", "private_acc", "mean_acc", "mean_min", "mean_max",
+               "cpu_h_per_run", "images_per_s", "shared", "recipe"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    tags = runs["recipe"].map(recipe_tag_of)
+    df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["profile"] == profile)
+              & (runs["recipe"].map(budget_of) == budget) & (tags.eq("") | tags.str.fullmatch(r"bs\d+"))]
+    df = df.assign(batch_size=df["recipe"].map(batch_size_of), mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
+                   shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
+    df = df[df["batch_size"].notna()].sort_values("timestamp").groupby(["batch_size", "seed"]).tail(1)
+    out = []
+    for bs, g in df.groupby("batch_size"):
+        out.append({"model": model_label(arch, width), "batch_size": int(bs), "seeds": len(g),
+                    "public_acc": round(g["public_acc"].mean(), 4), "private_acc": round(g["private_acc"].mean(), 4),
+                    "mean_acc": round(g["mean_acc"].mean(), 4), "mean_min": round(g["mean_acc"].min(), 4),
+                    "mean_max": round(g["mean_acc"].max(), 4),
+                    "cpu_h_per_run": round(g["wall_s"].astype(float).mean() / 3600, 2),
+                    "images_per_s": round(g["train_images_per_s"].astype(float).mean(), 1),
+                    "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1]})
+    return pd.DataFrame(out, columns=columns)
+
+
 def parameter_budgets(codecs: pd.DataFrame, limits: dict, max_drop_points: float = 0.3) -> dict:
     """Byte limits turned into parameter counts, ``{"<limit> kB @ <codec>": parameters}``: at the
     seed MobileNet's bytes per parameter with the original ``seed`` codec, and with the smallest

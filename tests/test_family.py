@@ -88,3 +88,30 @@ def test_a_point_never_mixes_recipes():
     rows.loc[0, "recipe"] = "adam|ep60/es10/lr4/bs64"  # seed 0 on the first recipe, older
     pts = results.family_points(rows)
     assert pts.seeds.tolist() == [1] and pts.mean_acc.tolist() == [0.6]
+
+
+def test_batch_size_check_sets_each_variant_beside_the_plain_seeds():
+    from fer_utils import report
+
+    rows = _rows([("mobilenet", 1.0, 73663, 0, 0.56, 0.58, 4000), ("mobilenet", 1.0, 73663, 1, 0.57, 0.59, 4200),
+                  ("mobilenet", 1.0, 73663, 2, 0.55, 0.57, 4400), ("mobilenet", 1.0, 73663, 0, 0.57, 0.60, 5000),
+                  ("mobilenet", 0.5, 21233, 0, 0.50, 0.52, 1500), ("mobilenet", 1.0, 73663, 0, 0.59, 0.61, 9000)])
+    rows = rows.assign(profile="full", shared=[0.9, 0.1, float("nan"), 0.8, 0.0, 0.0])
+    rows.loc[3, "recipe"] = "adam|wsd40/warm2/decay0.2/peak0.003|bs64|tag:bs64"  # the variant
+    rows.loc[5, "recipe"] = "adam|wsd60/warm2/decay0.2/peak0.003|bs128"  # another budget: not compared
+    rows = pd.concat([rows, rows.iloc[[0]].assign(recipe="adam|wsd40/warm2/decay0.2/peak0.003|bs128|tag:kdh-x")])
+    assert results.batch_size_of(rows.recipe.iloc[3]) == 64 and results.batch_size_of("adam|ep60/es10/lr4/bs64") is None
+    table = results.batch_size_check(rows, "mobilenet", 1.0, 40)
+    assert list(table.batch_size) == [64, 128] and list(table.seeds) == [1, 3]
+    plain = table.iloc[1]
+    assert math.isclose(plain.mean_acc, 0.57) and math.isclose(plain.mean_min, 0.56) and math.isclose(plain.mean_max, 0.58)
+    assert plain.cpu_h_per_run == round(4200 / 3600, 2) and plain.shared == 0.5  # NaN left out of the mean
+    assert results.batch_size_check(rows.iloc[0:0], "mobilenet", 1.0, 40).empty
+
+    text = report.batch_size_paragraph(table, 128, noise_std=0.8)
+    assert "batch 128 (3 seeds)" in text and "seeds from 0.560 to 0.580" in text
+    assert "Batch 64 (1 seed): 0.585, +1.5 points against batch 128" in text
+    assert "trained mostly beside another run" in text and "within twice the seed-to-seed noise (1.6 points" in text
+    assert "the batch size matters" in report.batch_size_paragraph(table, 128, noise_std=0.5)
+    assert "No other batch size" in report.batch_size_paragraph(table[table.batch_size == 128], 128)
+    assert "No run of the recipe's batch size (128)" in report.batch_size_paragraph(table[table.batch_size == 64], 128)
