@@ -224,6 +224,26 @@ def record(out: dict, registry_path: Path) -> bool:
     return new
 
 
+#: how often a local Ray start is tried: Ray gives its node a fixed 30 s to register, which a
+#: machine whose cores are busy with training runs can miss ("The current node timed out during startup")
+RAY_START_ATTEMPTS = 3
+
+
+def start_local_ray(ray, kwargs: dict, attempts: int = RAY_START_ATTEMPTS) -> None:
+    """``ray.init(**kwargs)`` on this machine, tried again (after ``ray.shutdown``) when the node
+    misses Ray's startup timeout; any other error, or the last attempt's, is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as err:  # Ray raises a bare Exception for the startup timeout
+            if "timed out during startup" not in str(err) or attempt == attempts:
+                raise
+            print(f"Ray's local node missed its startup timeout (attempt {attempt} of {attempts}; a busy CPU?): "
+                  f"starting it again", flush=True)
+            ray.shutdown()
+
+
 def run(jobs: list[Job], profile: str, registry_path: Path | None = None, address: str | None = None,
         jobs_at_once: int = 1, cpus_per_task: float | None = None, gpus_per_task: float = 0.0,
         epochs: int | None = None, train_limit: int | None = None, retries: int = 1,
@@ -247,8 +267,8 @@ def run(jobs: list[Job], profile: str, registry_path: Path | None = None, addres
             runtime_env["py_modules"] = [str(Path(__file__).resolve().parent)]
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
         else:
-            ray.init(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False, runtime_env=runtime_env,
-                     object_store_memory=512 * 2**20, log_to_driver=True)
+            start_local_ray(ray, dict(num_cpus=local_cpus or os.cpu_count(), include_dashboard=False,
+                                      runtime_env=runtime_env, object_store_memory=512 * 2**20, log_to_driver=True))
     try:
         cpus = cpus_per_task or max(1.0, ray.cluster_resources().get("CPU", 1) // max(jobs_at_once, 1))
         task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_task, max_retries=retries)

@@ -149,3 +149,27 @@ def test_the_whole_sweep_of_a_family_is_its_points_then_its_noise_seeds():
     assert {j.arch for j in jobs} == {"cnn"} and len(set(j.name for j in jobs)) == len(jobs)
     with pytest.raises(SystemExit):
         sweep.main(["--whole", "--noise", "--profile", "smoke"])
+
+
+def test_a_local_ray_start_that_times_out_is_tried_again():
+    class FakeRay:
+        def __init__(self, failures, message="The current node timed out during startup."):
+            self.failures, self.message, self.calls, self.shutdowns = failures, message, [], 0
+
+        def init(self, **kwargs):
+            self.calls.append(kwargs)
+            if len(self.calls) <= self.failures:
+                raise Exception(self.message)
+
+        def shutdown(self):
+            self.shutdowns += 1
+
+    ray = FakeRay(failures=2)
+    sweep.start_local_ray(ray, {"num_cpus": 2}, attempts=3)
+    assert ray.calls == [{"num_cpus": 2}] * 3 and ray.shutdowns == 2
+    with pytest.raises(Exception, match="timed out during startup"):
+        sweep.start_local_ray(FakeRay(failures=3), {}, attempts=3)
+    other = FakeRay(failures=1, message="bad argument")
+    with pytest.raises(Exception, match="bad argument"):
+        sweep.start_local_ray(other, {}, attempts=3)
+    assert len(other.calls) == 1  # any other error is not retried
