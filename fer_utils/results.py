@@ -309,11 +309,7 @@ def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, p
     df = df[df["batch_size"].notna()].sort_values("timestamp").groupby(["batch_size", "seed"]).tail(1)
     out = []
     for bs, g in df.groupby("batch_size"):
-        out.append({"model": model_label(arch, width), "batch_size": int(bs), "seeds": len(g),
-                    "public_acc": round(g["public_acc"].mean(), 4), "private_acc": round(g["private_acc"].mean(), 4),
-                    "mean_acc": round(g["mean_acc"].mean(), 4), "mean_min": round(g["mean_acc"].min(), 4),
-                    "mean_max": round(g["mean_acc"].max(), 4),
-                    "cpu_h_per_run": round(g["wall_s"].astype(float).mean() / 3600, 2),
+        out.append({**seed_summary(g), "model": model_label(arch, width), "batch_size": int(bs),
                     "images_per_s": round(g["train_images_per_s"].astype(float).mean(), 1),
                     "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1]})
     return pd.DataFrame(out, columns=columns)
@@ -407,6 +403,20 @@ def sweep_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     return df[df["recipe"].map(schedule) == newest]
 
 
+def seed_summary(g: pd.DataFrame) -> dict:
+    """The seeds of one point (registry rows with ``mean_acc``, the mean of PublicTest and PrivateTest):
+    ``seeds``, mean ``public_acc`` / ``private_acc`` / ``mean_acc``, the extremes ``mean_min`` /
+    ``mean_max``, ``spread_points`` and ``std_points`` (NaN for one seed), ``cpu_h_per_run`` and ``cpu_h``."""
+    m = g["mean_acc"]
+    wall = g["wall_s"].astype(float)
+    return {"seeds": len(g), "public_acc": round(g["public_acc"].mean(), 4),
+            "private_acc": round(g["private_acc"].mean(), 4), "mean_acc": round(m.mean(), 4),
+            "mean_min": round(m.min(), 4), "mean_max": round(m.max(), 4),
+            "spread_points": round(100 * (m.max() - m.min()), 2),
+            "std_points": round(100 * m.std(ddof=1), 2) if len(g) > 1 else float("nan"),
+            "cpu_h_per_run": round(wall.mean() / 3600, 2), "cpu_h": round(wall.sum() / 3600, 2)}
+
+
 def family_points(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (arch, width) of a sweep's rows (one per seed): the seeds' mean accuracies and
     their spread. Columns: ``model``, ``arch``, ``width``, ``params``, ``seeds``, ``epochs``,
@@ -423,16 +433,9 @@ def family_points(runs: pd.DataFrame) -> pd.DataFrame:
     df = sweep_seeds(runs).assign(mean_acc=lambda d: (d["public_acc"] + d["private_acc"]) / 2)
     out = []
     for (arch, width), g in df.groupby(["arch", "width"], sort=False):
-        m = g["mean_acc"]
         out.append({"model": model_label(arch, width), "arch": arch, "width": float(width),
-                    "params": int(g["params"].iloc[-1]), "seeds": len(g), "epochs": int(g["epochs"].iloc[-1]),
-                    "recipe": g["recipe"].iloc[-1], "public_acc": round(g["public_acc"].mean(), 4),
-                    "private_acc": round(g["private_acc"].mean(), 4), "mean_acc": round(m.mean(), 4),
-                    "mean_min": round(m.min(), 4), "mean_max": round(m.max(), 4),
-                    "spread_points": round(100 * (m.max() - m.min()), 2),
-                    "std_points": round(100 * m.std(ddof=1), 2) if len(g) > 1 else float("nan"),
-                    "cpu_h_per_run": round(g["wall_s"].mean() / 3600, 2), "cpu_h": round(g["wall_s"].sum() / 3600, 2),
-                    "timestamp": g["timestamp"].iloc[-1]})
+                    "params": int(g["params"].iloc[-1]), "epochs": int(g["epochs"].iloc[-1]),
+                    "recipe": g["recipe"].iloc[-1], **seed_summary(g), "timestamp": g["timestamp"].iloc[-1]})
     return pd.DataFrame(out, columns=columns).sort_values(["arch", "params"]).reset_index(drop=True)
 
 
