@@ -135,10 +135,30 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
     return df.drop(columns="_tag").sort_values(["arch", "params", "model"]).reset_index(drop=True)
 
 
+def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each (arch, width) that trained the most epochs (every seed of that length), so
+    runs of different lengths, whose schedules differ, are never pooled under one model name."""
+    if runs.empty:
+        return runs
+    return runs[runs["epochs"] == runs.groupby(["arch", "width"])["epochs"].transform("max")]
+
+
+def one_row_per_model(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arch, width) of ``latest_runs``' rows (which keep one per seed): the most epochs,
+    then the lowest seed, so a model never appears twice under one name. Keeps the input order."""
+    df = longest_runs(runs)
+    if df.empty:
+        return df
+    seed = pd.to_numeric(df["seed"], errors="coerce").fillna(0) if "seed" in df else pd.Series(0, index=df.index)
+    picked = df.assign(_seed=seed).sort_values("_seed", kind="stable").groupby(["arch", "width"]).head(1)
+    return df.loc[[i for i in df.index if i in picked.index]]
+
+
 def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
-    """Long table (model, epoch, set, accuracy, loss) from each run's ``logs/<run_id>.csv``."""
+    """Long table (model, epoch, set, accuracy, loss) from each run's ``logs/<run_id>.csv``: the
+    ``longest_runs`` of each model (all their seeds), so a panel never mixes schedules."""
     frames = []
-    for _, run in runs.iterrows():
+    for _, run in longest_runs(runs).iterrows():
         path = Path(logs_dir) / f"{run['run_id']}.csv"
         if not path.exists():
             continue

@@ -343,6 +343,29 @@ def test_q1_puts_each_width_1_model_beside_the_original_studys_accuracy(tmp_path
     assert "seed MobileNet w2" not in text  # width 1.0 only
 
 
+def test_q1_shows_each_model_once_its_longest_run_then_its_lowest_seed():
+    from fer_utils import results
+
+    runs = pd.DataFrame({"arch": ["mobilenet"] * 4 + ["cnn"], "width": [1.0] * 5, "seed": [2, 1, 0, 0, 1],
+                         "epochs": [40, 40, 120, 40, 75], "run_id": ["s2", "s1", "s0-120", "s0-40", "c1"]})
+    assert results.one_row_per_model(runs)["run_id"].tolist() == ["s0-120", "c1"]
+    assert results.one_row_per_model(runs[runs.epochs == 40])["run_id"].tolist() == ["s0-40"]
+
+
+def test_learning_curves_pool_only_the_seeds_of_a_models_longest_runs(tmp_path):
+    from fer_utils import results
+
+    runs = pd.DataFrame({"arch": ["mobilenet"] * 3, "width": [1.0] * 3, "seed": [0, 1, 0], "epochs": [3, 3, 5],
+                         "run_id": ["a", "b", "long"], "model": ["seed MobileNet"] * 3})
+    for run_id, n in [("a", 3), ("b", 3), ("long", 5)]:
+        pd.DataFrame({"epoch": range(1, n + 1), "accuracy": 0.5, "loss": 1.0, "val_accuracy": 0.4,
+                      "val_loss": 1.1}).to_csv(tmp_path / f"{run_id}.csv", index=False)
+    curves = results.learning_curves(runs, tmp_path)
+    assert len(curves) == 2 * 5 and curves["epoch"].max() == 5  # the 5-epoch run alone: train + validation
+    curves = results.learning_curves(runs[runs.epochs == 3], tmp_path)
+    assert len(curves) == 2 * 2 * 3  # both 3-epoch seeds pooled
+
+
 def test_the_sweep_section_says_what_is_left_to_train_and_its_cost(tmp_path):
     from fer_utils import config, models, registry, report, sweep
 
