@@ -499,12 +499,43 @@ def q4_explanation(gap: pd.DataFrame, points: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
+def design_paragraph(points: pd.DataFrame, noise: dict | None = None) -> str:
+    """Our design (IRNet) against the MobileNet family at the same parameter count, from
+    ``results.family_points`` (``results.family_gap`` of IRNet against MobileNet, log-parameter
+    interpolation, no extrapolation), each gap judged against twice the seed-to-seed noise."""
+    name = results.ARCH_NAMES["irnet"]
+    if (points["arch"] == "irnet").sum() == 0:
+        return f"{name} has no run at the sweep budget yet, so it is not compared with MobileNet here."
+    gap = results.family_gap(points, "irnet", "mobilenet")
+    if gap.empty:
+        return (f"{name}'s measured sizes lie outside the MobileNet family's, so the two are not compared at "
+                f"equal size here.")
+    bar = 2 * noise["std_points"] if noise is not None else None
+    ahead = int((gap.gap_points > 0).sum())
+    table = gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
+    verdict = ""
+    if bar is not None:
+        table = table.assign(beyond_noise=["yes" if abs(v) > bar else "no" for v in gap.gap_points])
+        verdict = (f" {int((gap.gap_points.abs() > bar).sum())} of these gaps exceed twice the seed-to-seed "
+                   f"noise ({fmt(bar, 1)} points).")
+    single = int((points[points["arch"] == "irnet"]["seeds"] <= 1).sum())
+    seeds = (f" {name} was trained with one seed at {single} of its sizes, so each of its points carries "
+             f"the seed noise alone." if single else "")
+    return (f"Our design against MobileNet: each {name} width against the MobileNet family interpolated to "
+            f"the same parameter count (log scale, no extrapolation; `gap` in points of mean accuracy, > 0: "
+            f"{name} ahead; multiply-adds per image in section 2): {name} is ahead at {ahead} of {len(gap)} "
+            f"sizes.{verdict}{seeds}\n\n"
+            + md_table(table.rename(columns={"mean": f"{name} mean", "other_mean": "MobileNet mean (interpolated)",
+                                             "gap_points": "gap", "beyond_noise": "beyond 2x noise"})))
+
+
 def q4_section(setup, runs: pd.DataFrame) -> str:
     """Q4 from the sweep's rows (``sweep_runs``), compared size by size on the seeds' means."""
     points = results.family_points(runs)
     lines = best_by_size(points)
     gap = results.family_gap(points, "mobilenet", "cnn")
-    crossing, gap_text = q4_paragraph(gap, sweep_statuses(points), results.seed_noise(points))
+    noise = results.seed_noise(points)
+    crossing, gap_text = q4_paragraph(gap, sweep_statuses(points), noise)
     return f"""## 5. Q4 · Small against large
 
 {chr(10).join(lines) if lines else "No finished runs yet."}
@@ -514,6 +545,8 @@ def q4_section(setup, runs: pd.DataFrame) -> str:
 {q4_explanation(gap, points)}
 
 {gap_text}
+
+{design_paragraph(points, noise)}
 
 {figure(setup, "05_q4_comparison", "both families and the bytes-accuracy Pareto front")}
 

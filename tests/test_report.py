@@ -397,3 +397,19 @@ def test_the_sweep_cost_says_how_many_runs_shared_the_cpu():
                                              "the same 2 cores (`shared` in `runs.csv`; their wall times include "
                                              "that); 1 older run did not record it.")
     assert "not recorded" in report.sharing_sentence(runs.drop(columns="shared"))
+
+
+def test_design_paragraph_compares_irnet_with_mobilenet_at_equal_size():
+    from fer_utils import report
+
+    points = pd.DataFrame({"model": ["MobileNet w0.5", "seed MobileNet", "IRNet (ours) w1", "IRNet (ours) w9"],
+                           "arch": ["mobilenet", "mobilenet", "irnet", "irnet"], "params": [10_000, 100_000, 31_623, 10**6],
+                           "seeds": [3, 3, 1, 1], "public_acc": [0.50, 0.60, 0.60, 0.70],
+                           "private_acc": [0.50, 0.60, 0.60, 0.70]})
+    text = report.design_paragraph(points, {"std_points": 0.7})
+    # halfway in log parameters the MobileNet curve is at 0.55, so w1 leads by 5 points; w9 is outside the range
+    assert "is ahead at 1 of 1 sizes. 1 of these gaps exceed twice the seed-to-seed noise (1.4 points)." in text
+    assert "| IRNet (ours) w1 | 31,623 | 0.600 | 0.550 | +5.0 | yes |" in text and "w9" not in text
+    assert "one seed at 2 of its sizes" in text
+    assert "no run at the sweep budget" in report.design_paragraph(points[points.arch == "mobilenet"])
+    assert "outside the MobileNet family's" in report.design_paragraph(points.iloc[[0, 1, 3]])
