@@ -405,6 +405,17 @@ def best_by_size(runs: pd.DataFrame, split: int = 100_000) -> list[str]:
     return lines
 
 
+def gap_verdicts(gap: pd.DataFrame, bar: float | None) -> tuple[pd.DataFrame, str]:
+    """A ``results.family_gap`` table with signed gaps and, given ``bar`` (twice the seed noise, in
+    points), a ``beyond_noise`` column and the sentence that counts the gaps beyond it."""
+    table = gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
+    if bar is None:
+        return table, ""
+    table = table.assign(beyond_noise=["yes" if abs(v) > bar else "no" for v in gap.gap_points])
+    return table, (f" {int((gap.gap_points.abs() > bar).sum())} of these gaps exceed twice the seed-to-seed noise "
+                   f"({fmt(bar, 1)} points).")
+
+
 def q4_paragraph(gap: pd.DataFrame, status: dict, noise: dict | None = None) -> tuple[str, str]:
     """(the crossing sentence, the gap table's text) of Q4, from ``results.family_gap`` and the
     families' sweep status: whether and where the curves cross (interpolated in log parameters),
@@ -437,12 +448,7 @@ def q4_paragraph(gap: pd.DataFrame, status: dict, noise: dict | None = None) -> 
         crossing = (f"**On this data the curves do not cross** where both families were measured: {leader} is "
                     f"ahead at every compared size, {fmt(int(gap.params.min()))} to {fmt(int(gap.params.max()))} "
                     f"parameters, so a crossing, if any, lies outside the measured overlap.{caveat}")
-    table = gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
-    beyond = ""
-    if bar is not None:
-        table = table.assign(beyond_noise=["yes" if abs(v) > bar else "no" for v in gap.gap_points])
-        beyond = (f" {int((gap.gap_points.abs() > bar).sum())} of these gaps exceed twice the seed-to-seed noise "
-                  f"({fmt(bar, 1)} points).")
+    table, beyond = gap_verdicts(gap, bar)
     gap_text = (f"Each MobileNet width against the CNN family interpolated to the same parameter count (log "
                 f"scale, no extrapolation; `gap` in points of mean accuracy, > 0: MobileNet ahead): MobileNet "
                 f"is ahead at {len(ahead)} of {len(gap)} sizes.{beyond}\n\n"
@@ -512,12 +518,7 @@ def design_paragraph(points: pd.DataFrame, noise: dict | None = None) -> str:
                 f"equal size here.")
     bar = 2 * noise["std_points"] if noise is not None else None
     ahead = int((gap.gap_points > 0).sum())
-    table = gap.assign(gap_points=gap.gap_points.map(lambda v: f"{v:+.1f}"))
-    verdict = ""
-    if bar is not None:
-        table = table.assign(beyond_noise=["yes" if abs(v) > bar else "no" for v in gap.gap_points])
-        verdict = (f" {int((gap.gap_points.abs() > bar).sum())} of these gaps exceed twice the seed-to-seed "
-                   f"noise ({fmt(bar, 1)} points).")
+    table, verdict = gap_verdicts(gap, bar)
     single = int((points[points["arch"] == "irnet"]["seeds"] <= 1).sum())
     seeds = (f" {name} was trained with one seed at {single} of its sizes, so each of its points carries "
              f"the seed noise alone." if single else "")
