@@ -151,7 +151,7 @@ def one_row_per_model(runs: pd.DataFrame) -> pd.DataFrame:
         return df
     seed = pd.to_numeric(df["seed"], errors="coerce").fillna(0) if "seed" in df else pd.Series(0, index=df.index)
     picked = df.assign(_seed=seed).sort_values("_seed", kind="stable").groupby(["arch", "width"]).head(1)
-    return df.loc[[i for i in df.index if i in picked.index]]
+    return df[df.index.isin(picked.index)]
 
 
 def learning_curves(runs: pd.DataFrame, logs_dir: Path) -> pd.DataFrame:
