@@ -519,9 +519,10 @@ def design_paragraph(points: pd.DataFrame, noise: dict | None = None) -> str:
     bar = 2 * noise["std_points"] if noise is not None else None
     ahead = int((gap.gap_points > 0).sum())
     table, verdict = gap_verdicts(gap, bar)
-    single = int((points[points["arch"] == "irnet"]["seeds"] <= 1).sum())
-    seeds = (f" {name} was trained with one seed at {single} of its sizes, so each of its points carries "
-             f"the seed noise alone." if single else "")
+    compared = points[(points["arch"] == "irnet") & points["model"].isin(gap["model"])]
+    single = int((compared["seeds"] <= 1).sum())
+    seeds = (f" {name} was trained with one seed at {single} of the {len(gap)} sizes compared, so each of "
+             f"those points carries the seed noise alone." if single else "")
     return (f"Our design against MobileNet: each {name} width against the MobileNet family interpolated to "
             f"the same parameter count (log scale, no extrapolation; `gap` in points of mean accuracy, > 0: "
             f"{name} ahead; multiply-adds per image in section 2): {name} is ahead at {ahead} of {len(gap)} "

@@ -410,6 +410,8 @@ def test_design_paragraph_compares_irnet_with_mobilenet_at_equal_size():
     # halfway in log parameters the MobileNet curve is at 0.55, so w1 leads by 5 points; w9 is outside the range
     assert "is ahead at 1 of 1 sizes. 1 of these gaps exceed twice the seed-to-seed noise (1.4 points)." in text
     assert "| IRNet (ours) w1 | 31,623 | 0.600 | 0.550 | +5.0 | yes |" in text and "w9" not in text
-    assert "one seed at 2 of its sizes" in text
+    assert "one seed at 1 of the 1 sizes compared" in text  # w9, outside MobileNet's range, is not counted
+    three = points.assign(seeds=[3, 3, 3, 1])
+    assert "one seed" not in report.design_paragraph(three, {"std_points": 0.7})
     assert "no run at the sweep budget" in report.design_paragraph(points[points.arch == "mobilenet"])
     assert "outside the MobileNet family's" in report.design_paragraph(points.iloc[[0, 1, 3]])
