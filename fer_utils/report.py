@@ -9,6 +9,7 @@ built from them here, where it is tested.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
 
 #: columns shown with two decimals (percentage points, CPU hours)
 POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain", "private_drop_before",
-                          "private_drop_after", "qat_cpu_h")}
+                          "private_drop_after", "qat_cpu_h", "cpu_h")}
 
 
 def figure(setup, name: str, alt: str) -> str:
@@ -588,8 +589,9 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
     qat = table_or(R / "qat.csv", ["model", "source_epochs", "fine_tune", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
+    pairs = pd.read_csv(R / "distillation.csv") if (R / "distillation.csv").exists() else pd.DataFrame()
     distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",
-                                                     "private_acc", "public_gain", "private_gain"],
+                                                     "private_acc", "public_gain", "private_gain", "cpu_h"],
                             "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
     return f"""## 6. Compression
 
@@ -635,10 +637,56 @@ Each student trained on the labels alone and distilled from the HW3 CNN (`+ KD`:
 softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`; a distilled run without a plain
-twin of the same recipe is not shown):
+twin of the same recipe is not shown; `cpu_h`: the run's training wall time on this 2-core CPU):
 
 {distillation}
+
+{distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
 """
+
+
+def teacher_text(tag: str, teachers_dir: Path) -> str:
+    """Who taught a distilled run (``results.kd_teacher`` of its tag), with the teacher file's own
+    accuracies where the run learnt from a committed file."""
+    teacher, view = results.kd_teacher(tag)
+    if view is None:
+        arch = re.fullmatch(r"(\D+)([\d.]+)", teacher)
+        who = (f"the {results.model_label(arch[1], float(arch[2]))} (`{teacher}`)"
+               if arch and arch[1] in results.ARCH_NAMES else f"`{teacher}`")
+        return f"{who}, its latest finished run of the profile then, run in the loop on the clean images"
+    target = "its mirror-TTA distribution" if view == "tta" else "its clean-image distribution"
+    path = teachers_dir / f"{teacher}.npz"
+    if not path.exists():
+        return f"the teacher file `{path.name}` ({target}; the file is not in `{teachers_dir.name}/`)"
+    from . import teachers
+
+    info = teachers.read(path).info
+    acc = info.get("PrivateTest", {})
+    scores = (f"; PrivateTest {fmt(acc['plain'])}, {fmt(acc['tta'])} with mirror TTA"
+              if {"plain", "tta"} <= set(acc) else "")
+    return f"the teacher file `{path.name}` ({' + '.join(info.get('teachers', []))}{scores}), {target} as target"
+
+
+def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
+    """What each distillation pair (``results.distillation_pairs``: the plain twin, then the distilled
+    run) gained on PrivateTest and PublicTest, from which teacher, and at what CPU cost."""
+    if table.empty:
+        return ""
+    lines, up = [], 0
+    for i in range(1, len(table)):
+        kd, plain = table.iloc[i], table.iloc[i - 1]
+        if not str(kd["training"]).startswith("distilled (") or plain["training"] != "labels only":
+            continue
+        tag = str(kd["training"])[len("distilled ("):-1]
+        up += kd["private_gain"] > 0
+        cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
+                if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
+        lines.append(f"- {kd['model']} ({kd['schedule']}, {int(kd['epochs'])} epochs) from "
+                     f"{teacher_text(tag, teachers_dir)}: {kd['private_gain']:+.2f} points on PrivateTest, "
+                     f"{kd['public_gain']:+.2f} on PublicTest{cost}.")
+    if not lines:
+        return ""
+    return (f"Distillation raised PrivateTest accuracy in {up} of {len(lines)} pairs:\n\n" + "\n".join(lines))
 
 
 def errors_section(setup) -> str:

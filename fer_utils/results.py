@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import config
@@ -192,7 +193,7 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
     ``private_gain`` / ``public_gain`` in points on the distilled row.
     """
     columns = ["pair", "training", "model", "params", "schedule", "epochs", "best_val_acc", "public_acc",
-               "private_acc", "public_gain", "private_gain", "run_id"]
+               "private_acc", "public_gain", "private_gain", "cpu_h", "run_id"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     df = runs if profile is None else runs[runs["profile"] == profile]
@@ -211,11 +212,26 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
             for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
                 entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
                 gain = row is kd
+                seconds = float(row.get("wall_s", np.nan))
                 out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
+                            "cpu_h": round(seconds / 3600, 2) if np.isfinite(seconds) else None,
                             "schedule": schedule(row["recipe"]),
                             "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
                             "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})
     return pd.DataFrame(out, columns=columns)
+
+
+def kd_teacher(tag: str) -> tuple[str, str | None]:
+    """(teacher, view) named by a distilled run's tag (``<method>-<teacher>[-<view>]-T<t>-a<alpha>``):
+    the teacher file's stem and its target view (``tta`` / ``plain``) for a committed teacher file
+    (:mod:`fer_utils.teachers`), or the in-the-loop teacher (``cnn1``: arch and width) and None."""
+    from .teachers import TARGET_VIEWS
+
+    parts = tag.split("-")
+    middle = parts[1:-2] if len(parts) >= 4 else parts[1:]
+    if len(middle) >= 2 and middle[-1] in TARGET_VIEWS:
+        return "-".join(middle[:-1]), middle[-1]
+    return "-".join(middle), None
 
 
 def family_gap(runs: pd.DataFrame, family: str, other: str) -> pd.DataFrame:

@@ -87,6 +87,42 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     assert pairs.private_gain.iloc[1] == 5.0 and pd.isna(pairs.private_gain.iloc[0])
     assert set(pairs.schedule) == {"ep60/es10/lr4/bs64 bf16"}
     assert results.distillation_pairs(runs.iloc[:0], "full").empty
+    assert pairs.cpu_h.isna().all()  # no wall time recorded: no cost shown
+    timed = results.distillation_pairs(runs.assign(wall_s=[3600, 5400, 1, 1, 1]), "full")
+    assert list(timed.cpu_h) == [1.0, 1.5]
+
+
+def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
+    from fer_utils import results
+
+    assert results.kd_teacher("kdh-cnn1-tta-T4-a0.7") == ("cnn1", "tta")
+    assert results.kd_teacher("kdh-cnn1-mobilenet2.2-plain-T2-a0.5") == ("cnn1-mobilenet2.2", "plain")
+    assert results.kd_teacher("kd-cnn1-T4-a0.7") == ("cnn1", None)
+
+
+def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):
+    import numpy as np
+
+    from fer_utils import report, teachers
+
+    info = {"teachers": ["cnn-w1-run"], "PrivateTest": {"plain": 0.6381, "tta": 0.6364}, "training": {"tta": 0.66}}
+    teachers.write(tmp_path / "cnn1.npz", np.arange(3), np.full((3, 2, 7), 1 / 7), info)
+    pairs = pd.DataFrame({
+        "pair": ["IRNet (ours) w1 + KD"] * 2 + ["CNN w0.125 + KD"] * 2,
+        "training": ["labels only", "distilled (kdh-cnn1-tta-T4-a0.7)", "labels only", "distilled (kd-cnn1-T4-a0.7)"],
+        "model": ["IRNet (ours) w1", "IRNet (ours) w1 + KD", "CNN w0.125", "CNN w0.125 + KD"],
+        "schedule": ["wsd40"] * 2 + ["ep60"] * 2, "epochs": [40, 40, 60, 56],
+        "public_gain": [None, 1.25, None, -3.37], "private_gain": [None, 0.5, None, -3.12],
+        "cpu_h": [0.8, 0.9, None, None]})
+    text = report.distillation_paragraph(pairs, tmp_path)
+    assert text.startswith("Distillation raised PrivateTest accuracy in 1 of 2 pairs")
+    assert ("- IRNet (ours) w1 + KD (wsd40, 40 epochs) from the teacher file `cnn1.npz` (cnn-w1-run; PrivateTest "
+            "0.638, 0.636 with mirror TTA), its mirror-TTA distribution as target: +0.50 points on PrivateTest, "
+            "+1.25 on PublicTest; 0.90 CPU h against 0.80 for the plain twin.") in text
+    assert ("from the HW3 CNN (`cnn1`), its latest finished run of the profile then, run in the loop on the clean "
+            "images: -3.12 points") in text
+    assert "CPU h" not in text.split("\n")[-1]  # no recorded wall time, no cost
+    assert report.distillation_paragraph(pairs.iloc[:0], tmp_path) == ""
 
 
 def test_distilled_runs_get_their_own_name_and_latest_row():
