@@ -355,6 +355,32 @@ def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
             + (f" ({unknown} with no run in their family not counted)" if unknown else "") + ".")
 
 
+def sweep_budget_cost(rows: pd.DataFrame, profile: str, sweep_epochs: int,
+                      headline=(("mobilenet", 1.0), ("cnn", 1.0))) -> str:
+    """What training at the sweep budget costs the ``headline`` models (seed 0, plain runs) in accuracy
+    against the longest budget each finished (``results.latest_runs``), from the registry ``rows``."""
+    longest = results.latest_runs(rows, profile)
+    at = results.latest_runs(rows, profile, budget=sweep_epochs)
+    parts = []
+    for arch, width in headline:
+        pick = [df[(df["arch"] == arch) & (df["width"] == width) & (df["seed"] == 0)] for df in (longest, at)]
+        if any(p.empty for p in pick):
+            continue
+        top, short = pick[0].iloc[-1], pick[1].iloc[-1]
+        top_budget, short_budget = results.budget_of(top["recipe"]), results.budget_of(short["recipe"])
+        if top_budget is None or short_budget is None or top_budget <= short_budget:
+            continue
+        gap = 100 * ((short["public_acc"] + short["private_acc"]) - (top["public_acc"] + top["private_acc"])) / 2
+        parts.append(f"{short['model']} {fmt(short['public_acc'])} / {fmt(short['private_acc'])} after "
+                     f"{short_budget} epochs ({fmt(short['wall_s'] / 3600, 2)} CPU h) against {fmt(top['public_acc'])} / "
+                     f"{fmt(top['private_acc'])} after {top_budget} ({fmt(top['wall_s'] / 3600, 2)} CPU h), "
+                     f"{gap:+.1f} points of mean accuracy")
+    if not parts:
+        return ""
+    return ("What the sweep budget costs against the longest budget trained (the headline models, seed 0; "
+            "PublicTest / PrivateTest): " + "; ".join(parts) + ".")
+
+
 def sweep_section(setup, runs: pd.DataFrame) -> str:
     """Q2 / Q3 from the sweep's rows (``sweep_runs``: one per seed), one row per size."""
     points = results.family_points(runs)
@@ -362,7 +388,10 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
             f"training wall times on this project's 2-core CPU; per size in the table's last two columns). "
             + sharing_sentence(runs) if not runs.empty else "")
-    cost += " " + todo_sentence(registry.read(setup.results / "runs.csv"), setup.profile)
+    every = registry.read(setup.results / "runs.csv")
+    cost += " " + todo_sentence(every, setup.profile)
+    budget_cost = sweep_budget_cost(every, setup.profile.name, config.sweep_epochs(setup.profile))
+    cost += f" {budget_cost}" if budget_cost else ""
     shown = points.assign(schedule=points.recipe.map(results.schedule),
                           spread=[f"{v:.1f}" if n > 1 else "–" for v, n in zip(points.spread_points, points.seeds)])
     table = (md_table(shown[["model", "params", "seeds", "epochs", "schedule", "public_acc", "private_acc", "spread",

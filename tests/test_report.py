@@ -451,3 +451,22 @@ def test_design_paragraph_compares_irnet_with_mobilenet_at_equal_size():
     assert "one seed" not in report.design_paragraph(three, {"std_points": 0.7})
     assert "no run at the sweep budget" in report.design_paragraph(points[points.arch == "mobilenet"])
     assert "outside the MobileNet family's" in report.design_paragraph(points.iloc[[0, 1, 3]])
+
+
+def test_sweep_budget_cost_compares_the_sweep_budget_with_the_longest_one():
+    from fer_utils import report
+
+    def row(arch, budget, acc, wall, seed=0, ts="1"):
+        return {"run_id": f"{arch}-{budget}-{seed}", "arch": arch, "width": 1.0, "seed": seed, "params": 10,
+                "epochs": budget, "public_acc": acc, "private_acc": acc + 0.02, "wall_s": wall, "profile": "full",
+                "recipe": f"adam|wsd{budget}/warm2/decay0.2/peak0.003|best-val|bs128", "timestamp": ts,
+                "data_fingerprint": "f"}
+
+    rows = pd.DataFrame([row("mobilenet", 40, 0.56, 3600), row("mobilenet", 120, 0.58, 3 * 3600),
+                         row("mobilenet", 40, 0.50, 3600, seed=1),  # another seed: not the headline
+                         row("cnn", 40, 0.61, 1800)])              # no longer budget: left out
+    text = report.sweep_budget_cost(rows, "full", 40)
+    assert text == ("What the sweep budget costs against the longest budget trained (the headline models, seed 0; "
+                    "PublicTest / PrivateTest): seed MobileNet 0.560 / 0.580 after 40 epochs (1.00 CPU h) against "
+                    "0.580 / 0.600 after 120 (3.00 CPU h), -2.0 points of mean accuracy.")
+    assert report.sweep_budget_cost(rows[rows.arch == "cnn"], "full", 40) == ""
