@@ -367,7 +367,9 @@ def parameter_budgets(codecs: pd.DataFrame, limits: dict, max_drop_points: float
 
 def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.DataFrame:
     """The rows whose errors the report shows: the best compact model (by PublicTest, under
-    ``compact_below`` parameters) and the largest CNN."""
+    ``compact_below`` parameters) and the largest CNN, each model's row as ``one_row_per_model``
+    picks it (a noise seed never stands for the model under its name)."""
+    runs = one_row_per_model(runs)
     compact = runs[runs.params < compact_below].sort_values("public_acc", ascending=False).head(1)
     largest_cnn = runs[runs.arch == "cnn"].sort_values("params", ascending=False).head(1)
     return pd.concat([compact, largest_cnn])

@@ -470,3 +470,13 @@ def test_sweep_budget_cost_compares_the_sweep_budget_with_the_longest_one():
                     "PublicTest / PrivateTest): seed MobileNet 0.560 / 0.580 after 40 epochs (1.00 CPU h) against "
                     "0.580 / 0.600 after 120 (3.00 CPU h), -2.0 points of mean accuracy.")
     assert report.sweep_budget_cost(rows[rows.arch == "cnn"], "full", 40) == ""
+
+
+def test_confusion_models_pick_one_row_per_model_never_a_noise_seed():
+    from fer_utils import results
+
+    runs = pd.DataFrame({"arch": ["irnet", "irnet", "mobilenet", "cnn", "cnn"], "width": [1.0, 1.0, 1.0, 0.5, 1.0],
+                         "seed": [0, 1, 0, 0, 0], "epochs": [40] * 5, "params": [72_063, 72_063, 73_663, 816_139, 3_258_379],
+                         "public_acc": [0.599, 0.600, 0.570, 0.59, 0.62]})
+    picked = results.confusion_models(runs)
+    assert list(zip(picked.arch, picked.seed, picked.params)) == [("irnet", 0, 72_063), ("cnn", 0, 3_258_379)]
