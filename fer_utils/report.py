@@ -65,11 +65,15 @@ def figure(setup, name: str, alt: str) -> str:
     return figure_link(path, setup.report, alt) if path.exists() else f"*(figure `{name}` not rendered in this run)*"
 
 
-def table_or(path: Path, columns, empty: str, digits: int = 3, rename: dict | None = None) -> str:
-    """The CSV at ``path`` as a markdown table (only ``columns``, where given), or ``empty``."""
-    if not Path(path).exists():
+def table_or(source: Path | pd.DataFrame, columns, empty: str, digits: int = 3, rename: dict | None = None) -> str:
+    """The CSV at ``source`` (or the frame already read from it) as a markdown table (only ``columns``,
+    where given), or ``empty``."""
+    if isinstance(source, pd.DataFrame):
+        df = source
+    elif not Path(source).exists():
         return empty
-    df = pd.read_csv(path)
+    else:
+        df = pd.read_csv(source)
     if df.empty:
         return empty
     df = df[[c for c in columns if c in df.columns]] if columns else df
@@ -619,8 +623,8 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     pairs = pd.read_csv(R / "distillation.csv") if (R / "distillation.csv").exists() else pd.DataFrame()
-    distillation = table_or(R / "distillation.csv", ["training", "model", "params", "schedule", "epochs", "public_acc",
-                                                     "private_acc", "public_gain", "private_gain", "cpu_h"],
+    distillation = table_or(pairs, ["training", "model", "params", "schedule", "epochs", "public_acc", "private_acc",
+                                    "public_gain", "private_gain", "cpu_h"],
                             "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
     return f"""## 6. Compression
 
