@@ -2,12 +2,17 @@
 
     python -m fer_utils.distill --arch irnet --width 1.0 --teacher cnn:1.0 --profile full
     python -m fer_utils.distill --arch irnet --width 1.0 --teacher-file results/teachers/cnn1.npz
+    python -m fer_utils.distill --arch irnet --width 1.0 --teacher-file … --epochs 15 --temperature 2 4 8 --alpha 0.5 0.9
 
 Distillation sits above the training engine: it computes the teacher's targets and calls
 :func:`fer_utils.train.train` with them (the engine knows nothing of teachers). ``hinton`` (run
 tag ``kdh-…``) matches the student's softened softmax to the teacher's, T²-scaled, weighed by
 ``alpha`` against cross-entropy on the labels; ``mix`` (tag ``kd-…``), the first method this
 project ran, fits the student's plain softmax to a mix of softened teacher and label.
+
+Several temperatures or weights on the command line make a **search** (:func:`search`): the plain
+twin, then one distilled run per (T, alpha), all on the same budget; ``results.kd_search`` reads
+the grid back and picks T and alpha on validation accuracy.
 """
 from __future__ import annotations
 
@@ -138,11 +143,37 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 
 
+def search(arch: str, width: float, teacher, profile, seed: int = 0, temperatures=(2.0, 4.0, 8.0),
+           alphas=(0.5, 0.9), method: str = "hinton", view: str = "tta", **kwargs) -> list[dict] | None:
+    """A small measured search over distillation's temperature and weight: ``arch``/``width``
+    trained on the labels alone (the plain twin every distilled run is compared with), then
+    distilled at every (T, alpha) of the grid, each run on the same budget, seed and data.
+
+    Runs go one after another and each is resumable, so a deadline (``FER_DEADLINE``) stops the
+    search at an epoch boundary and returns None; the same call later goes on where it stopped.
+    Returns the finished runs' results, the plain twin first.
+    """
+    grid = [(float(t), float(a)) for t in temperatures for a in alphas]
+    if not grid:
+        raise ValueError("the search needs at least one temperature and one alpha")
+    for t, a in grid:
+        if t <= 0 or not 0 <= a <= 1:
+            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={t:g}, alpha={a:g}")
+    out = [train.train(arch, width, profile, seed, **kwargs)]
+    for t, a in grid:
+        if out[-1] is None:
+            return None
+        out.append(distill(arch, width, teacher, profile, seed, temperature=t, alpha=a, method=method, view=view,
+                           **kwargs))
+    return None if out[-1] is None else out
+
+
 def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, method: str = "hinton"):
     """Notebook 04's distillation table: in the smoke profile, ``student`` (arch, width) is distilled
     here from the finished ``teacher`` (arch, width) run; in any other profile the distilled runs come
     from the command line. Every distilled run in the registry is then paired with its plain twin
-    (``results.distillation_pairs``), written to ``distillation.csv`` and returned."""
+    (``results.distillation_pairs``), written to ``distillation.csv`` and returned; the temperature /
+    weight searches among the pairs (``results.kd_search``) go to ``kd_search.csv``."""
     reg = setup.results / "runs.csv"
     if setup.profile.name == "smoke":
         found = results.find_run(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
@@ -151,6 +182,7 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
                     method=method, verbose=2, registry_path=reg)
     table = results.distillation_pairs(registry.read(reg), setup.profile.name)
     table.to_csv(setup.results / "distillation.csv", index=False)
+    results.kd_search(table).to_csv(setup.results / "kd_search.csv", index=False)
     return table
 
 
@@ -165,8 +197,11 @@ def main(argv=None) -> int:
                         help="with --teacher-file: the mirror-TTA distribution (default) or the clean image's")
     parser.add_argument("--teacher-registry", type=Path, default=None,
                         help="registry to find the teacher's run in (default: --registry)")
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's term")
+    parser.add_argument("--temperature", type=float, nargs="+", default=[4.0],
+                        help="softening temperature; several values: a search (with --alpha's values)")
+    parser.add_argument("--alpha", type=float, nargs="+", default=[0.7],
+                        help="weight of the teacher's term; several values: a search over T x alpha, "
+                             "after the plain twin on the same budget")
     parser.add_argument("--kd-method", choices=list(config.KD_METHODS), default="hinton")
     args = parser.parse_args(argv)
     ds, setup, common = train.cli_setup(args)
@@ -180,8 +215,12 @@ def main(argv=None) -> int:
         if teacher is None:
             parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "
                          f"{args.teacher_registry or common['registry_path']}")
-    done = distill(args.arch, args.width, teacher, setup.profile, args.seed, temperature=args.temperature,
-                   alpha=args.alpha, method=args.kd_method, view=args.view, **common)
+    if len(args.temperature) * len(args.alpha) > 1:
+        done = search(args.arch, args.width, teacher, setup.profile, args.seed, args.temperature, args.alpha,
+                      method=args.kd_method, view=args.view, **common)
+    else:
+        done = distill(args.arch, args.width, teacher, setup.profile, args.seed, temperature=args.temperature[0],
+                       alpha=args.alpha[0], method=args.kd_method, view=args.view, **common)
     return 0 if done else 3
 
 

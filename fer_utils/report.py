@@ -56,7 +56,7 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
 
 #: columns shown with two decimals (percentage points, CPU hours)
 POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain", "private_drop_before",
-                          "private_drop_after", "qat_cpu_h", "cpu_h")}
+                          "private_drop_after", "qat_cpu_h", "cpu_h", "val_gain")}
 
 
 def figure(setup, name: str, alt: str) -> str:
@@ -675,7 +675,7 @@ twin of the same recipe is not shown; `cpu_h`: the run's training wall time on t
 {distillation}
 
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
-"""
+{kd_search_text(R / "kd_search.csv")}"""
 
 
 def teacher_text(tag: str, teachers_dir: Path) -> str:
@@ -720,6 +720,41 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
     if not lines:
         return ""
     return (f"Distillation raised PrivateTest accuracy in {up} of {len(lines)} pairs:\n\n" + "\n".join(lines))
+
+
+def kd_search_text(path: Path) -> str:
+    """The temperature / weight searches (``results.kd_search``, written to ``kd_search.csv``): a
+    sentence per search naming the (T, alpha) validation picked, then the grid as a table."""
+    search = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if search.empty:
+        return ""
+    lines = []
+    for (student, sched, teacher, method), grid in search.groupby(["student", "schedule", "teacher", "method"],
+                                                                   sort=False):
+        pick = grid[grid["chosen"].astype(bool)].iloc[0]
+        up = int((grid["private_gain"] > 0).sum())
+        lines.append(f"- {student}, {int(pick['epochs'])} epochs ({sched}), teacher `{teacher}`, {method}: "
+                     f"{len(grid)} points (T {', '.join(f'{t:g}' for t in sorted(set(grid['temperature'])))}; "
+                     f"alpha {', '.join(f'{a:g}' for a in sorted(set(grid['alpha'])))}). Validation picks "
+                     f"T={pick['temperature']:g}, alpha={pick['alpha']:g} ({pick['val_gain']:+.2f} points on "
+                     f"validation, {pick['public_gain']:+.2f} PublicTest, {pick['private_gain']:+.2f} PrivateTest "
+                     f"against the plain twin); {up} of {len(grid)} points raised PrivateTest accuracy; "
+                     f"{fmt(float(grid['cpu_h'].sum()), 2)} CPU h for the grid.")
+    table = md_table(search[["student", "epochs", "teacher", "method", "temperature", "alpha", "val_gain",
+                             "public_gain", "private_gain", "cpu_h", "chosen"]],
+                     column_digits={**POINTS, "temperature": 1, "alpha": 2})
+    return f"""
+#### Temperature and weight
+
+Distillation's softening temperature T and the teacher's weight alpha, searched on a short budget
+with every point beside the same plain twin (`python -m fer_utils.distill … --temperature 2 4 8
+--alpha 0.5 0.9`); validation accuracy, never a test split, picks the point (`kd_search.csv`;
+gains in points):
+
+{chr(10).join(lines)}
+
+{table}
+"""
 
 
 def errors_section(setup) -> str:

@@ -200,8 +200,13 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
     tags = df["recipe"].map(recipe_tag_of)
     untagged = df["recipe"].map(_untagged)
     out = []
+    keys = ["arch", "width", "seed", "data_fingerprint", "_untagged"]
     for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
-        for _, kd in latest_runs(df, None, recipe_tag=t).iterrows():
+        # every budget of a distilled recipe has its own pair (a search's short runs beside a full run)
+        own = (df[tags == t].assign(_untagged=untagged[tags == t], _budget=df["recipe"].map(budget_of))
+               .sort_values("timestamp").groupby(keys, as_index=False, dropna=False).tail(1)
+               .sort_values(["arch", "params", "seed", "_budget"], na_position="first"))
+        for _, kd in own.iterrows():
             plain = df[(tags == "") & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
                        & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
                        & (untagged == _untagged(kd["recipe"]))]
@@ -232,6 +237,47 @@ def kd_teacher(tag: str) -> tuple[str, str | None]:
     if len(middle) >= 2 and middle[-1] in TARGET_VIEWS:
         return "-".join(middle[:-1]), middle[-1]
     return "-".join(middle), None
+
+
+KD_SEARCH_COLUMNS = ["student", "schedule", "epochs", "teacher", "method", "temperature", "alpha", "val_gain",
+                     "public_gain", "private_gain", "cpu_h", "chosen"]
+
+
+def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Distillation's temperature / weight searches among ``distillation_pairs``' pairs.
+
+    A search is every distilled run of one student (arch, width, seed) on one schedule, from one
+    teacher (and target view) by one method, at two or more (T, alpha) points. Each point's gains
+    are in points against the same plain twin; ``val_gain`` is on the validation split (the best
+    epoch's accuracy), and the point with the highest ``val_gain`` is ``chosen``: test accuracy
+    never picks T and alpha. Sorted by search, then T, then alpha.
+    """
+    out = []
+    for i in range(1, len(pairs)):
+        kd, plain = pairs.iloc[i], pairs.iloc[i - 1]
+        training = str(kd["training"])
+        if not training.startswith("distilled (") or plain["training"] != "labels only":
+            continue
+        tag = training[len("distilled ("):-1]
+        found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
+        if not found:
+            continue
+        teacher, view = kd_teacher(tag)
+        out.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
+                    "teacher": teacher + (f" ({view})" if view else ""),
+                    "method": {v: k for k, v in config.KD_METHODS.items()}.get(tag.split("-")[0], tag.split("-")[0]),
+                    "temperature": float(found.group(1)), "alpha": float(found.group(2)),
+                    "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
+                    "public_gain": kd["public_gain"], "private_gain": kd["private_gain"], "cpu_h": kd.get("cpu_h")})
+    df = pd.DataFrame(out, columns=KD_SEARCH_COLUMNS[:-1])
+    if df.empty:
+        return pd.DataFrame(columns=KD_SEARCH_COLUMNS)
+    keys = ["student", "schedule", "teacher", "method"]
+    size = df.assign(_point=list(zip(df["temperature"], df["alpha"]))).groupby(keys)["_point"].transform("nunique")
+    df = df[size >= 2].sort_values(keys + ["temperature", "alpha"]).reset_index(drop=True)
+    best = df.groupby(keys)["val_gain"].transform("max")
+    first = df.index.isin(df[df["val_gain"] == best].groupby(keys).head(1).index)
+    return df.assign(chosen=first)[KD_SEARCH_COLUMNS]
 
 
 def family_gap(runs: pd.DataFrame, family: str, other: str) -> pd.DataFrame:

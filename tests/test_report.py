@@ -92,6 +92,67 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     assert list(timed.cpu_h) == [1.0, 1.5]
 
 
+def _kd_rows():
+    """Registry rows of a search on a 15-epoch budget (3 points, one shared with a 40-epoch run) and
+    its plain twins; validation and test disagree on the best point."""
+    from dataclasses import replace
+
+    from fer_utils import config
+
+    def rec(epochs, tag=""):
+        return recipe.describe(replace(config.PROFILES["full"], epochs=epochs)) + (f"|tag:{tag}" if tag else "")
+
+    def row(epochs, tag, val, test, ts, wall=900):
+        return {"run_id": f"irnet-{epochs}-{tag}", "arch": "irnet", "width": 1.0, "seed": 0, "params": 72063,
+                "epochs": epochs, "best_val_acc": val, "public_acc": test, "private_acc": test,
+                "data_fingerprint": "f", "profile": "full", "recipe": rec(epochs, tag), "timestamp": ts,
+                "wall_s": wall}
+
+    return pd.DataFrame([
+        row(15, "", 0.55, 0.55, "1"), row(40, "", 0.60, 0.60, "2"),
+        row(15, "kdh-t1-tta-T2-a0.5", 0.56, 0.57, "3"),   # best on test, second on validation
+        row(15, "kdh-t1-tta-T4-a0.7", 0.58, 0.54, "4"),   # best on validation: chosen
+        row(15, "kdh-t1-tta-T8-a0.9", 0.54, 0.56, "5"),
+        row(40, "kdh-t1-tta-T4-a0.7", 0.61, 0.59, "6"),   # the same tag on the full budget: its own pair
+        row(15, "kdh-t2-tta-T4-a0.7", 0.57, 0.57, "7"),   # another teacher, one point: no search
+    ])
+
+
+def test_every_budget_of_a_distilled_recipe_gets_its_own_pair():
+    from fer_utils import results
+
+    pairs = results.distillation_pairs(_kd_rows(), "full")
+    kd = pairs[pairs.training.str.startswith("distilled")]
+    assert sorted(zip(kd.training, kd.epochs)) == sorted([
+        ("distilled (kdh-t1-tta-T2-a0.5)", 15), ("distilled (kdh-t1-tta-T4-a0.7)", 15),
+        ("distilled (kdh-t1-tta-T4-a0.7)", 40), ("distilled (kdh-t1-tta-T8-a0.9)", 15),
+        ("distilled (kdh-t2-tta-T4-a0.7)", 15)])
+    twins = pairs.iloc[[i - 1 for i in kd.index]]
+    assert list(twins.epochs) == list(kd.epochs)  # each beside the plain run of its own budget
+    assert pairs.loc[(pairs.training == "distilled (kdh-t1-tta-T4-a0.7)") & (pairs.epochs == 40),
+                     "private_gain"].item() == -1.0
+
+
+def test_kd_search_picks_temperature_and_alpha_on_validation_only(tmp_path):
+    from fer_utils import report, results
+
+    grid = results.kd_search(results.distillation_pairs(_kd_rows(), "full"))
+    assert list(grid.columns) == results.KD_SEARCH_COLUMNS
+    assert list(zip(grid.temperature, grid.alpha)) == [(2.0, 0.5), (4.0, 0.7), (8.0, 0.9)]  # one search, 15 epochs
+    assert set(grid.epochs) == {15} and set(grid.teacher) == {"t1 (tta)"} and set(grid.method) == {"hinton"}
+    assert list(grid.chosen) == [False, True, False]
+    assert list(grid.val_gain) == [1.0, 3.0, -1.0] and list(grid.private_gain) == [2.0, -1.0, 1.0]
+    assert results.kd_search(results.distillation_pairs(_kd_rows().iloc[:0], "full")).empty
+    grid.to_csv(tmp_path / "kd_search.csv", index=False)
+    text = report.kd_search_text(tmp_path / "kd_search.csv")
+    assert ("- IRNet (ours) w1, 15 epochs (wsd15/warm2/decay0.2/peak0.003 bs128), teacher `t1 (tta)`, hinton: 3 "
+            "points (T 2, 4, 8; alpha 0.5, 0.7, 0.9). Validation picks T=4, alpha=0.7 (+3.00 points on validation, "
+            "-1.00 PublicTest, -1.00 PrivateTest against the plain twin); 2 of 3 points raised PrivateTest "
+            "accuracy; 0.75 CPU h for the grid.") in text
+    assert "| IRNet (ours) w1 | 15 | t1 (tta) | hinton | 4.0 | 0.70 | 3.00 | -1.00 | -1.00 | 0.25 | yes |" in text
+    assert report.kd_search_text(tmp_path / "none.csv") == ""
+
+
 def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
     from fer_utils import results
 

@@ -73,3 +73,28 @@ def test_committed_soft_targets_on_a_slice_of_the_real_data():
         assert p.shape == (len(y), 7) and np.allclose(p.sum(1), 1)
         # on its own training images the teacher agrees with the labels about as often as the file says
         assert abs(np.mean(p.argmax(1) == y) - tf.info["training"]["tta"]) < 0.05
+
+
+def test_a_search_trains_the_plain_twin_then_every_grid_point(tmp_path, monkeypatch):
+    ds = data.synthetic(400, seed=3)
+    _file(tmp_path, ds)
+    tf = teachers.read(tmp_path / "t.npz", ds)
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0, epochs=1,
+              train_limit=200)
+    done = distill.search("irnet", 0.5, tf, config.PROFILES["smoke"], temperatures=[2], alphas=[0.5, 0.9], **kw)
+    assert [r["run_id"].rsplit("-", 4)[-4:] for r in done[1:]] == [["t", "tta", "T2", "a0.5"], ["t", "tta", "T2", "a0.9"]]
+    assert "kd" not in done[0]["run_id"] and all(r["epochs"] == 1 for r in done)
+    from fer_utils import registry, results
+
+    pairs = results.distillation_pairs(registry.read(tmp_path / "runs.csv"))
+    grid = results.kd_search(pairs)
+    assert list(zip(grid.temperature, grid.alpha)) == [(2.0, 0.5), (2.0, 0.9)] and grid.chosen.sum() == 1
+    assert grid.loc[grid.chosen, "val_gain"].item() == grid.val_gain.max()
+    # a deadline already past stops the search before it trains anything more, and says it is unfinished
+    monkeypatch.setenv("FER_DEADLINE", "1")
+    assert distill.search("irnet", 0.5, tf, config.PROFILES["smoke"], seed=1, temperatures=[2], alphas=[0.5],
+                          **kw) is None
+    assert not any(p.name.startswith("irnet-w0.5-smoke-s1") and (p / "result.json").exists()
+                   for p in (tmp_path / "runs").iterdir())
+    with pytest.raises(ValueError, match="alpha"):
+        distill.search("irnet", 0.5, tf, config.PROFILES["smoke"], temperatures=[2], alphas=[1.5], **kw)
