@@ -666,7 +666,7 @@ averaged with its mirror's (`tta.csv`); `python -m fer_utils.predict` and the de
 
 ### Distillation
 
-Each student trained on the labels alone and distilled from the HW3 CNN (`+ KD`: Hinton's method,
+{teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from the HW3 CNN (`+ KD`: Hinton's method,
 softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`; a distilled run without a plain
@@ -676,6 +676,26 @@ twin of the same recipe is not shown; `cpu_h`: the run's training wall time on t
 
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
 {kd_search_text(R / "kd_search.csv")}"""
+
+
+def teacher_files_text(folder: Path) -> str:
+    """The committed teacher files (``fer_utils.teachers.table``): what each teaches with, as a table."""
+    from . import teachers
+
+    files = teachers.table(folder) if Path(folder).is_dir() else pd.DataFrame()
+    if files.empty:
+        return ""
+    cols = ["file", "teachers", "bytes", "training_tta_acc", "PublicTest_tta_acc", "PrivateTest_acc",
+            "PrivateTest_tta_acc", "PrivateTest_tta_best_member"]
+    return f"""Teacher files (`{Path(folder).parent.name}/{Path(folder).name}/`): each teacher's (or ensemble's)
+soft targets on every Training image and its mirror, committed so a student can be distilled
+without the teacher's weights; accuracies of the file's own predictions (`training_tta_acc`: on
+the Training images the student learns from; `_tta`: averaged with the mirror;
+`best_member`: an ensemble's best single teacher, mirror TTA):
+
+{md_table(files[[c for c in cols if c in files.columns]])}
+
+"""
 
 
 def teacher_text(tag: str, teachers_dir: Path) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import data
 from .constants import NUM_CLASSES
@@ -134,13 +135,22 @@ def compute(teacher_runs: list[dict], dataset: data.FERDataset, prepared: dict, 
 
 
 def summary(tf: TeacherFile) -> dict:
-    """One row for a table: the file, its teachers, size and the ensemble's accuracies."""
+    """One row for a table: the file, its teachers, size and the ensemble's accuracies, and for an
+    ensemble its best member's mirror-TTA accuracy on each test split (what the ensemble adds)."""
     row = {"file": tf.path.name, "teachers": " + ".join(tf.info["teachers"]), "bytes": tf.path.stat().st_size,
            "rows": len(tf.rows), "training_tta_acc": tf.info["training"]["tta"]}
+    each = tf.info.get("each", {})
     for split in ("PublicTest", "PrivateTest"):
         if split in tf.info:
             row[f"{split}_acc"], row[f"{split}_tta_acc"] = tf.info[split]["plain"], tf.info[split]["tta"]
+            members = [m[split]["tta"] for m in each.values() if split in m]
+            row[f"{split}_tta_best_member"] = max(members) if len(members) > 1 else None
     return row
+
+
+def table(folder: Path) -> pd.DataFrame:
+    """:func:`summary` of every teacher file in ``folder`` (``results/teachers``), by file name."""
+    return pd.DataFrame([summary(read(p)) for p in sorted(Path(folder).glob("*.npz"))])
 
 
 def main(argv=None) -> int:

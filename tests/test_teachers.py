@@ -1,5 +1,6 @@
 """Committed soft targets: written once, read by data set row, refused on other data."""
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import real_data_path
 
@@ -98,3 +99,19 @@ def test_a_search_trains_the_plain_twin_then_every_grid_point(tmp_path, monkeypa
                    for p in (tmp_path / "runs").iterdir())
     with pytest.raises(ValueError, match="alpha"):
         distill.search("irnet", 0.5, tf, config.PROFILES["smoke"], temperatures=[2], alphas=[1.5], **kw)
+
+
+def test_the_teacher_table_shows_an_ensembles_best_member(tmp_path):
+    from fer_utils import report
+
+    info = {"teachers": ["a", "b"], "training": {"tta": 0.7}, "PrivateTest": {"plain": 0.66, "tta": 0.67},
+            "each": {"a": {"PrivateTest": {"plain": 0.64, "tta": 0.645}}, "b": {"PrivateTest": {"plain": 0.6, "tta": 0.61}}}}
+    teachers.write(tmp_path / "a+b.npz", np.arange(4), np.full((4, 2, 7), 1 / 7), info)
+    single = {**info, "teachers": ["a"], "each": {"a": info["each"]["a"]}}
+    teachers.write(tmp_path / "a.npz", np.arange(4), np.full((4, 2, 7), 1 / 7), single)
+    tab = teachers.table(tmp_path)
+    assert list(tab.file) == ["a+b.npz", "a.npz"] and list(tab.teachers) == ["a + b", "a"]
+    assert tab.PrivateTest_tta_best_member.iloc[0] == 0.645 and pd.isna(tab.PrivateTest_tta_best_member.iloc[1])
+    text = report.teacher_files_text(tmp_path)
+    assert "| a+b.npz | a + b |" in text and "| 0.700 | 0.660 | 0.670 | 0.645 |" in text
+    assert report.teacher_files_text(tmp_path / "none") == ""
