@@ -726,11 +726,7 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
     if table.empty:
         return ""
     lines, up = [], 0
-    for i in range(1, len(table)):
-        kd, plain = table.iloc[i], table.iloc[i - 1]
-        if not str(kd["training"]).startswith("distilled (") or plain["training"] != "labels only":
-            continue
-        tag = str(kd["training"])[len("distilled ("):-1]
+    for plain, kd, tag in results.distilled_pairs(table):
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")

@@ -239,6 +239,16 @@ def kd_teacher(tag: str) -> tuple[str, str | None]:
     return "-".join(middle), None
 
 
+def distilled_pairs(pairs: pd.DataFrame):
+    """(plain twin, distilled run, tag) for each pair of a ``distillation_pairs`` table (the twin's
+    row, then the distilled run's)."""
+    for i in range(1, len(pairs)):
+        kd, plain = pairs.iloc[i], pairs.iloc[i - 1]
+        training = str(kd["training"])
+        if training.startswith("distilled (") and plain["training"] == "labels only":
+            yield plain, kd, training[len("distilled ("):-1]
+
+
 KD_SEARCH_COLUMNS = ["student", "schedule", "epochs", "teacher", "method", "temperature", "alpha", "val_gain",
                      "public_gain", "private_gain", "cpu_h", "chosen"]
 
@@ -253,12 +263,7 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     never picks T and alpha. Sorted by search, then T, then alpha.
     """
     out = []
-    for i in range(1, len(pairs)):
-        kd, plain = pairs.iloc[i], pairs.iloc[i - 1]
-        training = str(kd["training"])
-        if not training.startswith("distilled (") or plain["training"] != "labels only":
-            continue
-        tag = training[len("distilled ("):-1]
+    for plain, kd, tag in distilled_pairs(pairs):
         found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
         if not found:
             continue
