@@ -159,7 +159,7 @@ def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FR
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
-    lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-lr{np.format_float_positional(peak_lr, trim='-')}"
+    lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
     return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{rest}"
 
 

@@ -271,7 +271,7 @@ def batch_size_section(setup, sweep: pd.DataFrame | None = None) -> str:
     body = batch_size_paragraph(table, setup.profile.batch_size, noise["std_points"] if noise else None)
     if not table.empty:
         body += "\n\n" + md_table(table.drop(columns=["recipe"]).rename(columns={
-            "batch_size": "batch", "public_acc": "PublicTest", "private_acc": "PrivateTest", "mean_acc": "mean",
+            "batch_size": "batch", "val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest", "mean_acc": "mean",
             "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
             "images_per_s": "img/s"}), column_digits={"CPU h per run": 2, "img/s": 0, "shared": 2})
     return f"""### Batch size at a fixed budget
@@ -281,6 +281,59 @@ The recipe's batch size ({setup.profile.batch_size} in this profile) was chosen 
 {results.model_label(arch, width)} at the sweep budget ({budget} epochs, the same peak learning rate)
 with another batch size, beside the plain runs' seeds (`batch_size.csv`; `shared` is the share of
 a run's training time spent beside another run, which slows its images per second):
+
+{body}
+"""
+
+
+def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | None = None) -> str:
+    """What the peak learning-rate check (``results.peak_lr_check``) says, one sentence per model:
+    each peak's validation and mean test accuracy against the recipe's ``default`` peak, the peak
+    validation prefers, and the test gap set against twice the seeds' pooled standard deviation."""
+    if table.empty:
+        return ("No run with another peak learning rate has finished at this budget yet "
+                "(`python -m fer_utils.train … --peak-lr 0.001`).")
+    lines = []
+    for model, g in table.groupby("model", sort=False):
+        ref = g[g["peak_lr"] == default]
+        if ref.empty:
+            lines.append(f"- {model}: no run at the recipe's peak ({default:g}) on this budget to compare with.")
+            continue
+        ref = ref.iloc[0]
+        pick = g.loc[g["val_acc"].idxmax()]
+        parts = []
+        for _, row in g[g["peak_lr"] != default].iterrows():
+            gap = 100 * (row["mean_acc"] - ref["mean_acc"])
+            beyond = "" if noise_std is None else (" (beyond" if abs(gap) > 2 * noise_std else " (within") + \
+                f" twice the seed noise, {fmt(2 * noise_std, 1)} points)"
+            n = int(row["seeds"])
+            parts.append(f"peak {row['peak_lr']:g} ({n} seed{'s' if n > 1 else ''}): validation "
+                         f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points{beyond}")
+        n = int(ref["seeds"])
+        lines.append(f"- {model}: the recipe's peak {default:g} ({n} seed{'s' if n > 1 else ''}): validation "
+                     f"{fmt(ref['val_acc'])}, mean of the tests {fmt(ref['mean_acc'])}; " + "; ".join(parts)
+                     + f". Validation prefers peak {pick['peak_lr']:g}.")
+    return "\n".join(lines)
+
+
+def peak_lr_section(setup, sweep: pd.DataFrame | None = None) -> str:
+    """The peak learning-rate check (``peak_lr.csv``, notebook 03) with the sweeps' seed noise."""
+    path = setup.results / "peak_lr.csv"
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    noise = results.seed_noise(results.family_points(sweep)) if sweep is not None and not sweep.empty else None
+    body = peak_lr_paragraph(table, setup.profile.learning_rate, noise["std_points"] if noise else None)
+    if not table.empty:
+        body += "\n\n" + md_table(table.drop(columns=["arch", "width", "recipe"]).rename(columns={
+            "peak_lr": "peak LR", "val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest",
+            "mean_acc": "mean", "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
+            "images_per_s": "img/s"}), column_digits={"CPU h per run": 2, "img/s": 0, "shared": 2})
+    return f"""### Peak learning rate at a fixed budget
+
+The recipe's peak learning rate ({setup.profile.learning_rate:g}) came from a probe of the seed
+MobileNet. Whether another family trains better with another peak: a model at the sweep budget
+({config.sweep_epochs(setup.profile)} epochs, the same schedule's shape and batch size) with another
+peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its plain runs
+(`peak_lr.csv`). Validation accuracy, never a test split, is what a peak is chosen by:
 
 {body}
 """
@@ -666,8 +719,9 @@ averaged with its mirror's (`tta.csv`); `python -m fer_utils.predict` and the de
 
 ### Distillation
 
-{teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from the HW3 CNN (`+ KD`: Hinton's method,
-softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
+{teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from a teacher (the HW3 CNN run in the loop,
+or a committed teacher file; the list below the table names each pair's teacher; `+ KD`: Hinton's
+method, softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`; a distilled run without a plain
 twin of the same recipe is not shown; `cpu_h`: the run's training wall time on this 2-core CPU):
@@ -763,7 +817,7 @@ def kd_search_text(path: Path) -> str:
 #### Temperature and weight
 
 Distillation's softening temperature T and the teacher's weight alpha, searched on a short budget
-with every point beside the same plain twin (`python -m fer_utils.distill … --temperature 2 4 8
+with every point beside the same plain twin (`python -m fer_utils.distill … --temperature 2 4
 --alpha 0.5 0.9`); validation accuracy, never a test split, picks the point (`kd_search.csv`;
 gains in points):
 

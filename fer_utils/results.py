@@ -377,6 +377,36 @@ def batch_size_of(recipe: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def peak_lr_of(recipe: str) -> float | None:
+    """The peak learning rate of a budgeted run's ``recipe`` (``…|wsd40/warm2/decay0.2/peak0.003|…`` ->
+    0.003); None for the first recipe, which has no peak."""
+    found = re.search(r"(?:^|\|)(?:wsd|cosine)\d+/[^|]*?peak([0-9.eE+-]+)(?:\||$)", str(recipe))
+    return float(found.group(1)) if found else None
+
+
+VARIANT_COLUMNS = ["seeds", "val_acc", "public_acc", "private_acc", "mean_acc", "mean_min", "mean_max", "cpu_h_per_run",
+                   "images_per_s", "shared", "recipe"]
+
+
+def _at_budget(runs: pd.DataFrame, budget: int, profile: str, variant: str) -> pd.DataFrame:
+    """The plain rows and the ``variant``-tagged rows (a regular expression of the whole tag) of
+    ``profile`` trained on ``budget`` epochs, with ``mean_acc`` and ``shared`` (NaN where unrecorded)."""
+    tags = runs["recipe"].map(recipe_tag_of)
+    df = runs[(runs["profile"] == profile) & (runs["recipe"].map(budget_of) == budget)
+              & (tags.eq("") | tags.str.fullmatch(variant))]
+    return df.assign(mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
+                     shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
+
+
+def _variant_rows(df: pd.DataFrame, key: str) -> list[dict]:
+    """One row per value of ``key`` (a column of ``df``): its seeds' summary (each seed's latest row)."""
+    df = df[df[key].notna()].sort_values("timestamp").groupby([key, "seed"]).tail(1)
+    return [{**seed_summary(g), key: value, "val_acc": round(g["best_val_acc"].astype(float).mean(), 4),
+             "images_per_s": round(g["train_images_per_s"].astype(float).mean(), 1),
+             "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1]}
+            for value, g in df.groupby(key)]
+
+
 def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, profile: str = "full") -> pd.DataFrame:
     """Accuracy against the batch size at one epoch budget: the plain runs of ``arch``/``width`` on
     that budget and their ``bs<N>`` variants (``fer_utils.train --batch-size``), one row per batch
@@ -384,22 +414,34 @@ def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, p
     the seeds' extremes of the mean of PublicTest and PrivateTest; ``images_per_s`` the registry's
     training speed (mean over seeds) and ``shared`` the mean fraction of training time spent beside
     another run (speeds measured in a pair are slower)."""
-    columns = ["model", "batch_size", "seeds", "public_acc", "private_acc", "mean_acc", "mean_min", "mean_max",
-               "cpu_h_per_run", "images_per_s", "shared", "recipe"]
+    columns = ["model", "batch_size"] + VARIANT_COLUMNS
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    tags = runs["recipe"].map(recipe_tag_of)
-    df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["profile"] == profile)
-              & (runs["recipe"].map(budget_of) == budget) & (tags.eq("") | tags.str.fullmatch(r"bs\d+"))]
-    df = df.assign(batch_size=df["recipe"].map(batch_size_of), mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
-                   shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
-    df = df[df["batch_size"].notna()].sort_values("timestamp").groupby(["batch_size", "seed"]).tail(1)
+    df = _at_budget(runs, budget, profile, r"bs\d+")
+    df = df[(df["arch"] == arch) & (df["width"] == float(width))]
+    rows = _variant_rows(df.assign(batch_size=df["recipe"].map(batch_size_of)), "batch_size")
+    out = pd.DataFrame([{**r, "model": model_label(arch, width), "batch_size": int(r["batch_size"])} for r in rows],
+                       columns=columns)
+    return out.sort_values("batch_size").reset_index(drop=True)
+
+
+def peak_lr_check(runs: pd.DataFrame, budget: int, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the peak learning rate at one epoch budget: every model with an ``lr<peak>``
+    variant on that budget (``fer_utils.train --peak-lr``) beside its plain runs, one row per model and
+    peak (by model, then increasing peak), the same summary as :func:`batch_size_check` plus the mean
+    validation accuracy ``val_acc``, the only accuracy a peak may be chosen by."""
+    columns = ["model", "arch", "width", "peak_lr"] + VARIANT_COLUMNS
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    df = _at_budget(runs, budget, profile, r"lr[\d.]+")
+    df = df.assign(peak_lr=df["recipe"].map(peak_lr_of))
+    probed = df[df["recipe"].map(recipe_tag_of) != ""][["arch", "width"]].drop_duplicates()
     out = []
-    for bs, g in df.groupby("batch_size"):
-        out.append({**seed_summary(g), "model": model_label(arch, width), "batch_size": int(bs),
-                    "images_per_s": round(g["train_images_per_s"].astype(float).mean(), 1),
-                    "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1]})
-    return pd.DataFrame(out, columns=columns)
+    for arch, width in probed.itertuples(index=False):
+        rows = _variant_rows(df[(df["arch"] == arch) & (df["width"] == width)], "peak_lr")
+        out += [{**r, "model": model_label(arch, width), "arch": arch, "width": float(width)} for r in rows]
+    out = pd.DataFrame(out, columns=columns)
+    return out.sort_values(["model", "peak_lr"]).reset_index(drop=True)
 
 
 def parameter_budgets(codecs: pd.DataFrame, limits: dict, max_drop_points: float = 0.3) -> dict:

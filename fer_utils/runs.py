@@ -53,10 +53,10 @@ def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerp
 
 
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,
-              batch_size: int | None = None) -> config.Profile:
-    """The profile a run request trains on: ``prof`` with its epoch budget, training-set size and
-    batch size overridden where given (the sweep's ``--epochs`` / ``--train-limit``, the batch-size
-    check's ``--batch-size``); its run id follows."""
+              batch_size: int | None = None, peak_lr: float | None = None) -> config.Profile:
+    """The profile a run request trains on: ``prof`` with its epoch budget, training-set size, batch
+    size and peak learning rate overridden where given (the sweep's ``--epochs`` / ``--train-limit``,
+    the checks' ``--batch-size`` / ``--peak-lr``); its run id follows."""
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     if train_limit is not None:
@@ -65,17 +65,29 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
         if batch_size < 1:
             raise ValueError(f"batch size must be a positive number of images, got {batch_size}")
         prof = replace(prof, batch_size=batch_size)
+    if peak_lr is not None:
+        if not 0 < peak_lr < 1:
+            raise ValueError(f"the peak learning rate must lie between 0 and 1, got {peak_lr:g}")
+        prof = replace(prof, learning_rate=float(peak_lr))
     return prof
 
 
+def lr_tag(peak_lr: float) -> str:
+    """A learning rate as a run tag names it: ``lr0.001``, ``lr0.00003`` (positional, no exponent)."""
+    return f"lr{np.format_float_positional(float(peak_lr), trim='-')}"
+
+
 def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
-    """``tag`` with ``bs<N>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
-    another batch size than ``base``, the profile it was requested from: such a run is a variant of
-    the plain one (its own folder, a tagged registry row that never stands in for the plain run of
-    the same model and seed)."""
-    if prof.batch_size == base.batch_size:
-        return tag
-    return "-".join(t for t in (tag, f"bs{prof.batch_size}") if t)
+    """``tag`` with ``lr<peak>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
+    another peak learning rate than ``base``, the profile it was requested from, and ``bs<N>`` when
+    with another batch size: such a run is a variant of the plain one (its own folder, a tagged
+    registry row that never stands in for the plain run of the same model and seed)."""
+    parts = [tag] if tag else []
+    if prof.learning_rate != base.learning_rate:
+        parts.append(lr_tag(prof.learning_rate))
+    if prof.batch_size != base.batch_size:
+        parts.append(f"bs{prof.batch_size}")
+    return "-".join(parts)
 
 
 # --------------------------------------------------------------------------- runs training now

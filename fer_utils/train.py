@@ -162,7 +162,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
           precision: str = "float32", stop_after: int | None = None, callbacks=None,
-          batch_size: int | None = None) -> dict | None:
+          batch_size: int | None = None, peak_lr: float | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -176,13 +176,14 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     ``callbacks(net, run_dir)`` returns more Keras callbacks, run before the engine's own at every
     hook (quantisation-aware fine-tuning: :mod:`fer_utils.qat`). ``batch_size`` overrides the
     profile's (same peak learning rate and epochs); the run is then tagged ``bs<N>``
-    (:func:`runs.variant_tag`).
+    (:func:`runs.variant_tag`). ``peak_lr`` overrides the profile's peak learning rate (the same
+    schedule's shape, budget and batch size); the run is then tagged ``lr<peak>``.
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
     base = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    prof = runs.requested(base, epochs, train_limit, batch_size)
+    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr)
     tag = runs.variant_tag(tag, base, prof)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
@@ -311,6 +312,8 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
                         help="mixed_bfloat16: bfloat16 compute, float32 weights")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="override the profile's batch size (the run is tagged bs<N>, a variant of the plain run)")
+    parser.add_argument("--peak-lr", type=float, default=None,
+                        help="override the profile's peak learning rate (the run is tagged lr<peak>, a variant)")
     return parser
 
 
@@ -318,7 +321,8 @@ def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     """The data, the setup and the keyword arguments of :func:`train` a parsed command line asks for."""
     ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
-                  registry_path=reg, precision=args.precision, batch_size=args.batch_size)
+                  registry_path=reg, precision=args.precision, batch_size=args.batch_size,
+                  peak_lr=args.peak_lr)
     return ds, setup, common
 
 

@@ -10,7 +10,7 @@ from fer_utils import results
 def _rows(spec):
     """[(arch, width, params, seed, public, private, wall_s)] -> registry-like rows."""
     return pd.DataFrame([{"arch": a, "width": w, "params": p, "seed": s, "public_acc": pu, "private_acc": pr,
-                          "wall_s": ws, "epochs": 40, "recipe": "adam|wsd40/warm2/decay0.2/peak0.003|bs128",
+                          "best_val_acc": round(pu + 0.01, 4), "wall_s": ws, "epochs": 40, "recipe": "adam|wsd40/warm2/decay0.2/peak0.003|bs128",
                           "timestamp": f"2026-12-01T00:00:{i:02d}", "train_images_per_s": 25838 / 60}
                          for i, (a, w, p, s, pu, pr, ws) in enumerate(spec)])
 
@@ -81,6 +81,33 @@ def test_sweep_todo_lists_runs_without_a_row_at_the_sweep_budget():
     todo = results.sweep_todo(rows, 40, plan)
     assert list(zip(todo.arch, todo.width, todo.seed)) == [("cnn", 0.5, 1), ("cnn", 1.0, 0), ("mobilenet", 1.0, 0)]
     assert todo.seconds.tolist()[:2] == [1200, 4000] and math.isnan(todo.seconds.iloc[2])
+
+
+def test_peak_lr_check_sets_each_probed_model_s_peaks_beside_its_plain_runs():
+    from fer_utils import report
+
+    rows = _rows([("cnn", 1.0, 3258379, 0, 0.62, 0.62, 4000), ("cnn", 1.0, 3258379, 0, 0.64, 0.66, 4100),
+                  ("cnn", 1.0, 3258379, 0, 0.60, 0.60, 4200), ("mobilenet", 1.0, 73663, 0, 0.57, 0.59, 3600),
+                  ("cnn", 1.0, 3258379, 0, 0.70, 0.70, 9000)])
+    rows = rows.assign(profile="full", shared=0.0)
+    rows.loc[1, "recipe"] = "adam|wsd40/warm2/decay0.2/peak0.001|bs128|bf16|tag:lr0.001"
+    rows.loc[2, "recipe"] = "adam|wsd40/warm2/decay0.2/peak0.0003|bs128|bf16|tag:lr0.0003"
+    rows.loc[4, "recipe"] = "adam|wsd60/warm2/decay0.2/peak0.001|bs128|tag:lr0.001"  # another budget
+    assert results.peak_lr_of(rows.recipe.iloc[2]) == 3e-4 and results.peak_lr_of("adam|ep60/es10/lr4/bs64") is None
+    assert results.peak_lr_of("adam|cosine3/warm0/peak3e-05|bs128") == 3e-5
+    table = results.peak_lr_check(rows, 40)
+    # the seed MobileNet has no variant: not in the check; the CNN's three peaks, increasing
+    assert list(table.model) == ["HW3 CNN"] * 3 and list(table.peak_lr) == [3e-4, 1e-3, 3e-3]
+    assert list(table.mean_acc) == [0.60, 0.65, 0.62] and list(table.val_acc) == [0.61, 0.65, 0.63]
+    assert results.peak_lr_check(rows.iloc[0:0], 40).empty and results.peak_lr_check(rows.iloc[[0, 3]], 40).empty
+
+    text = report.peak_lr_paragraph(table, 3e-3, noise_std=0.7)
+    assert text.startswith("- HW3 CNN: the recipe's peak 0.003 (1 seed): validation 0.630, mean of the tests 0.620")
+    assert "peak 0.001 (1 seed): validation 0.650, mean of the tests 0.650, +3.0 points (beyond twice" in text
+    assert "peak 0.0003 (1 seed): validation 0.610, mean of the tests 0.600, -2.0 points (beyond" in text
+    assert text.endswith("Validation prefers peak 0.001.")
+    assert "no run at the recipe's peak" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
+    assert "No run with another peak" in report.peak_lr_paragraph(table.iloc[0:0], 3e-3)
 
 
 def test_a_point_never_mixes_recipes():

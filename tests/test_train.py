@@ -249,6 +249,35 @@ def test_another_batch_size_is_a_tagged_variant_of_the_plain_run(tmp_path):
     assert results.model_label("irnet", 0.5, "bs32").endswith("[bs32]")
 
 
+def test_another_peak_learning_rate_is_a_tagged_variant_that_trains_at_that_peak(tmp_path):
+    from fer_utils import config, qat, results, train
+
+    full = config.PROFILES["full"]
+    asked = runs.requested(full, epochs=40, peak_lr=1e-3)
+    assert asked.learning_rate == 1e-3 and runs.variant_tag("", full, asked) == "lr0.001"
+    assert runs.variant_tag("kdh-x", full, runs.requested(full, peak_lr=1e-3, batch_size=64)) == "kdh-x-lr0.001-bs64"
+    assert runs.variant_tag("", full, runs.requested(full, peak_lr=full.learning_rate)) == ""  # the recipe's own
+    assert runs.lr_tag(3e-5) == "lr0.00003" and qat.tag(
+        {"arch": "irnet", "width": 1.0, "profile": "full", "seed": 0, "data_fingerprint": "abc",
+         "run_id": "irnet-w1-full-s0-abc-wsd40"}, "kmeans-4", 3e-5) == "qat-kmeans-4-lr0.00003-wsd40"
+    for bad in (0.0, -1e-3, 1.5):
+        with pytest.raises(ValueError, match="peak learning rate"):
+            runs.requested(full, peak_lr=bad)
+
+    kw = dict(dataset=data.synthetic(200, seed=5), runs_root=tmp_path / "runs",
+              registry_path=tmp_path / "runs.csv", verbose=0, epochs=2, train_limit=100)
+    plain = train.train("irnet", 0.5, "smoke", **kw)
+    variant = train.train("irnet", 0.5, "smoke", peak_lr=1e-3, **kw)
+    assert variant["run_id"] == plain["run_id"] + "-lr0.001"
+    assert "peak0.001|" in variant["recipe"] and variant["recipe"].endswith("|tag:lr0.001")
+    assert results.peak_lr_of(variant["recipe"]) == 1e-3 and results.peak_lr_of(plain["recipe"]) == 3e-3
+    # the learning rate it trained at: the peak at the end of the warm-up epoch (smoke: 1 epoch of 2)
+    log = pd.read_csv(tmp_path / "runs" / variant["run_id"] / "log.csv")
+    assert math.isclose(log["lr"].max(), 1e-3, rel_tol=1e-3)
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]
+
+
 def test_others_training_counts_live_marks_of_other_processes_only(tmp_path):
     other = subprocess.Popen(["sleep", "600"])
     dead = subprocess.Popen(["true"])
