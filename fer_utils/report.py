@@ -300,7 +300,9 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
             lines.append(f"- {model}: no run at the recipe's peak ({default:g}) on this budget to compare with.")
             continue
         ref = ref.iloc[0]
-        pick = g.loc[g["val_acc"].idxmax()]
+        best = g.loc[g["val_acc"].idxmax()]
+        verdict = (f"Validation prefers peak {best['peak_lr']:g}." if best["val_acc"] > ref["val_acc"] else
+                   f"No other peak beats the recipe's on validation: {default:g} stays.")
         parts = []
         for _, row in g[g["peak_lr"] != default].iterrows():
             gap = 100 * (row["mean_acc"] - ref["mean_acc"])
@@ -312,7 +314,7 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
         n = int(ref["seeds"])
         lines.append(f"- {model}: the recipe's peak {default:g} ({n} seed{'s' if n > 1 else ''}): validation "
                      f"{fmt(ref['val_acc'])}, mean of the tests {fmt(ref['mean_acc'])}; " + "; ".join(parts)
-                     + f". Validation prefers peak {pick['peak_lr']:g}.")
+                     + f". {verdict}")
     return "\n".join(lines)
 
 

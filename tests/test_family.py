@@ -106,6 +106,8 @@ def test_peak_lr_check_sets_each_probed_model_s_peaks_beside_its_plain_runs():
     assert "peak 0.001 (1 seed): validation 0.650, mean of the tests 0.650, +3.0 points (beyond twice" in text
     assert "peak 0.0003 (1 seed): validation 0.610, mean of the tests 0.600, -2.0 points (beyond" in text
     assert text.endswith("Validation prefers peak 0.001.")
+    tie = table.assign(val_acc=[0.61, 0.63, 0.63])  # a tie with the recipe's peak keeps it
+    assert report.peak_lr_paragraph(tie, 3e-3).endswith("No other peak beats the recipe's on validation: 0.003 stays.")
     assert "no run at the recipe's peak" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
     assert "No run with another peak" in report.peak_lr_paragraph(table.iloc[0:0], 3e-3)
 
