@@ -781,13 +781,19 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
     run) gained on PrivateTest and PublicTest, from which teacher, and at what CPU cost."""
     if table.empty:
         return ""
-    lines, up = [], 0
+    lines, up, last = [], 0, None
     for plain, kd, tag in results.distilled_pairs(table):
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
-        lines.append(f"- {kd['model']} ({kd['schedule']}, {int(kd['epochs'])} epochs) from "
-                     f"{teacher_text(tag, teachers_dir)}: {kd['private_gain']:+.2f} points on PrivateTest, "
+        teacher = full = teacher_text(tag, teachers_dir)
+        if full == last:  # said in full once: a search repeats one teacher at every grid point
+            teacher = "the same teacher as the line above"
+        last = full
+        found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
+        how = f", T={found.group(1)}, alpha={found.group(2)}" if found else ""
+        lines.append(f"- {kd['model']} ({kd['schedule']}, {int(kd['epochs'])} epochs{how}) from "
+                     f"{teacher}: {kd['private_gain']:+.2f} points on PrivateTest, "
                      f"{kd['public_gain']:+.2f} on PublicTest{cost}.")
     if not lines:
         return ""

@@ -177,13 +177,21 @@ def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):
         "cpu_h": [0.8, 0.9, None, None]})
     text = report.distillation_paragraph(pairs, tmp_path)
     assert text.startswith("Distillation raised PrivateTest accuracy in 1 of 2 pairs")
-    assert ("- IRNet (ours) w1 + KD (wsd40, 40 epochs) from the teacher file `cnn1.npz` (cnn-w1-run; PrivateTest "
+    assert ("- IRNet (ours) w1 + KD (wsd40, 40 epochs, T=4, alpha=0.7) from the teacher file `cnn1.npz` (cnn-w1-run; PrivateTest "
             "0.638, 0.636 with mirror TTA), its mirror-TTA distribution as target: +0.50 points on PrivateTest, "
             "+1.25 on PublicTest; 0.90 CPU h against 0.80 for the plain twin.") in text
     assert ("from the HW3 CNN (`cnn1`), its latest finished run of the profile then, run in the loop on the clean "
             "images: -3.12 points") in text
     assert "CPU h" not in text.split("\n")[-1]  # no recorded wall time, no cost
     assert report.distillation_paragraph(pairs.iloc[:0], tmp_path) == ""
+    # a second point of the same teacher (a search) names the teacher once
+    again = pairs.iloc[:2].assign(training=["labels only", "distilled (kdh-cnn1-tta-T2-a0.5)"])
+    text = report.distillation_paragraph(pd.concat([pairs.iloc[:2], again], ignore_index=True), tmp_path)
+    assert text.count("the teacher file `cnn1.npz`") == 1
+    assert "(wsd40, 40 epochs, T=2, alpha=0.5) from the same teacher as the line above: +0.50" in text
+    # only the line right above counts: another teacher between them names it again
+    text = report.distillation_paragraph(pd.concat([pairs, again], ignore_index=True), tmp_path)
+    assert text.count("the teacher file `cnn1.npz`") == 2 and "same teacher" not in text
 
 
 def test_distilled_runs_get_their_own_name_and_latest_row():
