@@ -261,19 +261,32 @@ def batch_size_paragraph(table: pd.DataFrame, default: int, noise_std: float | N
     return text
 
 
+#: the variant checks' tables (``results.batch_size_check``, ``results.peak_lr_check``): headers and digits
+VARIANT_HEADERS = {"val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest", "mean_acc": "mean",
+                   "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
+                   "images_per_s": "img/s"}
+VARIANT_DIGITS = {"CPU h per run": 2, "img/s": 0, "shared": 2}
+
+
+def sweep_noise_std(sweep: pd.DataFrame | None) -> float | None:
+    """The sweeps' pooled seed-to-seed standard deviation in points (``results.seed_noise``), None
+    without sweep rows."""
+    if sweep is None or sweep.empty:
+        return None
+    noise = results.seed_noise(results.family_points(sweep))
+    return noise["std_points"] if noise else None
+
+
 def batch_size_section(setup, sweep: pd.DataFrame | None = None) -> str:
     """The batch-size check (``batch_size.csv``, notebook 03) with the sweeps' seed noise (``sweep``)."""
     path = setup.results / "batch_size.csv"
     table = pd.read_csv(path) if path.exists() else pd.DataFrame()
     arch, width = config.BUDGET_STUDY_MODEL
-    noise = results.seed_noise(results.family_points(sweep)) if sweep is not None and not sweep.empty else None
     budget = config.sweep_epochs(setup.profile)
-    body = batch_size_paragraph(table, setup.profile.batch_size, noise["std_points"] if noise else None)
+    body = batch_size_paragraph(table, setup.profile.batch_size, sweep_noise_std(sweep))
     if not table.empty:
-        body += "\n\n" + md_table(table.drop(columns=["recipe"]).rename(columns={
-            "batch_size": "batch", "val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest", "mean_acc": "mean",
-            "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
-            "images_per_s": "img/s"}), column_digits={"CPU h per run": 2, "img/s": 0, "shared": 2})
+        body += "\n\n" + md_table(table.drop(columns=["recipe"]).rename(columns={**VARIANT_HEADERS, "batch_size": "batch"}),
+                                   column_digits=VARIANT_DIGITS)
     return f"""### Batch size at a fixed budget
 
 The recipe's batch size ({setup.profile.batch_size} in this profile) was chosen for training speed
@@ -322,13 +335,10 @@ def peak_lr_section(setup, sweep: pd.DataFrame | None = None) -> str:
     """The peak learning-rate check (``peak_lr.csv``, notebook 03) with the sweeps' seed noise."""
     path = setup.results / "peak_lr.csv"
     table = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    noise = results.seed_noise(results.family_points(sweep)) if sweep is not None and not sweep.empty else None
-    body = peak_lr_paragraph(table, setup.profile.learning_rate, noise["std_points"] if noise else None)
+    body = peak_lr_paragraph(table, setup.profile.learning_rate, sweep_noise_std(sweep))
     if not table.empty:
-        body += "\n\n" + md_table(table.drop(columns=["arch", "width", "recipe"]).rename(columns={
-            "peak_lr": "peak LR", "val_acc": "validation", "public_acc": "PublicTest", "private_acc": "PrivateTest",
-            "mean_acc": "mean", "mean_min": "worst seed", "mean_max": "best seed", "cpu_h_per_run": "CPU h per run",
-            "images_per_s": "img/s"}), column_digits={"CPU h per run": 2, "img/s": 0, "shared": 2})
+        body += "\n\n" + md_table(table.drop(columns=["arch", "width", "recipe"]).rename(
+            columns={**VARIANT_HEADERS, "peak_lr": "peak LR"}), column_digits=VARIANT_DIGITS)
     return f"""### Peak learning rate at a fixed budget
 
 The recipe's peak learning rate ({setup.profile.learning_rate:g}) came from a probe of the seed
@@ -790,8 +800,8 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
         if full == last:  # said in full once: a search repeats one teacher at every grid point
             teacher = "the same teacher as the line above"
         last = full
-        found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
-        how = f", T={found.group(1)}, alpha={found.group(2)}" if found else ""
+        point = results.kd_point(tag)
+        how = f", T={point[0]:g}, alpha={point[1]:g}" if point else ""
         lines.append(f"- {kd['model']} ({kd['schedule']}, {int(kd['epochs'])} epochs{how}) from "
                      f"{teacher}: {kd['private_gain']:+.2f} points on PrivateTest, "
                      f"{kd['public_gain']:+.2f} on PublicTest{cost}.")

@@ -249,6 +249,13 @@ def distilled_pairs(pairs: pd.DataFrame):
             yield plain, kd, training[len("distilled ("):-1]
 
 
+def kd_point(tag: str) -> tuple[float, float] | None:
+    """A distilled run's temperature and teacher weight, read from the end of its tag (``…-T2-a0.5``);
+    None where the tag does not end with them."""
+    found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
+    return (float(found.group(1)), float(found.group(2))) if found else None
+
+
 KD_SEARCH_COLUMNS = ["student", "schedule", "epochs", "teacher", "method", "temperature", "alpha", "val_gain",
                      "public_gain", "private_gain", "cpu_h", "chosen"]
 
@@ -264,14 +271,14 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     """
     out = []
     for plain, kd, tag in distilled_pairs(pairs):
-        found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
-        if not found:
+        point = kd_point(tag)
+        if point is None:
             continue
         teacher, view = kd_teacher(tag)
         out.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
                     "teacher": teacher + (f" ({view})" if view else ""),
                     "method": {v: k for k, v in config.KD_METHODS.items()}.get(tag.split("-")[0], tag.split("-")[0]),
-                    "temperature": float(found.group(1)), "alpha": float(found.group(2)),
+                    "temperature": point[0], "alpha": point[1],
                     "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
                     "public_gain": kd["public_gain"], "private_gain": kd["private_gain"], "cpu_h": kd.get("cpu_h")})
     df = pd.DataFrame(out, columns=KD_SEARCH_COLUMNS[:-1])
