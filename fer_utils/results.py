@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
+from .runs import split_variant
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
@@ -185,7 +186,8 @@ def _untagged(recipe: str) -> str:
 def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd") -> pd.DataFrame:
     """Each distilled run next to the plain run it is compared with, two rows per pair.
 
-    A distilled run (recipe tag starting with ``tag_prefix``) is paired only with a plain run of
+    A distilled run (recipe tag starting with ``tag_prefix``) is paired only with a plain run (for a
+    distilled ``lr``/``bs`` variant, the plain run's same variant: :func:`runs.split_variant`) of
     the same arch, width, seed, data and recipe (schedule and precision included), so the
     teacher's soft targets are the one difference. A distilled run without such a partner is left
     out rather than compared with a run trained otherwise. Columns: ``pair`` (the student),
@@ -202,12 +204,13 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
     out = []
     keys = ["arch", "width", "seed", "data_fingerprint", "_untagged"]
     for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
+        variant = split_variant(t)[1]  # a distilled lr/bs variant's twin is the plain run's same variant
         # every budget of a distilled recipe has its own pair (a search's short runs beside a full run)
         own = (df[tags == t].assign(_untagged=untagged[tags == t], _budget=df["recipe"].map(budget_of))
                .sort_values("timestamp").groupby(keys, as_index=False, dropna=False).tail(1)
                .sort_values(["arch", "params", "seed", "_budget"], na_position="first"))
         for _, kd in own.iterrows():
-            plain = df[(tags == "") & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
+            plain = df[(tags == variant) & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
                        & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
                        & (untagged == _untagged(kd["recipe"]))]
             if plain.empty:
@@ -232,7 +235,7 @@ def kd_teacher(tag: str) -> tuple[str, str | None]:
     (:mod:`fer_utils.teachers`), or the in-the-loop teacher (``cnn1``: arch and width) and None."""
     from .teachers import TARGET_VIEWS
 
-    parts = tag.split("-")
+    parts = split_variant(tag)[0].split("-")
     middle = parts[1:-2] if len(parts) >= 4 else parts[1:]
     if len(middle) >= 2 and middle[-1] in TARGET_VIEWS:
         return "-".join(middle[:-1]), middle[-1]
@@ -250,9 +253,9 @@ def distilled_pairs(pairs: pd.DataFrame):
 
 
 def kd_point(tag: str) -> tuple[float, float] | None:
-    """A distilled run's temperature and teacher weight, read from the end of its tag (``…-T2-a0.5``);
-    None where the tag does not end with them."""
-    found = re.search(r"-T([\d.]+)-a([\d.]+)$", tag)
+    """A distilled run's temperature and teacher weight, read from the end of its tag (``…-T2-a0.5``,
+    before any ``lr``/``bs`` variant part: ``…-T2-a0.5-lr0.001``); None where the tag has none."""
+    found = re.search(r"-T([\d.]+)-a([\d.]+)$", split_variant(tag)[0])
     return (float(found.group(1)), float(found.group(2))) if found else None
 
 

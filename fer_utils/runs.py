@@ -90,6 +90,20 @@ def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
     return "-".join(parts)
 
 
+_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+")
+
+
+def split_variant(tag: str) -> tuple[str, str]:
+    """A run tag cut into what :func:`variant_tag` was given and what it added: ``("kd-cnn1-T2-a0.5",
+    "lr0.001")`` for ``kd-cnn1-T2-a0.5-lr0.001``, ``("", "bs128")`` for a plain run's variant, ``(tag, "")``
+    for a tag with no variant part."""
+    parts = tag.split("-") if tag else []
+    cut = len(parts)
+    while cut > 0 and _VARIANT_PART.fullmatch(parts[cut - 1]):
+        cut -= 1
+    return "-".join(parts[:cut]), "-".join(parts[cut:])
+
+
 # --------------------------------------------------------------------------- runs training now
 def active_dir() -> Path:
     """Where each training process on this machine leaves a marker while it trains (one file per

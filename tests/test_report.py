@@ -159,6 +159,36 @@ def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
     assert results.kd_teacher("kdh-cnn1-tta-T4-a0.7") == ("cnn1", "tta")
     assert results.kd_teacher("kdh-cnn1-mobilenet2.2-plain-T2-a0.5") == ("cnn1-mobilenet2.2", "plain")
     assert results.kd_teacher("kd-cnn1-T4-a0.7") == ("cnn1", None)
+    assert results.kd_teacher("kdh-cnn1-tta-T4-a0.7-lr0.001-bs64") == ("cnn1", "tta")
+    assert results.kd_point("kdh-cnn1-tta-T4-a0.7-lr0.001") == (4.0, 0.7)
+    assert results.kd_point("kdh-cnn1-tta-T4-a0.7") == (4.0, 0.7) and results.kd_point("lr0.001") is None
+
+
+def test_a_distilled_variant_is_paired_with_the_plain_runs_same_variant():
+    from dataclasses import replace
+
+    from fer_utils import config, results
+
+    def rec(peak, tag=""):
+        prof = replace(config.PROFILES["full"], epochs=40, learning_rate=peak)
+        return recipe.describe(prof) + (f"|tag:{tag}" if tag else "")
+
+    def row(peak, tag, acc, ts):
+        return {"run_id": f"irnet-{peak}-{tag}", "arch": "irnet", "width": 1.0, "seed": 0, "params": 72063,
+                "epochs": 40, "best_val_acc": acc, "public_acc": acc, "private_acc": acc,
+                "data_fingerprint": "f", "profile": "full", "recipe": rec(peak, tag), "timestamp": ts}
+
+    runs = pd.DataFrame([row(3e-3, "", 0.60, "1"), row(1e-3, "lr0.001", 0.58, "2"),
+                         row(3e-3, "kdh-t1-tta-T2-a0.5", 0.61, "3"),
+                         row(1e-3, "kdh-t1-tta-T2-a0.5-lr0.001", 0.62, "4"),
+                         row(1e-3, "kdh-t1-tta-T4-a0.5-lr0.001", 0.57, "5")])
+    pairs = results.distillation_pairs(runs, "full")
+    got = {kd: (plain["run_id"], kd_row["private_gain"]) for plain, kd_row, kd in results.distilled_pairs(pairs)}
+    assert got == {"kdh-t1-tta-T2-a0.5": ("irnet-0.003-", 1.0),
+                   "kdh-t1-tta-T2-a0.5-lr0.001": ("irnet-0.001-lr0.001", 4.0),
+                   "kdh-t1-tta-T4-a0.5-lr0.001": ("irnet-0.001-lr0.001", -1.0)}
+    grid = results.kd_search(pairs)
+    assert list(zip(grid.temperature, grid.alpha, grid.chosen)) == [(2.0, 0.5, True), (4.0, 0.5, False)]
 
 
 def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):

@@ -278,6 +278,20 @@ def test_another_peak_learning_rate_is_a_tagged_variant_that_trains_at_that_peak
     assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]
 
 
+def test_split_variant_undoes_variant_tag():
+    from fer_utils import config
+
+    full = config.PROFILES["full"]
+    for tag in ("", "kdh-cnn1-tta-T2-a0.5", "qat-kmeans-4-lr0.00003-wsd40"):
+        for asked in (runs.requested(full), runs.requested(full, peak_lr=1e-3),
+                      runs.requested(full, batch_size=64), runs.requested(full, peak_lr=1e-3, batch_size=256)):
+            made = runs.variant_tag(tag, full, asked)
+            assert runs.split_variant(made)[0] == tag
+            assert runs.split_variant(made) == (tag, runs.variant_tag("", full, asked))
+    assert runs.split_variant("kdh-cnn1-tta-T2-a0.5-lr0.001") == ("kdh-cnn1-tta-T2-a0.5", "lr0.001")
+    assert runs.split_variant("bs128") == ("", "bs128")
+
+
 def test_others_training_counts_live_marks_of_other_processes_only(tmp_path):
     other = subprocess.Popen(["sleep", "600"])
     dead = subprocess.Popen(["true"])
