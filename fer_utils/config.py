@@ -54,6 +54,8 @@ PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 #: the softened teacher, T²-scaled, plus label cross-entropy; ``mix``: the student fitted to a mix of
 #: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
 KD_METHODS = {"hinton": "kdh", "mix": "kd"}
+#: ``fer_utils.distill``'s view for a teacher run in the loop, on each augmented batch the student sees
+KD_ONLINE_VIEW = "online"
 
 #: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, the peak of its cosine schedule,
 #: and whether BatchNorm is frozen. Of three fine-tunes of the 60-epoch seed MobileNet on kmeans-3

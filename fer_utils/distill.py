@@ -25,6 +25,10 @@ import numpy as np
 
 from . import config, data, registry, results, runs, train
 from .constants import NUM_CLASSES
+from .recipe import fit_targets
+
+#: the view of a teacher run in the loop, on the student's augmented batch
+ONLINE = config.KD_ONLINE_VIEW
 
 
 @keras.saving.register_keras_serializable(package="fer_utils")
@@ -45,18 +49,36 @@ class DistillationLoss(keras.losses.Loss):
         self.temperature, self.alpha = float(temperature), float(alpha)
 
     def call(self, y_true, y_pred):
-        ops, k = keras.ops, NUM_CLASSES
-        y_true = ops.cast(y_true, "float32")
-        soft, hard = y_true[:, :k], y_true[:, k:]
-        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
-        z = log_p / self.temperature
-        log_q = z - ops.logsumexp(z, axis=-1, keepdims=True)
-        kd = -ops.sum(soft * log_q, axis=-1) * self.temperature ** 2
-        ce = -ops.sum(hard * log_p, axis=-1)
-        return self.alpha * kd + (1.0 - self.alpha) * ce
+        k = NUM_CLASSES
+        y_true = keras.ops.cast(y_true, "float32")
+        return _hinton(y_true[:, :k], y_true[:, k:], y_pred, self.temperature, self.alpha)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+
+
+def _hinton(soft, hard, student_p, temperature: float, alpha: float):
+    """``alpha * T² * H(soft, student_T) + (1 - alpha) * H(hard, student)`` per example."""
+    ops = keras.ops
+    log_p = ops.log(ops.clip(ops.cast(student_p, "float32"), 1e-7, 1.0))
+    z = log_p / temperature
+    log_q = z - ops.logsumexp(z, axis=-1, keepdims=True)
+    kd = -ops.sum(soft * log_q, axis=-1) * temperature ** 2
+    ce = -ops.sum(hard * log_p, axis=-1)
+    return alpha * kd + (1.0 - alpha) * ce
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class OnlineDistillationLoss(DistillationLoss):
+    """:class:`DistillationLoss` with the teacher in the loop: ``y_true`` is the one-hot label and
+    ``y_pred`` ``[student's softmax | teacher's softmax]`` on the same augmented view
+    (:class:`fer_utils.recipe.WithTeacher`); the teacher's half is softened here, as :func:`soften` does."""
+
+    def call(self, y_true, y_pred):
+        ops, k = keras.ops, NUM_CLASSES
+        y_pred = ops.cast(y_pred, "float32")
+        soft = ops.softmax(ops.log(ops.clip(y_pred[:, k:], 1e-12, 1.0)) / self.temperature, axis=-1)
+        return _hinton(soft, ops.cast(y_true, "float32"), y_pred[:, :k], self.temperature, self.alpha)
 
 
 def _hard_label_accuracy(y_true, y_pred):
@@ -71,6 +93,22 @@ class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
 
     def __init__(self, name: str = "accuracy", dtype=None):
         super().__init__(fn=_hard_label_accuracy, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def _student_accuracy(y_true, y_pred):
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true, axis=-1),
+                                          keras.ops.argmax(y_pred[:, :NUM_CLASSES], axis=-1)), "float32")
+
+
+@keras.saving.register_keras_serializable(package="fer_utils")
+class StudentAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy of the student's half of :class:`fer_utils.recipe.WithTeacher`'s output against the labels."""
+
+    def __init__(self, name: str = "accuracy", dtype=None):
+        super().__init__(fn=_student_accuracy, name=name, dtype=dtype)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
@@ -116,7 +154,10 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     ``teacher``: a finished run's registry row (the teacher's weights are loaded and run on the
     clean training images; run tag ``…-<arch><width>-…``), or a committed teacher file
     (:class:`fer_utils.teachers.TeacherFile`, no weights needed; ``view`` picks its targets; run tag
-    ``…-<file name>-<view>-…``).
+    ``…-<file name>-<view>-…``). A run's row with ``view="online"`` (``hinton`` only) runs the teacher
+    in the loop instead, on every augmented batch the student sees, in bfloat16 (run tag
+    ``…-<arch><width>-online-…``): the targets then match the augmented view, at the cost of a
+    teacher forward pass per step.
     """
     from . import teachers
 
@@ -126,6 +167,21 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     ds = dataset if dataset is not None else data.load()
     prepared = runs.prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
     (x, y), (xv, yv) = prepared["train"], prepared["val"]
+    if view == ONLINE:
+        if isinstance(teacher, teachers.TeacherFile) or method != "hinton":
+            raise ValueError("a teacher in the loop (view 'online') needs a finished run's weights and the hinton method")
+        if temperature <= 0 or not 0 <= alpha <= 1:
+            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the teacher's forward pass only
+        try:
+            model = runs.load_trained(teacher, kwargs.get("runs_root"))
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        targets = train.Targets(fit_targets(y), None, OnlineDistillationLoss(temperature, alpha), StudentAccuracy(),
+                                teacher=model)
+        tag = f"{config.KD_METHODS[method]}-{teacher['arch']}{float(teacher['width']):g}-{ONLINE}-T{temperature:g}-a{alpha:g}"
+        return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
     if isinstance(teacher, teachers.TeacherFile):
         teacher.check_data(ds)
         p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
@@ -193,8 +249,10 @@ def main(argv=None) -> int:
                      help="a finished plain run of the same profile and data (e.g. cnn:1.0), run in the loop")
     who.add_argument("--teacher-file", type=Path, metavar="NPZ",
                      help="a committed teacher file (results/teachers/<name>.npz; python -m fer_utils.teachers)")
-    parser.add_argument("--view", choices=["tta", "plain"], default="tta",
-                        help="with --teacher-file: the mirror-TTA distribution (default) or the clean image's")
+    parser.add_argument("--view", choices=["tta", "plain", ONLINE], default=None,
+                        help="with --teacher-file: the mirror-TTA distribution (default) or the clean image's; "
+                             f"with --teacher: {ONLINE} runs the teacher in the loop on each augmented batch "
+                             "(default: once, on the clean images)")
     parser.add_argument("--teacher-registry", type=Path, default=None,
                         help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, nargs="+", default=[4.0],
@@ -204,6 +262,11 @@ def main(argv=None) -> int:
                              "after the plain twin on the same budget")
     parser.add_argument("--kd-method", choices=list(config.KD_METHODS), default="hinton")
     args = parser.parse_args(argv)
+    if args.teacher_file is not None and args.view == ONLINE:
+        parser.error(f"--view {ONLINE} runs a teacher's weights in the loop: use --teacher, not --teacher-file")
+    if args.teacher is not None and args.view not in (None, ONLINE):
+        parser.error(f"--view {args.view} picks a teacher file's targets: use --teacher-file, or --view {ONLINE}")
+    view = args.view or "tta"
     ds, setup, common = train.cli_setup(args)
     if args.teacher_file is not None:
         from . import teachers
@@ -217,10 +280,10 @@ def main(argv=None) -> int:
                          f"{args.teacher_registry or common['registry_path']}")
     if len(args.temperature) * len(args.alpha) > 1:
         done = search(args.arch, args.width, teacher, setup.profile, args.seed, args.temperature, args.alpha,
-                      method=args.kd_method, view=args.view, **common)
+                      method=args.kd_method, view=view, **common)
     else:
         done = distill(args.arch, args.width, teacher, setup.profile, args.seed, temperature=args.temperature[0],
-                       alpha=args.alpha[0], method=args.kd_method, view=args.view, **common)
+                       alpha=args.alpha[0], method=args.kd_method, view=view, **common)
     return 0 if done else 3
 
 

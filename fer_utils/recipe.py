@@ -45,16 +45,59 @@ def augmenter(seed: int):
     ], name="augment")
 
 
-def training_model(model, seed: int):
+@keras.saving.register_keras_serializable(package="fer_utils")
+class WithTeacher(keras.layers.Layer):
+    """The student and a frozen teacher on the same (augmented) batch: ``[student's softmax | teacher's]``.
+
+    The last layer of :func:`training_model`'s wrapper when a teacher runs in the loop
+    (:mod:`fer_utils.distill`, ``view="online"``): the teacher sees exactly the view the student is
+    trained on, in inference mode (its BatchNorm and dropout fixed) and without gradients.
+    """
+
+    def __init__(self, student, teacher, **kwargs):
+        super().__init__(**kwargs)
+        self.student, self.teacher = student, teacher
+        self.teacher.trainable = False
+
+    def call(self, x, training=None):
+        ops = keras.ops
+        t = ops.stop_gradient(ops.cast(self.teacher(x, training=False), "float32"))
+        return ops.concatenate([ops.cast(self.student(x, training=training), "float32"), t], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * NUM_CLASSES)
+
+    def get_config(self):
+        return {**super().get_config(), "student": keras.saving.serialize_keras_object(self.student),
+                "teacher": keras.saving.serialize_keras_object(self.teacher)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        student = keras.saving.deserialize_keras_object(config.pop("student"))
+        teacher = keras.saving.deserialize_keras_object(config.pop("teacher"))
+        return cls(student, teacher, **config)
+
+
+def training_model(model, seed: int, teacher=None):
     """``model`` behind the augmentation layers, for ``fit`` only.
 
     Keras' random preprocessing layers act only when ``training=True``, so the
     augmentation runs inside the compiled training step on every backend (no
     tf.data needed) and never at evaluation. The wrapper shares ``model``'s
-    weights; only ``model`` itself is saved as a run's weights.
+    weights; only ``model`` itself is saved as a run's weights. With a ``teacher`` (a Keras model),
+    the wrapper's last layer is :class:`WithTeacher` and its output ``[model's | teacher's]``
+    softmax on the same view; :func:`student_of` finds ``model`` again.
     """
-    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed), model],
+    last = model if teacher is None else WithTeacher(model, teacher, name="with_teacher")
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed), last],
                             name=f"train_{model.name}")
+
+
+def student_of(wrapper):
+    """The model a :func:`training_model` wrapper trains (also a wrapper read back from a checkpoint)."""
+    last = wrapper.layers[-1]
+    return last.student if isinstance(last, WithTeacher) else last
 
 
 def fit_targets(y: np.ndarray) -> np.ndarray:

@@ -731,8 +731,8 @@ averaged with its mirror's (`tta.csv`); `python -m fer_utils.predict` and the de
 
 ### Distillation
 
-{teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from a teacher (the HW3 CNN run in the loop,
-or a committed teacher file; the list below the table names each pair's teacher; `+ KD`: Hinton's
+{teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from a teacher (a finished run's
+weights, run once on the clean images or in the loop on each augmented batch, or a committed teacher file; the list below the table names each pair's teacher; `+ KD`: Hinton's
 method, softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`; a distilled run without a plain
@@ -768,11 +768,13 @@ def teacher_text(tag: str, teachers_dir: Path) -> str:
     """Who taught a distilled run (``results.kd_teacher`` of its tag), with the teacher file's own
     accuracies where the run learnt from a committed file."""
     teacher, view = results.kd_teacher(tag)
-    if view is None:
+    if view is None or view == config.KD_ONLINE_VIEW:
         arch = re.fullmatch(r"(\D+)([\d.]+)", teacher)
         who = (f"the {results.model_label(arch[1], float(arch[2]))} (`{teacher}`)"
                if arch and arch[1] in results.ARCH_NAMES else f"`{teacher}`")
-        return f"{who}, its latest finished run of the profile then, run in the loop on the clean images"
+        how = ("run in the loop on every augmented batch the student sees" if view else
+               "run once on the clean training images")
+        return f"{who}, its latest finished run of the profile then, {how}"
     target = "its mirror-TTA distribution" if view == "tta" else "its clean-image distribution"
     path = teachers_dir / f"{teacher}.npz"
     if not path.exists():

@@ -232,12 +232,13 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
 def kd_teacher(tag: str) -> tuple[str, str | None]:
     """(teacher, view) named by a distilled run's tag (``<method>-<teacher>[-<view>]-T<t>-a<alpha>``):
     the teacher file's stem and its target view (``tta`` / ``plain``) for a committed teacher file
-    (:mod:`fer_utils.teachers`), or the in-the-loop teacher (``cnn1``: arch and width) and None."""
+    (:mod:`fer_utils.teachers`); a teacher run's arch and width (``cnn1``) and ``online`` where it ran
+    in the loop on each augmented batch, or None where it ran once on the clean images."""
     from .teachers import TARGET_VIEWS
 
     parts = split_variant(tag)[0].split("-")
     middle = parts[1:-2] if len(parts) >= 4 else parts[1:]
-    if len(middle) >= 2 and middle[-1] in TARGET_VIEWS:
+    if len(middle) >= 2 and (middle[-1] in TARGET_VIEWS or middle[-1] == config.KD_ONLINE_VIEW):
         return "-".join(middle[:-1]), middle[-1]
     return "-".join(middle), None
 

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from . import config, data, registry, runs
-from .recipe import describe, fit_targets, training_model
+from .recipe import describe, fit_targets, student_of, training_model
 from .seeding import set_seed
 
 
@@ -46,12 +46,14 @@ class Targets:
     """What ``fit`` is given instead of one-hot labels (distillation), and the loss and accuracy reading it.
 
     ``val`` None: one-hot validation labels. The metric must be named ``accuracy`` (the schedule
-    reads ``val_accuracy``).
+    reads ``val_accuracy``). ``teacher``: a Keras model run in the loop on every augmented batch
+    (:class:`fer_utils.recipe.WithTeacher`); the loss then reads ``[student | teacher]`` predictions.
     """
     train: np.ndarray
     val: np.ndarray | None = None
     loss: object = "categorical_crossentropy"
     metric: object = "accuracy"
+    teacher: object = None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -232,7 +234,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     if state_path.exists() and (run_dir / "last.keras").exists():
         state = json.loads(state_path.read_text())
         wrapper = keras.models.load_model(run_dir / "last.keras")  # optimizer and augmentation RNG state too
-        model = wrapper.layers[-1]
+        model = student_of(wrapper)
         if progress:
             print(f"[{rid}] resuming after epoch {state['epoch']}", flush=True)
     else:
@@ -240,7 +242,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
                  "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0,
                  "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
-        wrapper = training_model(model, seed)
+        wrapper = training_model(model, seed, targets.teacher)
         wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
                         loss=targets.loss, metrics=[targets.metric])
     runs.truncate_log(run_dir, state["epoch"])

@@ -210,8 +210,11 @@ def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):
     assert ("- IRNet (ours) w1 + KD (wsd40, 40 epochs, T=4, alpha=0.7) from the teacher file `cnn1.npz` (cnn-w1-run; PrivateTest "
             "0.638, 0.636 with mirror TTA), its mirror-TTA distribution as target: +0.50 points on PrivateTest, "
             "+1.25 on PublicTest; 0.90 CPU h against 0.80 for the plain twin.") in text
-    assert ("from the HW3 CNN (`cnn1`), its latest finished run of the profile then, run in the loop on the clean "
-            "images: -3.12 points") in text
+    assert ("from the HW3 CNN (`cnn1`), its latest finished run of the profile then, run once on the clean "
+            "training images: -3.12 points") in text
+    assert report.teacher_text("kdh-cnn1-online-T2-a0.5", tmp_path) == (
+        "the HW3 CNN (`cnn1`), its latest finished run of the profile then, run in the loop on every augmented "
+        "batch the student sees")
     assert "CPU h" not in text.split("\n")[-1]  # no recorded wall time, no cost
     assert report.distillation_paragraph(pairs.iloc[:0], tmp_path) == ""
     # a second point of the same teacher (a search) names the teacher once

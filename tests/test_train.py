@@ -203,6 +203,72 @@ def test_distilled_run_trains_resumably_with_its_own_loss(tmp_path):
     assert mixed["run_id"].endswith("-kd-irnet0.5-T4-a0.7")  # the first method keeps its old name
 
 
+def test_a_teacher_in_the_loop_sees_the_students_augmented_view():
+    import keras
+    import numpy as np
+
+    def linear():
+        keras.utils.set_random_seed(1)
+        return keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(7, activation="softmax")])
+
+    student, teacher = linear(), linear()  # the same weights: equal halves iff the same view
+    wrapper = recipe.training_model(student, seed=3, teacher=teacher)
+    assert recipe.student_of(wrapper) is student and recipe.student_of(recipe.training_model(student, 3)) is student
+    x = np.random.default_rng(0).random((8, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(wrapper(x, training=True))
+    assert out.shape == (8, 14)
+    np.testing.assert_allclose(out[:, :7], out[:, 7:], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[:, :7], np.asarray(student(x)), atol=1e-4)  # augmented, not the clean image
+    np.testing.assert_allclose(np.asarray(wrapper(x, training=False))[:, :7], np.asarray(student(x)), rtol=1e-5)
+    assert not teacher.trainable and len(wrapper.trainable_weights) == len(student.trainable_weights)
+
+
+def test_online_distillation_loss_equals_hintons_on_precomputed_targets():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    student, teacher = rng.dirichlet(np.ones(7), 6), rng.dirichlet(np.ones(7), 6)
+    y = rng.integers(0, 7, 6)
+    T, alpha = 2.0, 0.5
+    packed = distill.pack(distill.soften(teacher, T), y)
+    offline = float(distill.DistillationLoss(T, alpha)(packed, student.astype(np.float32)))
+    both = np.concatenate([student, teacher], axis=1).astype(np.float32)
+    online = float(distill.OnlineDistillationLoss(T, alpha)(np.eye(7, dtype=np.float32)[y], both))
+    assert np.isclose(online, offline, rtol=1e-5)
+    acc = distill.StudentAccuracy()
+    acc.update_state(np.eye(7)[y], both)
+    assert np.isclose(float(acc.result()), np.mean(student.argmax(1) == y))
+
+
+def test_online_distillation_resumes_with_its_teacher_frozen(tmp_path):
+    import keras
+    import numpy as np
+
+    from fer_utils import config, results, train
+
+    ds = data.synthetic(200, seed=5)
+    prof = config.PROFILES["smoke"]
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              train_limit=120)
+    teacher = train.train("irnet", 0.5, prof, epochs=1, **kw)
+    first = distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, view="online", epochs=2,
+                            stop_after=1, **kw)
+    assert first is None  # stopped after epoch 1 of 2: resumable
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith("-kdh-irnet0.5-online-T2-a0.5"))
+    saved = keras.models.load_model(run_dir / "last.keras")
+    assert isinstance(saved.layers[-1], recipe.WithTeacher) and isinstance(saved.loss, distill.OnlineDistillationLoss)
+    reference = runs.load_trained(teacher, tmp_path / "runs")
+    for got, want in zip(saved.layers[-1].teacher.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # the teacher did not learn
+    student = distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, view="online", epochs=2, **kw)
+    assert student["epochs"] == 2 and student["params"] == teacher["params"]
+    assert "|tag:kdh-irnet0.5-online-T2-a0.5" in student["recipe"]
+    assert results.kd_teacher("kdh-irnet0.5-online-T2-a0.5") == ("irnet0.5", "online")
+    with pytest.raises(ValueError, match="in the loop"):
+        distill.distill("irnet", 0.5, teacher, prof, method="mix", view="online", **kw)
+
+
 def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path):
     from fer_utils import config
 
