@@ -229,7 +229,8 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     here from the finished ``teacher`` (arch, width) run; in any other profile the distilled runs come
     from the command line. Every distilled run in the registry is then paired with its plain twin
     (``results.distillation_pairs``), written to ``distillation.csv`` and returned; the temperature /
-    weight searches among the pairs (``results.kd_search``) go to ``kd_search.csv``."""
+    weight searches among the pairs (``results.kd_search``) go to ``kd_search.csv``, and a teacher in the
+    loop beside its precomputed targets (``results.kd_views``) to ``kd_views.csv``."""
     reg = setup.results / "runs.csv"
     if setup.profile.name == "smoke":
         found = results.find_run(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
@@ -239,6 +240,11 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     table = results.distillation_pairs(registry.read(reg), setup.profile.name)
     table.to_csv(setup.results / "distillation.csv", index=False)
     results.kd_search(table).to_csv(setup.results / "kd_search.csv", index=False)
+    from . import teachers
+
+    folder = setup.results / "teachers"
+    results.kd_views(table, teachers.members(folder) if folder.is_dir() else {}).to_csv(
+        setup.results / "kd_views.csv", index=False)
     return table
 
 

@@ -741,7 +741,7 @@ twin of the same recipe is not shown; `cpu_h`: the run's training wall time on t
 {distillation}
 
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
-{kd_search_text(R / "kd_search.csv")}"""
+{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}"""
 
 
 def teacher_files_text(folder: Path) -> str:
@@ -844,6 +844,44 @@ gains in points):
 {chr(10).join(lines)}
 
 {table}
+"""
+
+
+def kd_views_text(path: Path) -> str:
+    """A teacher in the loop against its precomputed targets (``results.kd_views``, ``kd_views.csv``):
+    how each keeps the targets consistent with augmentation, a sentence per student, the table."""
+    views = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if views.empty:
+        return ""
+    lines = []
+    keys = ["student", "schedule", "epochs", "temperature", "alpha"]
+    for (student, _, epochs, t, a), group in views.groupby(keys, sort=False):
+        online = group.iloc[0]
+        line = (f"- {student}, {int(epochs)} epochs, T={t:g}, alpha={a:g}: in the loop "
+                f"{online['private_gain']:+.2f} PrivateTest ({online['val_gain']:+.2f} validation) "
+                f"in {fmt(online['cpu_h'], 2)} CPU h")
+        for _, pre in group.iloc[1:].iterrows():
+            extra = 100 * (online["cpu_h"] / pre["cpu_h"] - 1) if pre["cpu_h"] else float("nan")
+            line += (f"; precomputed `{pre['teacher'].split(' ')[0]}` ({pre['targets'].split('(')[1].rstrip(')')}) "
+                     f"{pre['private_gain']:+.2f} PrivateTest ({pre['val_gain']:+.2f} validation) in "
+                     f"{fmt(pre['cpu_h'], 2)} CPU h: the loop costs {extra:+.0f} % CPU time for "
+                     f"{online['val_gain'] - pre['val_gain']:+.2f} points on validation, "
+                     f"{online['private_gain'] - pre['private_gain']:+.2f} on PrivateTest")
+        lines.append(line + ".")
+    return f"""
+#### Teacher in the loop or precomputed targets
+
+A committed teacher file holds the teacher's distribution on each clean Training image and its
+mirror; the student sees randomly flipped, rotated, shifted and zoomed views and learns, for every
+view, that image's target (the mirror-averaged one with `tta`): exact for the flip, an
+approximation for the rest. A teacher in the loop (`python -m fer_utils.distill … --teacher cnn:1
+--view online`) runs on every augmented batch the student sees, so each target matches its view,
+at the cost of a teacher forward pass per step. The same teacher run both ways, each point beside
+the same plain twin (`kd_views.csv`; gains in points):
+
+{chr(10).join(lines)}
+
+{md_table(views, column_digits={**POINTS, "temperature": 1, "alpha": 2})}
 """
 
 

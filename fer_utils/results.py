@@ -296,6 +296,54 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     return df.assign(chosen=first)[KD_SEARCH_COLUMNS]
 
 
+KD_VIEWS_COLUMNS = ["student", "schedule", "epochs", "temperature", "alpha", "targets", "teacher", "val_gain",
+                    "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
+
+
+def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
+    """A teacher in the loop (``online``: on every augmented batch) against its soft targets
+    precomputed once (a committed teacher file of that one teacher, on the clean image and its mirror).
+
+    For each distilled run whose teacher ran in the loop, the distilled runs of the same student,
+    schedule, method and (T, alpha) from a teacher file whose only member is a run of the same arch and
+    width (``file_members``: file stem -> its teachers' run ids, :func:`fer_utils.teachers.members`),
+    each with its gains (points against the same plain twin; ``val_gain`` on validation) and its CPU
+    hours beside the twin's. Only students with both kinds of targets appear; the online row first.
+    """
+    rows = []
+    for plain, kd, tag in distilled_pairs(pairs):
+        point, (teacher, view) = kd_point(tag), kd_teacher(tag)
+        if point is None:
+            continue
+        rows.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
+                     "temperature": point[0], "alpha": point[1], "method": tag.split("-")[0],
+                     "view": view, "teacher_name": teacher,
+                     "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
+                     "public_gain": kd["public_gain"], "private_gain": kd["private_gain"],
+                     "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h")})
+    out = []
+    keys = ["student", "schedule", "epochs", "temperature", "alpha", "method"]
+    for r in rows:
+        if r["view"] != config.KD_ONLINE_VIEW:
+            continue
+        arch = re.fullmatch(r"(\D+)([\d.]+)", r["teacher_name"])
+        if not arch:
+            continue
+        prefix = f"{arch[1]}-w{float(arch[2]):g}-"
+        same = [o for o in rows if o["view"] in ("tta", "plain") and all(o[k] == r[k] for k in keys)
+                and len(file_members.get(o["teacher_name"], [])) == 1
+                and file_members[o["teacher_name"]][0].startswith(prefix)]
+        if not same:
+            continue
+        for o in [r, *same]:
+            online = o is r
+            out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o},
+                        "targets": "in the loop (augmented view)" if online else f"precomputed ({o['view']})",
+                        "teacher": (f"{o['teacher_name']} (weights)" if online
+                                    else f"{o['teacher_name']}.npz ({file_members[o['teacher_name']][0]})")})
+    return pd.DataFrame(out, columns=KD_VIEWS_COLUMNS)
+
+
 def family_gap(runs: pd.DataFrame, family: str, other: str) -> pd.DataFrame:
     """``family``'s mean accuracy (of PublicTest and PrivateTest) against ``other``'s at the same size.
 

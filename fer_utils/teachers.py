@@ -153,6 +153,11 @@ def table(folder: Path) -> pd.DataFrame:
     return pd.DataFrame([summary(read(p)) for p in sorted(Path(folder).glob("*.npz"))])
 
 
+def members(folder: Path) -> dict:
+    """Each teacher file in ``folder`` by stem: the run ids of the teachers its targets come from."""
+    return {p.stem: list(read(p).info.get("teachers", [])) for p in sorted(Path(folder).glob("*.npz"))}
+
+
 def main(argv=None) -> int:
     import argparse
 

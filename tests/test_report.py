@@ -153,6 +153,33 @@ def test_kd_search_picks_temperature_and_alpha_on_validation_only(tmp_path):
     assert report.kd_search_text(tmp_path / "none.csv") == ""
 
 
+def test_kd_views_sets_a_teacher_in_the_loop_beside_its_precomputed_targets(tmp_path):
+    from fer_utils import report, results
+
+    rows = _kd_rows()
+    extra = rows.iloc[[2, 2, 2]].assign(  # three more 15-epoch points at T=2, alpha=0.5
+        run_id=["a", "b", "c"], timestamp=["8", "9", "10"], wall_s=[1800, 900, 900],
+        best_val_acc=[0.60, 0.57, 0.50], public_acc=[0.58, 0.56, 0.5], private_acc=[0.59, 0.56, 0.5])
+    tags = ["kdh-cnn1-online-T2-a0.5", "kdh-cnn1-e120-tta-T2-a0.5", "kdh-ens-tta-T2-a0.5"]
+    extra["recipe"] = [r.rsplit("|tag:", 1)[0] + f"|tag:{t}" for r, t in zip(extra["recipe"], tags)]
+    pairs = results.distillation_pairs(pd.concat([rows, extra], ignore_index=True), "full")
+    members = {"cnn1-e120": ["cnn-w1-full-s0-f-wsd120-bf16"], "ens": ["cnn-w1-full-s0-f-wsd120-bf16", "irnet-w1-x"],
+               "t1": ["irnet-w1-y"]}
+    views = results.kd_views(pairs, members)
+    assert list(views.columns) == results.KD_VIEWS_COLUMNS
+    assert list(views.targets) == ["in the loop (augmented view)", "precomputed (tta)"]  # not the ensemble
+    assert list(views.teacher) == ["cnn1 (weights)", "cnn1-e120.npz (cnn-w1-full-s0-f-wsd120-bf16)"]
+    assert list(views.val_gain) == [5.0, 2.0] and list(views.private_gain) == [4.0, 1.0]
+    assert list(views.cpu_h) == [0.5, 0.25] and set(views.plain_cpu_h) == {0.25}
+    assert results.kd_views(pairs, {}).empty  # no file of that one teacher: nothing to compare
+    views.to_csv(tmp_path / "kd_views.csv", index=False)
+    text = report.kd_views_text(tmp_path / "kd_views.csv")
+    assert ("- IRNet (ours) w1, 15 epochs, T=2, alpha=0.5: in the loop +4.00 PrivateTest (+5.00 validation) in "
+            "0.50 CPU h; precomputed `cnn1-e120.npz` (tta) +1.00 PrivateTest (+2.00 validation) in 0.25 CPU h: the "
+            "loop costs +100 % CPU time for +3.00 points on validation, +3.00 on PrivateTest.") in text
+    assert report.kd_views_text(tmp_path / "none.csv") == ""
+
+
 def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
     from fer_utils import results
 
