@@ -87,31 +87,22 @@ def _hard_label_accuracy(y_true, y_pred):
                                           keras.ops.argmax(y_pred, axis=-1)), "float32")
 
 
-@keras.saving.register_keras_serializable(package="fer_utils")
-class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
-    """Accuracy against the one-hot half of :class:`DistillationLoss`'s packed targets."""
-
-    def __init__(self, name: str = "accuracy", dtype=None):
-        super().__init__(fn=_hard_label_accuracy, name=name, dtype=dtype)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
-
-
 def _student_accuracy(y_true, y_pred):
     return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true, axis=-1),
                                           keras.ops.argmax(y_pred[:, :NUM_CLASSES], axis=-1)), "float32")
 
 
 @keras.saving.register_keras_serializable(package="fer_utils")
-class StudentAccuracy(keras.metrics.MeanMetricWrapper):
-    """Accuracy of the student's half of :class:`fer_utils.recipe.WithTeacher`'s output against the labels."""
+class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy against the one-hot half of :class:`DistillationLoss`'s packed targets; ``online``:
+    the student's half of :class:`fer_utils.recipe.WithTeacher`'s output against one-hot labels."""
 
-    def __init__(self, name: str = "accuracy", dtype=None):
-        super().__init__(fn=_student_accuracy, name=name, dtype=dtype)
+    def __init__(self, name: str = "accuracy", dtype=None, online: bool = False):
+        super().__init__(fn=_student_accuracy if online else _hard_label_accuracy, name=name, dtype=dtype)
+        self.online = bool(online)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return {"name": self.name, "dtype": self.dtype, "online": self.online}
 
 
 def soften(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -178,7 +169,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
             model = runs.load_trained(teacher, kwargs.get("runs_root"))
         finally:
             keras.mixed_precision.set_global_policy(previous)
-        targets = train.Targets(fit_targets(y), None, OnlineDistillationLoss(temperature, alpha), StudentAccuracy(),
+        targets = train.Targets(fit_targets(y), None, OnlineDistillationLoss(temperature, alpha), HardLabelAccuracy(online=True),
                                 teacher=model)
         tag = f"{config.KD_METHODS[method]}-{teacher['arch']}{float(teacher['width']):g}-{ONLINE}-T{temperature:g}-a{alpha:g}"
         return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)

@@ -236,7 +236,7 @@ def test_online_distillation_loss_equals_hintons_on_precomputed_targets():
     both = np.concatenate([student, teacher], axis=1).astype(np.float32)
     online = float(distill.OnlineDistillationLoss(T, alpha)(np.eye(7, dtype=np.float32)[y], both))
     assert np.isclose(online, offline, rtol=1e-5)
-    acc = distill.StudentAccuracy()
+    acc = distill.HardLabelAccuracy(online=True)
     acc.update_state(np.eye(7)[y], both)
     assert np.isclose(float(acc.result()), np.mean(student.argmax(1) == y))
 
