@@ -54,6 +54,9 @@ PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 #: the softened teacher, T²-scaled, plus label cross-entropy; ``mix``: the student fitted to a mix of
 #: softened teacher and label, the first method this project ran, kept so its rows stay reproducible)
 KD_METHODS = {"hinton": "kdh", "mix": "kd"}
+#: what a student learns from a committed teacher file (:mod:`fer_utils.teachers`): the mirror-averaged
+#: distribution or the clean image's
+KD_TARGET_VIEWS = ("tta", "plain")
 #: ``fer_utils.distill``'s view for a teacher run in the loop, on each augmented batch the student sees
 KD_ONLINE_VIEW = "online"
 

@@ -234,11 +234,9 @@ def kd_teacher(tag: str) -> tuple[str, str | None]:
     the teacher file's stem and its target view (``tta`` / ``plain``) for a committed teacher file
     (:mod:`fer_utils.teachers`); a teacher run's arch and width (``cnn1``) and ``online`` where it ran
     in the loop on each augmented batch, or None where it ran once on the clean images."""
-    from .teachers import TARGET_VIEWS
-
     parts = split_variant(tag)[0].split("-")
     middle = parts[1:-2] if len(parts) >= 4 else parts[1:]
-    if len(middle) >= 2 and (middle[-1] in TARGET_VIEWS or middle[-1] == config.KD_ONLINE_VIEW):
+    if len(middle) >= 2 and (middle[-1] in config.KD_TARGET_VIEWS or middle[-1] == config.KD_ONLINE_VIEW):
         return "-".join(middle[:-1]), middle[-1]
     return "-".join(middle), None
 
@@ -330,7 +328,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
         if not arch:
             continue
         prefix = f"{arch[1]}-w{float(arch[2]):g}-"
-        same = [o for o in rows if o["view"] in ("tta", "plain") and all(o[k] == r[k] for k in keys)
+        same = [o for o in rows if o["view"] in config.KD_TARGET_VIEWS and all(o[k] == r[k] for k in keys)
                 and len(file_members.get(o["teacher_name"], [])) == 1
                 and file_members[o["teacher_name"]][0].startswith(prefix)]
         if not same:

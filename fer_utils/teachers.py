@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data
+from . import config, data
 from .constants import NUM_CLASSES
 
 VIEWS = ("plain", "mirror")
 #: what a student's target is made of (see the module's docstring)
-TARGET_VIEWS = ("tta", "plain")
+TARGET_VIEWS = config.KD_TARGET_VIEWS
 
 
 def view_probabilities(models, x: np.ndarray) -> np.ndarray:
@@ -161,7 +161,7 @@ def members(folder: Path) -> dict:
 def main(argv=None) -> int:
     import argparse
 
-    from . import config, results, runs
+    from . import results, runs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH",
