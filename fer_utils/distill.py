@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import config, data, registry, results, runs, train
+from . import config, data, registry, results, runs, teachers, train
 from .constants import NUM_CLASSES
 from .recipe import fit_targets
 
@@ -150,8 +150,6 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     ``…-<arch><width>-online-…``): the targets then match the augmented view, at the cost of a
     teacher forward pass per step.
     """
-    from . import teachers
-
     if method not in config.KD_METHODS:
         raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
@@ -161,33 +159,36 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     if view == ONLINE:
         if isinstance(teacher, teachers.TeacherFile) or method != "hinton":
             raise ValueError("a teacher in the loop (view 'online') needs a finished run's weights and the hinton method")
-        if temperature <= 0 or not 0 <= alpha <= 1:
-            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got T={temperature}, alpha={alpha}")
+        loss = OnlineDistillationLoss(temperature, alpha)  # checks T and alpha before the teacher loads
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the teacher's forward pass only
         try:
             model = runs.load_trained(teacher, kwargs.get("runs_root"))
         finally:
             keras.mixed_precision.set_global_policy(previous)
-        targets = train.Targets(fit_targets(y), None, OnlineDistillationLoss(temperature, alpha), HardLabelAccuracy(online=True),
-                                teacher=model)
-        tag = f"{config.KD_METHODS[method]}-{teacher['arch']}{float(teacher['width']):g}-{ONLINE}-T{temperature:g}-a{alpha:g}"
-        return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
-    if isinstance(teacher, teachers.TeacherFile):
-        teacher.check_data(ds)
-        p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
-        name = f"{teacher.path.stem}-{view}"
+        targets = train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
+        name = f"{_run_name(teacher)}-{ONLINE}"
     else:
-        model = runs.load_trained(teacher, kwargs.get("runs_root"))
-        p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
-        name = f"{teacher['arch']}{float(teacher['width']):g}"
-    if method == "mix":
-        targets = train.Targets(mixed_targets(p, y, temperature, alpha))
-    else:
-        targets = train.Targets(pack(soften(p, temperature), y), pack(soften(pv, temperature), yv),
-                                DistillationLoss(temperature, alpha), HardLabelAccuracy())
+        if isinstance(teacher, teachers.TeacherFile):
+            teacher.check_data(ds)
+            p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
+            name = f"{teacher.path.stem}-{view}"
+        else:
+            model = runs.load_trained(teacher, kwargs.get("runs_root"))
+            p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
+            name = _run_name(teacher)
+        if method == "mix":
+            targets = train.Targets(mixed_targets(p, y, temperature, alpha))
+        else:
+            targets = train.Targets(pack(soften(p, temperature), y), pack(soften(pv, temperature), yv),
+                                    DistillationLoss(temperature, alpha), HardLabelAccuracy())
     tag = f"{config.KD_METHODS[method]}-{name}-T{temperature:g}-a{alpha:g}"
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
+
+
+def _run_name(teacher: dict) -> str:
+    """A teacher run's name in a distilled run's tag: arch and width (``cnn1``)."""
+    return f"{teacher['arch']}{float(teacher['width']):g}"
 
 
 def search(arch: str, width: float, teacher, profile, seed: int = 0, temperatures=(2.0, 4.0, 8.0),
@@ -231,10 +232,7 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     table = results.distillation_pairs(registry.read(reg), setup.profile.name)
     table.to_csv(setup.results / "distillation.csv", index=False)
     results.kd_search(table).to_csv(setup.results / "kd_search.csv", index=False)
-    from . import teachers
-
-    folder = setup.results / "teachers"
-    results.kd_views(table, teachers.members(folder) if folder.is_dir() else {}).to_csv(
+    results.kd_views(table, teachers.members(setup.results / "teachers")).to_csv(
         setup.results / "kd_views.csv", index=False)
     return table
 
@@ -266,8 +264,6 @@ def main(argv=None) -> int:
     view = args.view or "tta"
     ds, setup, common = train.cli_setup(args)
     if args.teacher_file is not None:
-        from . import teachers
-
         teacher = teachers.read(args.teacher_file, ds)
     else:
         teacher = results.find_run(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
