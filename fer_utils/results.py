@@ -258,6 +258,25 @@ def kd_point(tag: str) -> tuple[float, float] | None:
     return (float(found.group(1)), float(found.group(2))) if found else None
 
 
+def _kd_points(pairs: pd.DataFrame) -> list[dict]:
+    """Each distilled pair with a (T, alpha) in its tag, as one dict: the student, schedule, epochs, T,
+    alpha, the tag's method prefix, the teacher's name and view (:func:`kd_teacher`), the gains in
+    points against the plain twin (``val_gain`` on validation) and both runs' CPU hours."""
+    out = []
+    for plain, kd, tag in distilled_pairs(pairs):
+        point = kd_point(tag)
+        if point is None:
+            continue
+        teacher, view = kd_teacher(tag)
+        out.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
+                    "temperature": point[0], "alpha": point[1], "method": tag.split("-")[0],
+                    "view": view, "teacher_name": teacher,
+                    "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
+                    "public_gain": kd["public_gain"], "private_gain": kd["private_gain"],
+                    "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h")})
+    return out
+
+
 KD_SEARCH_COLUMNS = ["student", "schedule", "epochs", "teacher", "method", "temperature", "alpha", "val_gain",
                      "public_gain", "private_gain", "cpu_h", "chosen"]
 
@@ -271,18 +290,9 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     epoch's accuracy), and the point with the highest ``val_gain`` is ``chosen``: test accuracy
     never picks T and alpha. Sorted by search, then T, then alpha.
     """
-    out = []
-    for plain, kd, tag in distilled_pairs(pairs):
-        point = kd_point(tag)
-        if point is None:
-            continue
-        teacher, view = kd_teacher(tag)
-        out.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
-                    "teacher": teacher + (f" ({view})" if view else ""),
-                    "method": {v: k for k, v in config.KD_METHODS.items()}.get(tag.split("-")[0], tag.split("-")[0]),
-                    "temperature": point[0], "alpha": point[1],
-                    "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
-                    "public_gain": kd["public_gain"], "private_gain": kd["private_gain"], "cpu_h": kd.get("cpu_h")})
+    methods = {v: k for k, v in config.KD_METHODS.items()}
+    out = [{**r, "teacher": r["teacher_name"] + (f" ({r['view']})" if r["view"] else ""),
+            "method": methods.get(r["method"], r["method"])} for r in _kd_points(pairs)]
     df = pd.DataFrame(out, columns=KD_SEARCH_COLUMNS[:-1])
     if df.empty:
         return pd.DataFrame(columns=KD_SEARCH_COLUMNS)
@@ -308,17 +318,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
     each with its gains (points against the same plain twin; ``val_gain`` on validation) and its CPU
     hours beside the twin's. Only students with both kinds of targets appear; the online row first.
     """
-    rows = []
-    for plain, kd, tag in distilled_pairs(pairs):
-        point, (teacher, view) = kd_point(tag), kd_teacher(tag)
-        if point is None:
-            continue
-        rows.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
-                     "temperature": point[0], "alpha": point[1], "method": tag.split("-")[0],
-                     "view": view, "teacher_name": teacher,
-                     "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
-                     "public_gain": kd["public_gain"], "private_gain": kd["private_gain"],
-                     "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h")})
+    rows = _kd_points(pairs)
     out = []
     keys = ["student", "schedule", "epochs", "temperature", "alpha", "method"]
     for r in rows:
