@@ -76,44 +76,76 @@ CHOICE_COLUMNS = ("budget", "limit_bytes", "model", "codec", "public_acc", "priv
 def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None):
     """The deliverable of each byte budget, chosen among every measured (run, codec) file.
 
-    Each file whose codec row is in ``codecs`` (``measure.read_table``) and whose file is on this
-    machine is assembled into a folder (weights + ``predict.pyz``) and measured as the assignment
-    measured it. Within each budget (``{name: config.ByteBudget}``) the file with the best
-    **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest only reports. The winner is
-    copied to ``<results_dir>/weights/best-<name>.<codec>`` (replacing the budget's previous file)
-    and the table goes to ``<results_dir>/deliverables.csv``. With no file on this machine (a fresh
-    clone) nothing is rewritten and the committed table is returned.
+    Every row of ``codecs`` (``measure.read_table``) is a candidate, whether or not its file is on
+    this machine: its folder (weights + ``predict.pyz``) measures the file's bytes plus what the
+    code and the folder add (``code_bytes``). Within each budget (``{name: config.ByteBudget}``)
+    the file with the best **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest
+    only reports. Each winner is then assembled from its file and measured as the assignment
+    measured it (``du --apparent-size --bytes``), which must equal the predicted size. Its file is
+    the run folder's codec file, or, on a machine without it (a fresh clone), the committed
+    ``<results_dir>/weights/best-<name>.<codec>`` when the committed table chose the same file.
+    The winner is copied to that name (replacing the budget's previous file) and the table goes to
+    ``<results_dir>/deliverables.csv``.
     """
     import pandas as pd
 
-    from .measure import codec_path
-
     table = Path(results_dir) / "deliverables.csv"
+    previous = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
     build_dir = Path(build_dir or paths.BUILD_DIR / "deliverables")
-    rows = []
-    for c in codecs.itertuples(index=False):
-        src = codec_path(c.run_id, c.codec, runs_root)
-        if src.exists():
-            rows.append({"model": c.model, "codec": c.codec, "public_acc": c.public_acc, "private_acc": c.private_acc,
-                         "run_id": c.run_id, "folder_bytes": assemble(src, build_dir / f"{c.run_id}-{c.codec}")})
-    if not rows:
-        return pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
-    folders, chosen = pd.DataFrame(rows), []
+    if codecs.empty:
+        return previous
+    folders = codecs[["model", "codec", "public_acc", "private_acc", "run_id", "bytes"]].copy()
+    folders["folder_bytes"] = folders["bytes"].astype(int) + code_bytes(build_dir / "code-only")
     weights_dir = Path(results_dir) / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
+    chosen = []
     for name, budget in budgets.items():
         fit = folders[folders.folder_bytes <= budget.limit]
         if fit.empty:
             continue
         best = fit.sort_values(["public_acc", "folder_bytes"], ascending=[False, True]).iloc[0]
-        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.to_dict(), "target_private": budget.target,
-                       "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
+        src = _winner_file(best, name, previous, weights_dir, runs_root)
+        folder = build_dir / f"{best.run_id}-{best.codec}"
+        measured = assemble(src, folder)
+        if measured != best.folder_bytes:
+            raise ValueError(f"{src}: its deliverable folder measures {measured} B, not the {best.folder_bytes} B "
+                             f"its codec row ({best.bytes} B) predicts")
         for old in weights_dir.glob(f"best-{name}.*"):
             old.unlink()
-        shutil.copyfile(codec_path(best.run_id, best.codec, runs_root), weights_dir / f"best-{name}.{best.codec}")
+        shutil.copyfile(next(folder.glob("weights*")), weights_dir / f"best-{name}.{best.codec}")
+        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.drop("bytes").to_dict(),
+                       "target_private": budget.target,
+                       "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
     out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))
     out.to_csv(table, index=False)
     return out
+
+
+def code_bytes(folder: Path) -> int:
+    """What a deliverable folder measures besides its weights file: ``predict.pyz`` and the folder
+    itself (built in ``folder``, without weights)."""
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_zipapp(folder / "predict.pyz")
+    return folder_bytes(folder)
+
+
+def _winner_file(best, name: str, previous, weights_dir: Path, runs_root: Path | None) -> Path:
+    """The file of a chosen (run, codec): the run folder's, else the committed copy of the same choice."""
+    from .measure import codec_path
+
+    src = codec_path(best.run_id, best.codec, runs_root)
+    if src.exists() and src.stat().st_size == int(best.bytes):
+        return src
+    committed = weights_dir / f"best-{name}.{best.codec}"
+    same = previous[(previous.budget == name) & (previous.run_id == best.run_id) & (previous.codec == best.codec)]
+    if not same.empty and committed.exists() and committed.stat().st_size == int(best.bytes):
+        return committed
+    raise FileNotFoundError(f"{src}: the {name} budget's best file ({best.model}, {best.codec}) is measured in the "
+                            f"codec table but not on this machine, nor committed as {committed}; measure its run's "
+                            "codecs again here (delete its rows from codecs.csv) to rebuild it")
 
 
 def chosen_files(deliverables, results_dir: Path) -> dict:

@@ -1,8 +1,10 @@
 """Measure codecs on trained runs: bytes on disk and accuracy of the decoded model.
 
 Rows go to ``codecs.csv`` beside the registry, one per (run, codec), appended
-and never recomputed (train once, read many times). The encoded files stay in
-the run folder (``runs/<run_id>/codecs/``).
+and never recomputed (train once, read many times). A row belongs to the registry
+row it was measured on (``run_timestamp``): it stays valid on any machine, its
+encoded file or not, until the run is trained again. The encoded files stay in
+the run folder (``runs/<run_id>/codecs/``) of the machine that measured them.
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from . import compress, paths, results
 
 COLUMNS = ("run_id", "model", "arch", "width", "params", "codec", "bytes", "bytes_per_param",
            "public_acc", "private_acc", "float32_public", "float32_private", "public_drop", "private_drop",
-           "data_source")
+           "data_source", "run_timestamp")
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """The codec table; an older one without ``run_timestamp`` reads with it blank."""
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, dtype={"run_timestamp": str})
+    if tuple(df.columns) == COLUMNS[:-1]:
+        df["run_timestamp"] = None
     if tuple(df.columns) != COLUMNS:
         raise ValueError(f"{path}, line 1: malformed codec table header {list(df.columns)}; expected {list(COLUMNS)}")
     return df
@@ -31,17 +36,37 @@ def codec_path(run_id: str, codec: str, runs_root: Path | None = None) -> Path:
     return Path(runs_root or paths.runs_dir()) / run_id / "codecs" / f"weights.{codec}"
 
 
-def measured(run_id: str, table: Path, runs_root: Path | None = None) -> set[str]:
-    """The codecs of ``run_id`` that have a row in ``table`` **and** their file on this machine.
+def measured(run: dict, table: Path, runs_root: Path | None = None) -> set[str]:
+    """The codecs of ``run`` (a registry row) whose rows in ``table`` are still valid.
 
-    A row counts only while its file is there: a run trained again (same run id, new weights)
-    leaves rows whose files are gone, and those are to be measured again and replaced.
+    A row is valid when it was measured on this registry row (same ``run_timestamp``), whether
+    or not its file is on this machine: a run trained again under the same id has a new
+    timestamp, and its old rows are to be measured again and replaced. A row without a
+    timestamp (an older table), or a run without one, counts only while its file is here. A file
+    here whose size is not the row's (not the file measured) makes its row invalid.
     """
-    return _with_files(read_table(table), run_id, runs_root)
+    return _valid(read_table(table), run, runs_root)
 
 
-def _with_files(done: pd.DataFrame, run_id: str, runs_root: Path | None) -> set[str]:
-    return {c for c in done.loc[done["run_id"] == run_id, "codec"] if codec_path(run_id, c, runs_root).exists()}
+def _valid(done: pd.DataFrame, run: dict, runs_root: Path | None) -> set[str]:
+    stamp, valid = _stamp(run), set()
+    for r in done[done["run_id"] == run["run_id"]].itertuples(index=False):
+        row_stamp = r.run_timestamp if isinstance(r.run_timestamp, str) and r.run_timestamp else None
+        path = codec_path(run["run_id"], r.codec, runs_root)
+        if path.exists() and path.stat().st_size != int(r.bytes):
+            continue  # the file here is not the one measured (an interrupted measurement): measure again
+        if row_stamp is not None and stamp is not None:
+            if row_stamp == stamp:
+                valid.add(r.codec)
+        elif path.exists():
+            valid.add(r.codec)
+    return valid
+
+
+def _stamp(run: dict) -> str | None:
+    """The registry row's timestamp, as the codec table keeps it (None: a run without one)."""
+    stamp = run.get("timestamp")
+    return None if stamp is None or stamp == "" or (isinstance(stamp, float) and pd.isna(stamp)) else str(stamp)
 
 
 CONFUSION_COLUMNS = ("run_id", "run_timestamp", "model", "true", "pred", "count")
@@ -96,7 +121,8 @@ def test_loader(profile, split: str = "PrivateTest"):
 
 def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
                    model=None) -> pd.DataFrame:
-    """Encode ``run``'s model with each codec not yet in ``table``, decode, evaluate, append rows.
+    """Encode ``run``'s model with each codec without a valid row in ``table``, decode, evaluate, and
+    write its row (replacing a stale one).
 
     ``model`` overrides the run's own weights (a pruned copy, say); its codec
     names should then say so (``pruned-...``).
@@ -104,13 +130,11 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     from .runs import evaluate, load_trained
 
     done = read_table(table)
-    done_codecs = _with_files(done, run["run_id"], runs_root)  # the table is read once
+    done_codecs = _valid(done, run, runs_root)  # the table is read once
     todo = [c for c in codecs if c not in done_codecs]
     if not todo:
         return done[done["run_id"] == run["run_id"]]
     stale = (done["run_id"] == run["run_id"]) & done["codec"].isin(todo)
-    if stale.any():
-        done[~stale].to_csv(table, index=False)
     base_model = load_trained(run, runs_root)
     base = evaluate(base_model, prepared, val=False)
     model = model if model is not None else base_model
@@ -129,11 +153,13 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
             "float32_private": round(base.get("PrivateTest", float("nan")), 4),
             "public_drop": round((base.get("PublicTest", float("nan")) - pub) * 100, 2),
             "private_drop": round((base.get("PrivateTest", float("nan")) - priv) * 100, 2),
-            "data_source": run["data_source"],
+            "data_source": run["data_source"], "run_timestamp": _stamp(run),
         })
     Path(table).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(table, mode="a", header=not Path(table).exists(), index=False)
-    out = read_table(table)
+    kept = done[~stale]
+    fresh = pd.DataFrame(rows, columns=list(COLUMNS))
+    out = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
+    out.to_csv(table, index=False)  # stale rows replaced; an older table gets its run_timestamp column
     return out[out["run_id"] == run["run_id"]]
 
 
@@ -151,7 +177,7 @@ def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table:
             continue
         measure_codecs(run, codecs, prepared, table, runs_root)
         pruned_names = [f"{c}@{sparsity:g}" for c in pruned_codecs]
-        if pruned_names and not set(pruned_names) <= measured(run["run_id"], table, runs_root):
+        if pruned_names and not set(pruned_names) <= measured(run, table, runs_root):
             pruned = prune.prune(load_trained(run, runs_root), sparsity, prepared, epochs=prune_epochs, verbose=2)
             measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned)
     rows = read_table(table)

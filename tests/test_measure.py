@@ -1,4 +1,4 @@
-"""Codec measurements: one row per (run, codec), measured again when its file is gone."""
+"""Codec measurements: one row per (run, codec), kept while it belongs to the run's registry row."""
 from fer_utils import config, data, measure, models, runs
 
 
@@ -25,7 +25,45 @@ def test_a_row_whose_file_is_gone_is_measured_again_and_replaced(tmp_path):
     assert measure.codec_path(run["run_id"], "kmeans-3", runs_root).exists()
     assert len(measure.read_table(table)) == 2
     measure.codec_path(run["run_id"], "fp16", runs_root).unlink()
-    assert measure.measured(run["run_id"], table, runs_root) == {"kmeans-3"}  # a row without its file is not done
+    assert measure.measured(run, table, runs_root) == {"kmeans-3"}  # a row without its file is not done
+
+
+def test_a_row_stays_valid_without_its_file_until_the_run_is_trained_again(tmp_path):
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
+           "timestamp": "2026-01-01T00:00:00+00:00"}
+    model = models.irnet(0.5)
+    run["params"] = model.count_params()
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+
+    first = measure.measure_codecs(run, ["int8"], prepared, table, runs_root)
+    assert first.run_timestamp.tolist() == [run["timestamp"]]
+    measure.codec_path(run["run_id"], "int8", runs_root).unlink()  # a fresh machine: the row, not the file
+    assert measure.measured(run, table, runs_root) == {"int8"}
+    measure.measure_codecs(run, ["int8"], prepared, table, runs_root)
+    assert not measure.codec_path(run["run_id"], "int8", runs_root).exists()  # nothing re-measured
+
+    retrained = dict(run, timestamp="2026-02-01T00:00:00+00:00")
+    assert measure.measured(retrained, table, runs_root) == set()
+    again = measure.measure_codecs(retrained, ["int8"], prepared, table, runs_root)
+    assert again.run_timestamp.tolist() == [retrained["timestamp"]]  # replaced, not duplicated
+    assert measure.codec_path(run["run_id"], "int8", runs_root).exists()
+    with open(measure.codec_path(run["run_id"], "int8", runs_root), "ab") as f:  # not the file measured
+        f.write(b"x")
+    assert measure.measured(retrained, table, runs_root) == set()
+
+
+def test_an_older_codec_table_reads_with_blank_timestamps_and_gains_the_column(tmp_path):
+    import pandas as pd
+
+    table = tmp_path / "codecs.csv"
+    old = {c: [1] for c in measure.COLUMNS[:-1]} | {"run_id": ["r"], "codec": ["int8"]}
+    pd.DataFrame(old).to_csv(table, index=False)
+    read = measure.read_table(table)
+    assert tuple(read.columns) == measure.COLUMNS and read.run_timestamp.isna().all()
+    assert measure.measured({"run_id": "r", "timestamp": "t"}, table, tmp_path) == set()  # no file: not valid
 
 
 def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrain(tmp_path):

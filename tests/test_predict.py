@@ -99,9 +99,14 @@ def test_deliverable_choice_is_the_best_public_file_within_each_budget(tmp_path)
     assert table.set_index("budget")["folder_bytes"].to_dict() == {"roomy": sizes["large"], "tight": sizes["small"]}
     assert sorted(p.name for p in (results_dir / "weights").iterdir()) == ["best-roomy.int8", "best-tight.int8"]
     assert pd.read_csv(results_dir / "deliverables.csv")["run_id"].tolist() == ["large", "small"]
-    # a fresh clone (no codec files here) keeps the committed table
-    again = deliverable.choose(codecs, budgets, results_dir, tmp_path / "elsewhere")
+    # a fresh clone (no codec files here) chooses again from the rows and rebuilds from the committed files
+    again = deliverable.choose(codecs, budgets, results_dir, tmp_path / "elsewhere", tmp_path / "build2")
     assert again["run_id"].tolist() == ["large", "small"]
+    assert again["folder_bytes"].tolist() == [sizes["large"], sizes["small"]]
+    # a better file measured elsewhere, neither here nor committed, cannot be shipped: a clear error
+    better = pd.concat([codecs, pd.DataFrame([dict(rows[0], run_id="elsewhere", public_acc=0.45)])])
+    with pytest.raises(FileNotFoundError, match="tight budget's best file"):
+        deliverable.choose(better, budgets, results_dir, tmp_path / "elsewhere", tmp_path / "build3")
     files = deliverable.chosen_files(table, results_dir)
     assert files["tight"] == (results_dir / "weights" / "best-tight.int8", "small", "int8")
 
