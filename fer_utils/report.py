@@ -9,7 +9,6 @@ built from them here, where it is tested.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -769,9 +768,8 @@ def teacher_text(tag: str, teachers_dir: Path) -> str:
     accuracies where the run learnt from a committed file."""
     teacher, view = results.kd_teacher(tag)
     if view is None or view == config.KD_ONLINE_VIEW:
-        arch = re.fullmatch(r"(\D+)([\d.]+)", teacher)
-        who = (f"the {results.model_label(arch[1], float(arch[2]))} (`{teacher}`)"
-               if arch and arch[1] in results.ARCH_NAMES else f"`{teacher}`")
+        run = results.teacher_run(teacher)
+        who = f"the {results.model_label(*run)} (`{teacher}`)" if run else f"`{teacher}`"
         how = ("run in the loop on every augmented batch the student sees" if view else
                "run once on the clean training images")
         return f"{who}, its latest finished run of the profile then, {how}"
@@ -854,15 +852,15 @@ def kd_views_text(path: Path) -> str:
     if views.empty:
         return ""
     lines = []
-    keys = ["student", "schedule", "epochs", "temperature", "alpha"]
-    for (student, _, epochs, t, a), group in views.groupby(keys, sort=False):
-        online = group.iloc[0]
-        line = (f"- {student}, {int(epochs)} epochs, T={t:g}, alpha={a:g}: in the loop "
+    for _, group in views.groupby("comparison", sort=False):
+        online = group[group["view"] == config.KD_ONLINE_VIEW].iloc[0]
+        line = (f"- {online['student']}, {int(online['epochs'])} epochs, T={online['temperature']:g}, "
+                f"alpha={online['alpha']:g}: in the loop "
                 f"{online['private_gain']:+.2f} PrivateTest ({online['val_gain']:+.2f} validation) "
                 f"in {fmt(online['cpu_h'], 2)} CPU h")
-        for _, pre in group.iloc[1:].iterrows():
+        for _, pre in group[group["view"] != config.KD_ONLINE_VIEW].iterrows():
             extra = 100 * (online["cpu_h"] / pre["cpu_h"] - 1) if pre["cpu_h"] else float("nan")
-            line += (f"; precomputed `{pre['teacher'].split(' ')[0]}` ({pre['targets'].split('(')[1].rstrip(')')}) "
+            line += (f"; precomputed `{pre['teacher_file']}` ({pre['view']}) "
                      f"{pre['private_gain']:+.2f} PrivateTest ({pre['val_gain']:+.2f} validation) in "
                      f"{fmt(pre['cpu_h'], 2)} CPU h: the loop costs {extra:+.0f} % CPU time for "
                      f"{online['val_gain'] - pre['val_gain']:+.2f} points on validation, "
@@ -881,7 +879,7 @@ the same plain twin (`kd_views.csv`; gains in points):
 
 {chr(10).join(lines)}
 
-{md_table(views, column_digits={**POINTS, "temperature": 1, "alpha": 2})}
+{md_table(views.drop(columns=["comparison", "view", "teacher_file"]), column_digits={**POINTS, "temperature": 1, "alpha": 2})}
 """
 
 

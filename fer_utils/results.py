@@ -304,8 +304,14 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     return df.assign(chosen=first)[KD_SEARCH_COLUMNS]
 
 
-KD_VIEWS_COLUMNS = ["student", "schedule", "epochs", "temperature", "alpha", "targets", "teacher", "val_gain",
-                    "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
+KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature", "alpha", "targets", "view",
+                    "teacher", "teacher_file", "val_gain", "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
+
+
+def teacher_run(name: str) -> tuple[str, float] | None:
+    """(arch, width) of a teacher named after its run (``cnn1`` -> ("cnn", 1.0)); None for a file's name."""
+    found = re.fullmatch(r"(\D+)([\d.]+)", name)
+    return (found[1], float(found[2])) if found and found[1] in ARCH_NAMES else None
 
 
 def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
@@ -316,29 +322,30 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
     schedule, method and (T, alpha) from a teacher file whose only member is a run of the same arch and
     width (``file_members``: file stem -> its teachers' run ids, :func:`fer_utils.teachers.members`),
     each with its gains (points against the same plain twin; ``val_gain`` on validation) and its CPU
-    hours beside the twin's. Only students with both kinds of targets appear; the online row first.
+    hours beside the twin's. Only students with both kinds of targets appear; each comparison (numbered
+    in ``comparison``) lists the online row first.
     """
     rows = _kd_points(pairs)
     out = []
     keys = ["student", "schedule", "epochs", "temperature", "alpha", "method"]
     for r in rows:
-        if r["view"] != config.KD_ONLINE_VIEW:
+        run = teacher_run(r["teacher_name"]) if r["view"] == config.KD_ONLINE_VIEW else None
+        if run is None:
             continue
-        arch = re.fullmatch(r"(\D+)([\d.]+)", r["teacher_name"])
-        if not arch:
-            continue
-        prefix = f"{arch[1]}-w{float(arch[2]):g}-"
+        prefix = f"{run[0]}-w{run[1]:g}-"
         same = [o for o in rows if o["view"] in config.KD_TARGET_VIEWS and all(o[k] == r[k] for k in keys)
                 and len(file_members.get(o["teacher_name"], [])) == 1
                 and file_members[o["teacher_name"]][0].startswith(prefix)]
         if not same:
             continue
+        comparison = len({row["comparison"] for row in out}) + 1
         for o in [r, *same]:
             online = o is r
-            out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o},
+            out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o}, "comparison": comparison,
                         "targets": "in the loop (augmented view)" if online else f"precomputed ({o['view']})",
                         "teacher": (f"{o['teacher_name']} (weights)" if online
-                                    else f"{o['teacher_name']}.npz ({file_members[o['teacher_name']][0]})")})
+                                    else f"{o['teacher_name']}.npz ({file_members[o['teacher_name']][0]})"),
+                        "teacher_file": "" if online else f"{o['teacher_name']}.npz"})
     return pd.DataFrame(out, columns=KD_VIEWS_COLUMNS)
 
 

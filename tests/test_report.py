@@ -168,6 +168,8 @@ def test_kd_views_sets_a_teacher_in_the_loop_beside_its_precomputed_targets(tmp_
     views = results.kd_views(pairs, members)
     assert list(views.columns) == results.KD_VIEWS_COLUMNS
     assert list(views.targets) == ["in the loop (augmented view)", "precomputed (tta)"]  # not the ensemble
+    assert list(views.comparison) == [1, 1] and list(views.view) == ["online", "tta"]
+    assert list(views.teacher_file) == ["", "cnn1-e120.npz"]
     assert list(views.teacher) == ["cnn1 (weights)", "cnn1-e120.npz (cnn-w1-full-s0-f-wsd120-bf16)"]
     assert list(views.val_gain) == [5.0, 2.0] and list(views.private_gain) == [4.0, 1.0]
     assert list(views.cpu_h) == [0.5, 0.25] and set(views.plain_cpu_h) == {0.25}
@@ -178,6 +180,26 @@ def test_kd_views_sets_a_teacher_in_the_loop_beside_its_precomputed_targets(tmp_
             "0.50 CPU h; precomputed `cnn1-e120.npz` (tta) +1.00 PrivateTest (+2.00 validation) in 0.25 CPU h: the "
             "loop costs +100 % CPU time for +3.00 points on validation, +3.00 on PrivateTest.") in text
     assert report.kd_views_text(tmp_path / "none.csv") == ""
+
+
+def test_kd_views_keeps_two_teachers_in_the_loop_at_one_point_apart(tmp_path):
+    from fer_utils import report, results
+
+    rows = _kd_rows()
+    extra = rows.iloc[[2, 2, 2]].assign(  # the t1 file's point at T=2, alpha=0.5 is in _kd_rows
+        run_id=["a", "b", "c"], timestamp=["8", "9", "10"], wall_s=[1800, 900, 1700],
+        best_val_acc=[0.60, 0.57, 0.59], public_acc=[0.58, 0.56, 0.57], private_acc=[0.59, 0.56, 0.58])
+    tags = ["kdh-cnn1-online-T2-a0.5", "kdh-cnn1-e120-tta-T2-a0.5", "kdh-irnet1-online-T2-a0.5"]
+    extra["recipe"] = [r.rsplit("|tag:", 1)[0] + f"|tag:{t}" for r, t in zip(extra["recipe"], tags)]
+    pairs = results.distillation_pairs(pd.concat([rows, extra], ignore_index=True), "full")
+    members = {"cnn1-e120": ["cnn-w1-full-s0-f-wsd120-bf16"], "t1": ["irnet-w1-y"]}
+    views = results.kd_views(pairs, members)
+    assert list(views.comparison) == [1, 1, 2, 2]
+    assert list(views.teacher_file) == ["", "cnn1-e120.npz", "", "t1.npz"]
+    views.to_csv(tmp_path / "kd_views.csv", index=False)
+    text = report.kd_views_text(tmp_path / "kd_views.csv")
+    assert text.count("- IRNet (ours) w1, 15 epochs, T=2, alpha=0.5: in the loop") == 2
+    assert "precomputed `t1.npz` (tta) +2.00 PrivateTest" in text and "`cnn1-e120.npz` (tta) +1.00" in text
 
 
 def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
