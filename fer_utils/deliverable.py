@@ -95,6 +95,7 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     if codecs.empty:
         return previous
     folders = codecs[["model", "codec", "public_acc", "private_acc", "run_id", "bytes"]].copy()
+    folders["file_sha256"] = codecs["file_sha256"] if "file_sha256" in codecs else None
     folders["folder_bytes"] = folders["bytes"].astype(int) + code_bytes(build_dir / "code-only")
     weights_dir = Path(results_dir) / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
         for old in weights_dir.glob(f"best-{name}.*"):
             old.unlink()
         shutil.copyfile(next(folder.glob("weights*")), weights_dir / f"best-{name}.{best.codec}")
-        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.drop("bytes").to_dict(),
+        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256"]).to_dict(),
                        "target_private": budget.target,
                        "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
     out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))
@@ -134,14 +135,14 @@ def code_bytes(folder: Path) -> int:
 
 def _winner_file(best, name: str, previous, weights_dir: Path, runs_root: Path | None) -> Path:
     """The file of a chosen (run, codec): the run folder's, else the committed copy of the same choice."""
-    from .measure import codec_path
+    from .measure import codec_path, is_measured_file
 
     src = codec_path(best.run_id, best.codec, runs_root)
-    if src.exists() and src.stat().st_size == int(best.bytes):
+    if src.exists() and is_measured_file(src, best):
         return src
     committed = weights_dir / f"best-{name}.{best.codec}"
     same = previous[(previous.budget == name) & (previous.run_id == best.run_id) & (previous.codec == best.codec)]
-    if not same.empty and committed.exists() and committed.stat().st_size == int(best.bytes):
+    if not same.empty and committed.exists() and is_measured_file(committed, best):
         return committed
     raise FileNotFoundError(f"{src}: the {name} budget's best file ({best.model}, {best.codec}) is measured in the "
                             f"codec table but not on this machine, nor committed as {committed}; measure its run's "

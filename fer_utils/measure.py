@@ -16,17 +16,21 @@ from . import compress, paths, results
 
 COLUMNS = ("run_id", "model", "arch", "width", "params", "codec", "bytes", "bytes_per_param",
            "public_acc", "private_acc", "float32_public", "float32_private", "public_drop", "private_drop",
-           "data_source", "run_timestamp")
+           "data_source", "run_timestamp", "file_sha256")
+#: columns an older table lacks (read blank)
+ADDED = ("run_timestamp", "file_sha256")
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The codec table; an older one without ``run_timestamp`` reads with it blank."""
+    """The codec table; an older one without ``run_timestamp`` or ``file_sha256`` reads with them blank."""
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
-    df = pd.read_csv(path, dtype={"run_timestamp": str})
-    if tuple(df.columns) == COLUMNS[:-1]:
-        df["run_timestamp"] = None
+    df = pd.read_csv(path, dtype={c: str for c in ADDED})
+    missing = COLUMNS[len(df.columns):]
+    if tuple(df.columns) == COLUMNS[:len(df.columns)] and set(missing) <= set(ADDED):
+        for c in missing:
+            df[c] = None
     if tuple(df.columns) != COLUMNS:
         raise ValueError(f"{path}, line 1: malformed codec table header {list(df.columns)}; expected {list(COLUMNS)}")
     return df
@@ -43,7 +47,7 @@ def measured(run: dict, table: Path, runs_root: Path | None = None) -> set[str]:
     or not its file is on this machine: a run trained again under the same id has a new
     timestamp, and its old rows are to be measured again and replaced. A row without a
     timestamp (an older table), or a run without one, counts only while its file is here. A file
-    here whose size is not the row's (not the file measured) makes its row invalid.
+    here that is not the one measured (``is_measured_file``) makes its row invalid.
     """
     return _valid(read_table(table), run, runs_root)
 
@@ -53,7 +57,7 @@ def _valid(done: pd.DataFrame, run: dict, runs_root: Path | None) -> set[str]:
     for r in done[done["run_id"] == run["run_id"]].itertuples(index=False):
         row_stamp = r.run_timestamp if isinstance(r.run_timestamp, str) and r.run_timestamp else None
         path = codec_path(run["run_id"], r.codec, runs_root)
-        if path.exists() and path.stat().st_size != int(r.bytes):
+        if path.exists() and not is_measured_file(path, r):
             continue  # the file here is not the one measured (an interrupted measurement): measure again
         if row_stamp is not None and stamp is not None:
             if row_stamp == stamp:
@@ -61,6 +65,21 @@ def _valid(done: pd.DataFrame, run: dict, runs_root: Path | None) -> set[str]:
         elif path.exists():
             valid.add(r.codec)
     return valid
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a codec file, as its row keeps it."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def is_measured_file(path: Path, row) -> bool:
+    """Whether ``path`` is the file ``row`` measured: its sha256 (its size, for an older row without one)."""
+    digest = getattr(row, "file_sha256", None)
+    if isinstance(digest, str) and digest:
+        return file_digest(path) == digest
+    return Path(path).stat().st_size == int(row.bytes)
 
 
 def _stamp(run: dict) -> str | None:
@@ -153,7 +172,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
             "float32_private": round(base.get("PrivateTest", float("nan")), 4),
             "public_drop": round((base.get("PublicTest", float("nan")) - pub) * 100, 2),
             "private_drop": round((base.get("PrivateTest", float("nan")) - priv) * 100, 2),
-            "data_source": run["data_source"], "run_timestamp": _stamp(run),
+            "data_source": run["data_source"], "run_timestamp": _stamp(run), "file_sha256": file_digest(path),
         })
     Path(table).parent.mkdir(parents=True, exist_ok=True)
     kept = done[~stale]
@@ -198,6 +217,8 @@ def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | Non
         path = codec_path(row.run_id, row.codec, runs_root)
         if not path.exists():  # measured on another machine: cached row, no file here
             continue
+        if not is_measured_file(path, row):
+            raise ValueError(f"{path}: not the file its codec row measured (another sha256 or size); measure it again")
         acc = float(np.mean(predict.predict_labels(compress.decode(path), images, mirror=False) == labels))
         if abs(acc - row.private_acc) > tolerance:
             raise ValueError(f"{path}: PrivateTest accuracy from the file alone is {acc:.4f}, measured {row.private_acc}")

@@ -50,8 +50,11 @@ def test_a_row_stays_valid_without_its_file_until_the_run_is_trained_again(tmp_p
     again = measure.measure_codecs(retrained, ["int8"], prepared, table, runs_root)
     assert again.run_timestamp.tolist() == [retrained["timestamp"]]  # replaced, not duplicated
     assert measure.codec_path(run["run_id"], "int8", runs_root).exists()
-    with open(measure.codec_path(run["run_id"], "int8", runs_root), "ab") as f:  # not the file measured
-        f.write(b"x")
+    path = measure.codec_path(run["run_id"], "int8", runs_root)
+    assert measure.read_table(table).file_sha256.tolist() == [measure.file_digest(path)]
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 1  # the same size, not the file measured (an interrupted measurement, say)
+    path.write_bytes(bytes(content))
     assert measure.measured(retrained, table, runs_root) == set()
 
 
@@ -59,10 +62,12 @@ def test_an_older_codec_table_reads_with_blank_timestamps_and_gains_the_column(t
     import pandas as pd
 
     table = tmp_path / "codecs.csv"
-    old = {c: [1] for c in measure.COLUMNS[:-1]} | {"run_id": ["r"], "codec": ["int8"]}
-    pd.DataFrame(old).to_csv(table, index=False)
-    read = measure.read_table(table)
-    assert tuple(read.columns) == measure.COLUMNS and read.run_timestamp.isna().all()
+    for added in (1, 2):  # a table from before file_sha256, and one from before run_timestamp too
+        old = {c: [1] for c in measure.COLUMNS[:-added]} | {"run_id": ["r"], "codec": ["int8"]}
+        pd.DataFrame(old).to_csv(table, index=False)
+        read = measure.read_table(table)
+        assert tuple(read.columns) == measure.COLUMNS and read.file_sha256.isna().all()
+    assert read.run_timestamp.isna().all()
     assert measure.measured({"run_id": "r", "timestamp": "t"}, table, tmp_path) == set()  # no file: not valid
 
 

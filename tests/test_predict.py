@@ -121,8 +121,11 @@ def test_a_file_that_predicts_otherwise_than_measured_is_an_error(tmp_path, rng)
     labels = rng.integers(0, 7, 20)
     from fer_utils import predict
     acc = float(np.mean(predict.predict_labels(compress.decode(path), images, mirror=False) == labels))
-    row = {"run_id": "r", "model": "m", "codec": "int8", "bytes": 1}
+    row = {"run_id": "r", "model": "m", "codec": "int8", "bytes": path.stat().st_size}
     ok = measure.check_from_files(pd.DataFrame([{**row, "private_acc": acc}]), images, labels, tmp_path)
     assert ok["from file"].tolist() == [round(acc, 4)]
     with pytest.raises(ValueError, match=r"weights.int8: PrivateTest accuracy from the file alone"):
         measure.check_from_files(pd.DataFrame([{**row, "private_acc": acc + 0.1}]), images, labels, tmp_path)
+    other = {**row, "private_acc": acc, "file_sha256": "0" * 64}  # the row measured another file
+    with pytest.raises(ValueError, match=r"weights.int8: not the file its codec row measured"):
+        measure.check_from_files(pd.DataFrame([other]), images, labels, tmp_path)
