@@ -55,7 +55,7 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
 
 #: columns shown with two decimals (percentage points, CPU hours)
 POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain", "private_drop_before",
-                          "private_drop_after", "qat_cpu_h", "cpu_h", "val_gain")}
+                          "private_drop_after", "qat_cpu_h", "cpu_h", "plain_cpu_h", "val_gain")}
 
 
 def figure(setup, name: str, alt: str) -> str:

@@ -179,6 +179,7 @@ def test_kd_views_sets_a_teacher_in_the_loop_beside_its_precomputed_targets(tmp_
     assert ("- IRNet (ours) w1, 15 epochs, T=2, alpha=0.5: in the loop +4.00 PrivateTest (+5.00 validation) in "
             "0.50 CPU h; precomputed `cnn1-e120.npz` (tta) +1.00 PrivateTest (+2.00 validation) in 0.25 CPU h: the "
             "loop costs +100 % CPU time for +3.00 points on validation, +3.00 on PrivateTest.") in text
+    assert "| 4.00 | 0.50 | 0.25 |" in text  # both CPU-hour columns in hours to two decimals
     assert report.kd_views_text(tmp_path / "none.csv") == ""
 
 
