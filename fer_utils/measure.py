@@ -1,10 +1,11 @@
 """Measure codecs on trained runs: bytes on disk and accuracy of the decoded model.
 
-Rows go to ``codecs.csv`` beside the registry, one per (run, codec), appended
-and never recomputed (train once, read many times). A row belongs to the registry
+Rows go to ``codecs.csv`` beside the registry, one per (run, codec), measured
+once (train once, read many times). A row belongs to the registry
 row it was measured on (``run_timestamp``): it stays valid on any machine, its
-encoded file or not, until the run is trained again. The encoded files stay in
-the run folder (``runs/<run_id>/codecs/``) of the machine that measured them.
+encoded file or not, until the run is trained again; it names its file by sha256.
+The encoded files stay in the run folder (``runs/<run_id>/codecs/``) of the machine
+that measured them.
 """
 from __future__ import annotations
 
@@ -178,7 +179,7 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     kept = done[~stale]
     fresh = pd.DataFrame(rows, columns=list(COLUMNS))
     out = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
-    out.to_csv(table, index=False)  # stale rows replaced; an older table gets its run_timestamp column
+    out.to_csv(table, index=False)  # stale rows replaced; an older table gets its new columns
     return out[out["run_id"] == run["run_id"]]
 
 
