@@ -167,7 +167,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         finally:
             keras.mixed_precision.set_global_policy(previous)
         targets = train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
-        name = f"{_run_name(teacher)}-{ONLINE}"
+        name = f"{results.teacher_name(teacher)}-{ONLINE}"
     else:
         if isinstance(teacher, teachers.TeacherFile):
             teacher.check_data(ds)
@@ -176,7 +176,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         else:
             model = runs.load_trained(teacher, kwargs.get("runs_root"))
             p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
-            name = _run_name(teacher)
+            name = results.teacher_name(teacher)
         if method == "mix":
             targets = train.Targets(mixed_targets(p, y, temperature, alpha))
         else:
@@ -184,11 +184,6 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
                                     DistillationLoss(temperature, alpha), HardLabelAccuracy())
     tag = f"{config.KD_METHODS[method]}-{name}-T{temperature:g}-a{alpha:g}"
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
-
-
-def _run_name(teacher: dict) -> str:
-    """A teacher run's name in a distilled run's tag: arch and width (``cnn1``)."""
-    return f"{teacher['arch']}{float(teacher['width']):g}"
 
 
 def search(arch: str, width: float, teacher, profile, seed: int = 0, temperatures=(2.0, 4.0, 8.0),

@@ -308,8 +308,14 @@ KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature"
                     "teacher", "teacher_file", "val_gain", "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
 
 
+def teacher_name(run) -> str:
+    """A teacher run's name (in teacher files' and distilled runs' tags): arch and width (``cnn1``)."""
+    return f"{run['arch']}{float(run['width']):g}"
+
+
 def teacher_run(name: str) -> tuple[str, float] | None:
-    """(arch, width) of a teacher named after its run (``cnn1`` -> ("cnn", 1.0)); None for a file's name."""
+    """(arch, width) of a teacher named after its run (:func:`teacher_name`: ``cnn1`` -> ("cnn", 1.0));
+    None for a file's name."""
     found = re.fullmatch(r"(\D+)([\d.]+)", name)
     return (found[1], float(found[2])) if found and found[1] in ARCH_NAMES else None
 
@@ -326,7 +332,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
     in ``comparison``) lists the online row first.
     """
     rows = _kd_points(pairs)
-    out = []
+    out, comparison = [], 0
     keys = ["student", "schedule", "epochs", "temperature", "alpha", "method"]
     for r in rows:
         run = teacher_run(r["teacher_name"]) if r["view"] == config.KD_ONLINE_VIEW else None
@@ -338,7 +344,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
                 and file_members[o["teacher_name"]][0].startswith(prefix)]
         if not same:
             continue
-        comparison = len({row["comparison"] for row in out}) + 1
+        comparison += 1
         for o in [r, *same]:
             online = o is r
             out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o}, "comparison": comparison,

@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         if run is None:
             parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {reg}")
         found.append(run)
-    name = args.name or "+".join(f"{r['arch']}{float(r['width']):g}" for r in found)
+    name = args.name or "+".join(results.teacher_name(r) for r in found)
     rows, probs, info = compute(found, ds, runs.prepare(ds, setup.profile))
     path = setup.results / "teachers" / f"{name}.npz"
     size = write(path, rows, probs, info)

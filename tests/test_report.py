@@ -632,3 +632,11 @@ def test_confusion_models_pick_one_row_per_model_never_a_noise_seed():
                          "public_acc": [0.599, 0.600, 0.570, 0.59, 0.62]})
     picked = results.confusion_models(runs)
     assert list(zip(picked.arch, picked.seed, picked.params)) == [("irnet", 0, 72_063), ("cnn", 0, 3_258_379)]
+
+
+def test_a_teacher_runs_name_reads_back_to_its_arch_and_width():
+    from fer_utils import results
+
+    assert results.teacher_name({"arch": "cnn", "width": 1.0}) == "cnn1"
+    assert results.teacher_run(results.teacher_name({"arch": "mobilenet", "width": 2.2})) == ("mobilenet", 2.2)
+    assert results.teacher_run("cnn1+mobilenet2.2+irnet1.7") is None  # an ensemble file's name
