@@ -67,6 +67,9 @@ KD_ONLINE_VIEW = "online"
 QAT_EPOCHS, QAT_PEAK_LR, QAT_FREEZE_BN = 3, 3e-5, False
 #: the peak of the first fine-tunes, whose run tags carry no ``-lr<peak>``; any other peak's do
 QAT_UNTAGGED_LR = 3e-4
+#: a fine-tune with a teacher run in the loop (``--teacher``): Hinton's temperature and weight, those
+#: the distillation search chose for the IRNet students (``results/kd_search.csv``)
+QAT_KD_TEMPERATURE, QAT_KD_ALPHA = 2.0, 0.5
 
 #: the epoch budgets of the training-budget study; the longest is the headline budget, the
 #: others are decays branched from its stable phase (:func:`fer_utils.schedule.Schedule.decay_start`);

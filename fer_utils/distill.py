@@ -137,6 +137,21 @@ def pack(soft: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.concatenate([soft, np.eye(NUM_CLASSES)[y]], axis=1).astype(np.float32)
 
 
+def online_targets(teacher: dict, y: np.ndarray, temperature: float, alpha: float,
+                   runs_root: Path | None = None) -> train.Targets:
+    """What the engine trains on with a finished teacher run in the loop: the one-hot labels ``y``,
+    :class:`OnlineDistillationLoss` at ``temperature`` and ``alpha``, the student's accuracy, and the
+    teacher's model, loaded in bfloat16 (its forward pass on every augmented batch is the cost)."""
+    loss = OnlineDistillationLoss(temperature, alpha)  # checks T and alpha before the teacher loads
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the teacher's forward pass only
+    try:
+        model = runs.load_trained(teacher, runs_root)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
+
+
 def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=None,
             temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", view: str = "tta",
             **kwargs) -> dict:
@@ -159,14 +174,7 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     if view == ONLINE:
         if isinstance(teacher, teachers.TeacherFile) or method != "hinton":
             raise ValueError("a teacher in the loop (view 'online') needs a finished run's weights and the hinton method")
-        loss = OnlineDistillationLoss(temperature, alpha)  # checks T and alpha before the teacher loads
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the teacher's forward pass only
-        try:
-            model = runs.load_trained(teacher, kwargs.get("runs_root"))
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
-        targets = train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
+        targets = online_targets(teacher, y, temperature, alpha, kwargs.get("runs_root"))
         name = f"{results.teacher_name(teacher)}-{ONLINE}"
     else:
         if isinstance(teacher, teachers.TeacherFile):

@@ -152,40 +152,58 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
-def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN) -> str:
+def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN, teacher: dict | None = None,
+        temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA) -> str:
     """The fine-tune's run tag: ``qat-<codec>``, ``-fbn`` with BatchNorm frozen, ``-lr<peak>`` where the
-    peak is not ``config.QAT_UNTAGGED_LR``, and whatever follows the source run's common prefix (its schedule,
-    tag and precision), so fine-tunes of different runs, or done otherwise, never share a folder."""
+    peak is not ``config.QAT_UNTAGGED_LR``, ``-teacher-<run>-T<t>-a<alpha>`` with a teacher run in the loop,
+    and whatever follows the source run's common prefix (its schedule, tag and precision), so fine-tunes
+    of different runs, or done otherwise, never share a folder (read back by ``results.qat_spec``)."""
+    from . import results
+
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
     lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
-    return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{rest}"
+    kd = f"-teacher-{results.teacher_name(teacher)}-T{temperature:g}-a{alpha:g}" if teacher is not None else ""
+    return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{kd}{rest}"
 
 
 def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
-              peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, **kwargs) -> dict | None:
+              peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, teacher: dict | None = None,
+              temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA,
+              **kwargs) -> dict | None:
     """Fine-tune a finished run (a registry row) on ``codec``'s grid; the fine-tune's result (its
     registry row), or None when a deadline stopped it (the same call resumes it).
 
     ``freeze_bn``: BatchNorm layers keep the source's statistics and scales (inference mode, not
-    trained), so the short fine-tune moves only the kernels on their grid and the biases."""
-    from . import train
+    trained), so the short fine-tune moves only the kernels on their grid and the biases.
+    ``teacher``: a finished run (a registry row) run in the loop on every augmented batch, as
+    ``fer_utils.distill`` does with ``view="online"``: the fine-tune then fits Hinton's loss at
+    ``temperature`` and ``alpha`` instead of the labels alone, so a distilled source keeps what its
+    teacher gave it while its kernels settle on the grid."""
+    from . import distill, train
 
     check_codec(codec)
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr)
     ds = dataset if dataset is not None else data.load()
-    if source["data_fingerprint"] != ds.fingerprint():
-        raise ValueError(f"run {source['run_id']} was trained on other data (fingerprint "
-                         f"{source['data_fingerprint']}, this data {ds.fingerprint()})")
+    for run, role in ((source, "run"), (teacher, "teacher run")):
+        if run is not None and run["data_fingerprint"] != ds.fingerprint():
+            raise ValueError(f"{role} {run['run_id']} was trained on other data (fingerprint "
+                             f"{run['data_fingerprint']}, this data {ds.fingerprint()})")
+    targets = None
+    if teacher is not None:
+        limit = kwargs.get("train_limit")
+        y = runs.prepare(ds, replace(prof, train_limit=limit or prof.train_limit), int(source["seed"]))["train"][1]
+        targets = distill.online_targets(teacher, y, temperature, alpha, kwargs.get("runs_root"))
     start = runs.load_trained(source, kwargs.get("runs_root"))
     if freeze_bn:
         for layer in start.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False  # Keras 3: inference mode, moving statistics kept
     return train.train(source["arch"], float(source["width"]), prof, int(source["seed"]), dataset=ds,
-                       tag=tag(source, codec, peak_lr, freeze_bn), build_model=lambda: start,
+                       tag=tag(source, codec, peak_lr, freeze_bn, teacher, temperature, alpha), targets=targets,
+                       build_model=lambda: start,
                        callbacks=lambda net, run_dir: [QuantizeAware(net, codec, run_dir / "qat")], **kwargs)
 
 
@@ -227,14 +245,25 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
     parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=FREEZE_BN,
                         help="keep BatchNorm's statistics and scales fixed")
+    parser.add_argument("--teacher", metavar="ARCH:WIDTH", default=None,
+                        help="a finished plain run (e.g. cnn:1.0) run in the loop: Hinton's loss instead of the labels alone")
+    parser.add_argument("--temperature", type=float, default=config.QAT_KD_TEMPERATURE, help="with --teacher")
+    parser.add_argument("--alpha", type=float, default=config.QAT_KD_ALPHA, help="with --teacher: its term's weight")
     config.add_cli_arguments(parser)
     args = parser.parse_args(argv)
     ds, setup, reg = config.from_cli(args)
     rows = [r for r in registry.read(reg).to_dict("records") if r["run_id"] == args.run]
     if not rows:
         parser.error(f"no run {args.run!r} in {reg}")
-    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn,
-                     registry_path=reg, verbose=2, progress=True)
+    teacher = None
+    if args.teacher is not None:
+        from . import results
+
+        teacher = results.find_run(args.teacher, reg, setup.profile.name, ds.fingerprint())
+        if teacher is None:
+            parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in {reg}")
+    done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn, teacher,
+                     args.temperature, args.alpha, registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3
 
 

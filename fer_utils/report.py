@@ -666,6 +666,35 @@ def other_codecs_table(other_codecs: pd.DataFrame) -> str:
                     .sort_index().reset_index().drop(columns="params"))
 
 
+def qat_targets_text(qat: pd.DataFrame) -> str:
+    """What a teacher in the loop changed in a quantisation-aware fine-tune: for each source run and codec
+    fine-tuned the same way (epochs, rate, BatchNorm) both on the labels alone and with a teacher, the
+    file's PrivateTest accuracy after each, in points against the labels-only one; "" where no source
+    has both."""
+    if qat.empty or "targets" not in qat.columns:
+        return ""
+    lines = []
+    labels = qat[qat.targets == results.QAT_LABELS]
+    for _, kd in qat[qat.targets != results.QAT_LABELS].iterrows():
+        twin = labels[(labels.source_run_id == kd.source_run_id) & (labels.codec == kd.codec)
+                      & (labels.fine_tune == kd.fine_tune)]
+        if twin.empty:
+            continue
+        plain = twin.iloc[-1]
+        gain = 100 * (kd.after_private - plain.after_private)
+        lines.append(f"- {kd.model}, {kd.codec} ({kd.fine_tune}): with the {kd.targets}, PrivateTest "
+                     f"{fmt(kd.after_private)} ({fmt(kd.private_drop_after, 2)} points below float32) against "
+                     f"{fmt(plain.after_private)} on the labels alone ({fmt(plain.private_drop_after, 2)} below): "
+                     f"{gain:+.2f} points for the teacher, at {fmt(kd.qat_cpu_h, 2)} CPU h against "
+                     f"{fmt(plain.qat_cpu_h, 2)}.")
+    if not lines:
+        return ""
+    return ("A fine-tune on the labels alone pulls a distilled source back towards what the labels teach; "
+            "with the source's teacher in the loop (`--teacher`, Hinton's loss as in distillation) it keeps "
+            "fitting the teacher. The same source, codec and fine-tune both ways (`qat.csv`):\n\n"
+            + "\n".join(lines))
+
+
 def compression_section(setup, runs: pd.DataFrame) -> str:
     R = setup.results
     codec_all = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame(columns=["run_id"])
@@ -683,7 +712,8 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
     tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
                                    "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
                    rename={"file": "budget"})
-    qat = table_or(R / "qat.csv", ["model", "source_epochs", "fine_tune", "codec", "float32_private", "before_private", "after_private",
+    qat_rows = pd.read_csv(R / "qat.csv") if (R / "qat.csv").exists() else pd.DataFrame()
+    qat = table_or(qat_rows, ["model", "source_epochs", "fine_tune", "targets", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     pairs = pd.read_csv(R / "distillation.csv") if (R / "distillation.csv").exists() else pd.DataFrame()
@@ -709,9 +739,12 @@ file bytes · PrivateTest accuracy (`codecs.csv`):
 A few epochs of training with every kernel on the codec's grid (straight-through gradients to a
 float copy, k-means codebooks following the weights), then written with that codec: PrivateTest
 accuracy of the source run (trained for `source_epochs`) in float32, written with the codec as
-trained (before) and after the fine-tune, drops in points against float32 (`qat.csv`):
+trained (before) and after the fine-tune, drops in points against float32; `targets`: what the
+fine-tune fitted, the labels alone or a teacher run in the loop (`qat.csv`):
 
 {qat}
+
+{qat_targets_text(qat_rows)}
 
 ### The deliverable under a byte budget
 

@@ -37,26 +37,32 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
             name += suffix.get(tag.split("-")[0], f" [{tag}]")
         if spec:
             how = (["frozen BN"] if spec["freeze_bn"] else []) + (
-                [f"peak LR {spec['peak_lr']:g}"] if spec["peak_lr"] is not None else [])
+                [f"peak LR {spec['peak_lr']:g}"] if spec["peak_lr"] is not None else []) + (
+                [f"teacher {spec['teacher']}"] if spec["teacher"] else [])
             name += f" + QAT {spec['codec']}" + (f" ({', '.join(how)})" if how else "")
     return name
 
 
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
-#: (a peak other than ``config.QAT_UNTAGGED_LR``), then the source run's own suffix
-QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?(?=-|$)")
+#: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run in the
+#: loop, Hinton's loss instead of the labels alone), then the source run's own suffix
+QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?"
+                     r"(?:-teacher-(?P<teacher>[a-z]+\d[\d.]*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
 
 
 def qat_spec(tag: str) -> dict | None:
     """A fine-tune's tag read back: ``codec``, ``freeze_bn``, ``peak_lr`` (None: untagged),
-    ``source_suffix`` (what followed the source run's common prefix: schedule, tag, precision) and
-    ``source_tag`` (the source's own tag within it); None for any other tag."""
+    ``teacher`` (the teacher run's name, :func:`teacher_name`, or None: labels alone) with its
+    ``temperature`` and ``alpha``, ``source_suffix`` (what followed the source run's common prefix:
+    schedule, tag, precision) and ``source_tag`` (the source's own tag within it); None for any other tag."""
     m = QAT_TAG.match(tag)
     if not m:
         return None
     suffix = tag[m.end():]
     return {"codec": m["codec"], "freeze_bn": m["fbn"] is not None,
-            "peak_lr": float(m["lr"]) if m["lr"] else None, "source_suffix": suffix,
+            "peak_lr": float(m["lr"]) if m["lr"] else None, "teacher": m["teacher"],
+            "temperature": float(m["kd_t"]) if m["kd_t"] else None, "alpha": float(m["kd_a"]) if m["kd_a"] else None,
+            "source_suffix": suffix,
             "source_tag": "-".join(p for p in suffix.split("-") if p and not re.fullmatch(r"(wsd|cos)\d+|bf16", p))}
 
 
@@ -538,7 +544,7 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
     return pd.concat([compact, largest_cnn])
 
 
-QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
+QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "targets", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
                "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
                "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")
 
@@ -549,6 +555,25 @@ def _qat_how(run) -> str:
     peak = spec["peak_lr"] if spec["peak_lr"] is not None else config.QAT_UNTAGGED_LR
     n = int(run["epochs"])
     return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
+
+
+#: ``qat.csv``'s ``targets`` for a fine-tune on the labels alone
+QAT_LABELS = "labels only"
+
+
+def _qat_targets(run) -> str:
+    """What a fine-tune fitted, in words: the labels alone (:data:`QAT_LABELS`) or its teacher run in the
+    loop with Hinton's temperature and weight."""
+    spec = qat_spec(recipe_tag_of(run["recipe"]))
+    if not spec["teacher"]:
+        return QAT_LABELS
+    return f"teacher {_teacher_label(spec['teacher'])} in the loop (T {spec['temperature']:g}, alpha {spec['alpha']:g})"
+
+
+def _teacher_label(name: str) -> str:
+    """A teacher run's display name from its tag name (``cnn1`` -> ``HW3 CNN``); the name itself otherwise."""
+    run = teacher_run(name)
+    return model_label(*run) if run else name
 
 
 def qat_source(run_id: str) -> str:
@@ -576,7 +601,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             continue
         src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
         out.append({
-            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "codec": codec, "params": int(src["params"]),
+            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "targets": _qat_targets(run), "codec": codec, "params": int(src["params"]),
             "float32_public": src["public_acc"], "float32_private": src["private_acc"],
             "before_public": before["public_acc"], "before_private": before["private_acc"],
             "after_public": after["public_acc"], "after_private": after["private_acc"],

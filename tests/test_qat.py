@@ -87,6 +87,7 @@ def test_qat_pairs_put_each_fine_tune_beside_its_source():
     (row,) = results.qat_pairs(runs, codecs).to_dict("records")
     assert row["model"] == "MobileNet w0.5" and row["codec"] == "kmeans-3"
     assert row["fine_tune"] == "3 epochs, peak LR 0.0003, BatchNorm trained" and row["source_epochs"] == 60
+    assert row["targets"] == "labels only"
     assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
     assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
     assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
@@ -111,3 +112,46 @@ def test_a_fine_tune_stands_at_its_source_budget():
     assert results.budget_of("adam|cosine3/warm0/peak0.0003|best-val|tag:qat-kmeans-3-wsd60") == 60
     assert results.budget_of("adam|cosine3/warm0/peak0.0003|best-val|tag:qat-kmeans-3") is None  # first recipe
     assert results.budget_of("adam|wsd200/warm2/decay0.2/peak0.003|bs128") == 200
+
+
+def test_a_fine_tune_with_its_teacher_in_the_loop_is_named_and_read_back():
+    from fer_utils import results
+
+    src = {"arch": "irnet", "width": 1.2, "profile": "full", "seed": 0, "data_fingerprint": "abc",
+           "run_id": "irnet-w1.2-full-s0-abc-wsd40-kdh-cnn1-online-T2-a0.5"}
+    name = qat.tag(src, "kmeans-4", 3e-5, False, teacher={"arch": "cnn", "width": 1.0}, temperature=2, alpha=0.5)
+    assert name == "qat-kmeans-4-lr0.00003-teacher-cnn1-T2-a0.5-wsd40-kdh-cnn1-online-T2-a0.5"
+    spec = results.qat_spec(name)
+    assert (spec["codec"], spec["teacher"], spec["temperature"], spec["alpha"]) == ("kmeans-4", "cnn1", 2.0, 0.5)
+    assert spec["peak_lr"] == 3e-5 and spec["source_tag"] == "kdh-cnn1-online-T2-a0.5"
+    assert results.qat_spec("qat-kmeans-4-lr0.00003-wsd40-kdh-cnn1-online-T2-a0.5")["teacher"] is None
+    assert results.qat_source(f"irnet-w1.2-full-s0-abc-cos3-{name}") == src["run_id"]
+    assert results.model_label("irnet", 1.2, name) == "IRNet (ours) w1.2 + KD + QAT kmeans-4 (peak LR 3e-05, teacher cnn1)"
+    run = {"recipe": f"adam|cosine3|tag:{name}", "epochs": 3}
+    assert results._qat_how(run) == "3 epochs, peak LR 3e-05, BatchNorm trained"
+    assert results._qat_targets(run) == "teacher HW3 CNN in the loop (T 2, alpha 0.5)"
+
+
+def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path):
+    import keras
+
+    from fer_utils import distill, recipe, train
+
+    ds = data.synthetic(200, seed=5)
+    prof = config.PROFILES["smoke"]
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              train_limit=120)
+    teacher = train.train("irnet", 0.5, prof, epochs=1, seed=1, **kw)
+    src = train.train("irnet", 0.5, prof, epochs=1, **kw)
+    first = qat.fine_tune(src, "int8", prof, epochs=2, teacher=teacher, temperature=2.0, alpha=0.5,
+                          stop_after=1, **kw)
+    assert first is None  # stopped after epoch 1 of 2: resumable, shadow weights kept
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if "-teacher-irnet0.5-T2-a0.5" in p.name)
+    saved = keras.models.load_model(run_dir / "last.keras")
+    assert isinstance(saved.layers[-1], recipe.WithTeacher) and isinstance(saved.loss, distill.OnlineDistillationLoss)
+    out = qat.fine_tune(src, "int8", prof, epochs=2, teacher=teacher, temperature=2.0, alpha=0.5, **kw)
+    assert out["epochs"] == 2 and out["run_id"] == run_dir.name
+    assert "|tag:qat-int8-lr0.00003-teacher-irnet0.5-T2-a0.5-wsd1" in out["recipe"]
+    assert qat.on_grid(runs_load(out, tmp_path), "int8")  # the teacher changes the targets, not the grid
+    with pytest.raises(ValueError, match="teacher run .* other data"):
+        qat.fine_tune(src, "int8", prof, teacher={**teacher, "data_fingerprint": "other"}, **kw)

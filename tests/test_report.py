@@ -640,3 +640,20 @@ def test_a_teacher_runs_name_reads_back_to_its_arch_and_width():
     assert results.teacher_name({"arch": "cnn", "width": 1.0}) == "cnn1"
     assert results.teacher_run(results.teacher_name({"arch": "mobilenet", "width": 2.2})) == ("mobilenet", 2.2)
     assert results.teacher_run("cnn1+mobilenet2.2+irnet1.7") is None  # an ensemble file's name
+
+
+def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one():
+    from fer_utils import report
+
+    base = {"model": "IRNet (ours) w1.2 + KD", "fine_tune": "3 epochs, peak LR 3e-05, BatchNorm trained",
+            "codec": "kmeans-4", "source_run_id": "src", "qat_cpu_h": 0.1}
+    qat = pd.DataFrame([
+        {**base, "targets": "labels only", "after_private": 0.6247, "private_drop_after": 1.25},
+        {**base, "targets": "teacher HW3 CNN in the loop (T 2, alpha 0.5)", "after_private": 0.6351,
+         "private_drop_after": 0.24, "qat_cpu_h": 0.15},
+        {**base, "targets": "teacher HW3 CNN in the loop (T 2, alpha 0.5)", "source_run_id": "other",
+         "after_private": 0.6, "private_drop_after": 0.0}])  # no labels-only twin: left out
+    text = report.qat_targets_text(qat)
+    assert text.count("\n- ") == 1 and "+1.04 points for the teacher" in text
+    assert "PrivateTest 0.635 (0.24 points below float32) against 0.625" in text
+    assert report.qat_targets_text(qat.iloc[[0]]) == "" and report.qat_targets_text(pd.DataFrame()) == ""
