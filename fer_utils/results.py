@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .runs import split_variant
+from .runs import run_prefix, split_variant
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
@@ -344,7 +344,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
         run = teacher_run(r["teacher_name"]) if r["view"] == config.KD_ONLINE_VIEW else None
         if run is None:
             continue
-        prefix = f"{run[0]}-w{run[1]:g}-"
+        prefix = run_prefix(*run)
         same = [o for o in rows if o["view"] in config.KD_TARGET_VIEWS and all(o[k] == r[k] for k in keys)
                 and len(file_members.get(o["teacher_name"], [])) == 1
                 and file_members[o["teacher_name"]][0].startswith(prefix)]

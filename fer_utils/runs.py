@@ -28,13 +28,18 @@ LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "s
 
 
 # --------------------------------------------------------------------------- names
+def run_prefix(arch: str, width: float) -> str:
+    """The start of every run id of ``arch`` at ``width`` (``irnet-w1.2-``), whatever its profile, seed or recipe."""
+    return f"{arch}-w{width:g}-"
+
+
 def run_id(arch: str, width: float, profile: str, seed: int, fingerprint: str, tag: str = "",
            precision: str = "float32", schedule: str = "") -> str:
     """``<arch>-w<width>-<profile>-s<seed>-<data>[-<schedule tag>][-<tag>][-<precision>]``.
 
     ``schedule`` is the budgeted schedule's tag (``wsd200``); the first recipe's runs have none.
     """
-    return (f"{arch}-w{width:g}-{profile}-s{seed}-{fingerprint}" + (f"-{schedule}" if schedule else "")
+    return (f"{run_prefix(arch, width)}{profile}-s{seed}-{fingerprint}" + (f"-{schedule}" if schedule else "")
             + (f"-{tag}" if tag else "") + (f"-{PRECISIONS[precision]}" if PRECISIONS[precision] else ""))
 
 
