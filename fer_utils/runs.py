@@ -160,6 +160,41 @@ def others_training(directory: Path | None = None) -> int:
     return count
 
 
+#: below this share of the machine's cores a CPU-bound epoch counts as shared: alone a training
+#: process here keeps ~94 % of both cores busy, beside another busy process ~50 %
+SHARED_CPU_SHARE = 0.7
+
+
+def shared_cpu_share() -> float:
+    """:data:`SHARED_CPU_SHARE`, or ``FER_SHARED_CPU_SHARE`` where set (0 turns the CPU test off: the
+    tests' epochs of a few batches are too short for their CPU share to mean anything)."""
+    return float(os.environ.get("FER_SHARED_CPU_SHARE", SHARED_CPU_SHARE))
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def epoch_shared(others: int, cpu_seconds: float, wall_seconds: float, cores: int, cpu_bound: bool) -> bool:
+    """Whether an epoch shared the machine: another training process was marked (:func:`others_training`),
+    or, for a run that trains on the CPU, its own process used less than :data:`SHARED_CPU_SHARE` of the
+    ``cores`` over the epoch's ``wall_seconds`` (something else, a test suite or a CI run, took the rest)."""
+    if others > 0:
+        return True
+    return bool(cpu_bound and wall_seconds > 0 and cpu_seconds / (wall_seconds * cores) < shared_cpu_share())
+
+
+def trains_on_cpu() -> bool:
+    """True when TensorFlow sees no GPU (the epochs' wall time is then the CPU's)."""
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
 # --------------------------------------------------------------------------- what a run sees
 def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
     """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1],

@@ -76,6 +76,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._t0 = None
         self._epoch = 0
         self._others = 0  # other training processes seen at the epoch's start
+        self._cpu0 = 0.0  # this process's CPU seconds at the epoch's start
+        self._cores, self._on_cpu = runs.usable_cores(), runs.trains_on_cpu()
         self._cut = False  # the deadline cut an epoch short: it must not be recorded
         self._epochs_here = 0  # epochs finished in this process (the first one also pays for compilation)
 
@@ -83,6 +85,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._t0 = time.perf_counter()
         self._epoch = epoch
         self._others = runs.others_training()  # another run on this machine shares its cores
+        self._cpu0 = time.process_time()
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule is not None:  # the rate is a function of the step alone: resumes set the same one
@@ -129,7 +132,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         # epochs timed since sharing was recorded (a run resumed from an older state has fewer), and
         # of them the seconds with another training process on this machine at the epoch's start or end
         st["tracked_seconds"] = st.get("tracked_seconds", 0.0) + seconds
-        shared = max(self._others, runs.others_training()) > 0
+        cpu = time.process_time() - self._cpu0
+        st["cpu_seconds"] = st.get("cpu_seconds", 0.0) + cpu
+        shared = runs.epoch_shared(max(self._others, runs.others_training()), cpu, seconds, self._cores, self._on_cpu)
         st["shared_seconds"] = st.get("shared_seconds", 0.0) + (seconds if shared else 0.0)
         runs.atomic_json(self.run_dir / "state.json", st)
         if epoch + 1 in self.snapshots:
@@ -239,7 +244,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
             print(f"[{rid}] resuming after epoch {state['epoch']}", flush=True)
     else:
         state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "wait": 0, "lr_wait": 0,
-                 "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0,
+                 "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0, "cpu_seconds": 0.0,
                  "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
         wrapper = training_model(model, seed, targets.teacher)

@@ -382,3 +382,13 @@ def test_the_shared_fraction_is_over_the_epochs_that_recorded_it():
 
     assert train.shared_fraction({"tracked_seconds": 40.0, "shared_seconds": 30.0}) == 0.75
     assert math.isnan(train.shared_fraction({"train_seconds": 100.0}))  # a state from before it was recorded
+
+
+def test_an_epoch_is_shared_beside_a_marked_run_or_when_its_process_got_too_little_cpu(monkeypatch):
+    monkeypatch.delenv("FER_SHARED_CPU_SHARE", raising=False)
+    assert runs.epoch_shared(1, 188.0, 100.0, 2, cpu_bound=True)  # a marked training process beside it
+    assert not runs.epoch_shared(0, 188.0, 100.0, 2, cpu_bound=True)  # alone: 94 % of both cores
+    assert runs.epoch_shared(0, 100.0, 100.0, 2, cpu_bound=True)  # 50 %: something else took the rest
+    assert not runs.epoch_shared(0, 20.0, 100.0, 2, cpu_bound=False)  # on a GPU the CPU share says nothing
+    monkeypatch.setenv("FER_SHARED_CPU_SHARE", "0")
+    assert not runs.epoch_shared(0, 1.0, 100.0, 2, cpu_bound=True)  # the tests' setting: marks only
