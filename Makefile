@@ -41,8 +41,10 @@ strip:
 clean:
 	rm -rf build
 
-# the size-limited deliverable: WEIGHTS=<compressed weights file> (default: the best committed one)
-WEIGHTS ?= $(firstword $(wildcard results/weights/best-*))
+# the size-limited deliverable: WEIGHTS="<compressed weights file(s)>" (default: the committed choice of
+# BUDGET, strong or tiny: one file, or an ensemble's files best-<budget>-<i>.<codec> in their order)
+BUDGET ?= strong
+WEIGHTS ?= $(sort $(wildcard results/weights/best-$(BUDGET).* results/weights/best-$(BUDGET)-*))
 deliverable: venv
 	@test -n "$(WEIGHTS)" || { echo "no weights: pass WEIGHTS=path/to/file (see results/weights/)"; exit 2; }
 	$(PY) -m fer_utils.deliverable --weights $(WEIGHTS) --out deliverable

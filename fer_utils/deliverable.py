@@ -1,11 +1,11 @@
-"""Assemble the size-limited deliverable: the weights file plus the minimal code to predict.
+"""Assemble the size-limited deliverable: the weights file(s) plus the minimal code to predict.
 
-    python -m fer_utils.deliverable --weights FILE [--out deliverable/]
+    python -m fer_utils.deliverable --weights FILE [FILE ...] [--out deliverable/]
 
-The folder holds the weights file and ``predict.pyz``, a zip application (run by
-``python predict.pyz --weights ... --input test.csv --output submission.csv``)
-holding the few modules prediction needs, stripped of docstrings and deflated.
-Its size is measured as the assignment measured it: ``du --apparent-size --bytes``.
+The folder holds the weights file (``weights.<codec>``; an ensemble's files ``weights-<i>.<codec>``)
+and ``predict.pyz``, a zip application (run by ``python predict.pyz --weights <folder or files>
+--input test.csv --output submission.csv``) holding the few modules prediction needs, stripped of
+docstrings and deflated. Its size is measured as the assignment measured it: ``du --apparent-size --bytes``.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import config, paths
 
@@ -56,46 +57,68 @@ def folder_bytes(folder: Path) -> int:
     return int(out.stdout.split()[0])
 
 
-def assemble(weights: Path, out_dir: Path | None = None) -> int:
-    weights = Path(weights)
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: weights file not found")
+def member_name(path: Path, index: int | None = None) -> str:
+    """A weights file's name in a deliverable folder: ``weights.<codec>``, or an ensemble's
+    ``weights-<index>.<codec>`` (1-based, the order its outputs are summed in)."""
+    suffix = "".join(Path(path).suffixes) or ".bin"
+    return f"weights{suffix}" if index is None else f"weights-{index}{suffix}"
+
+
+def assemble(weights, out_dir: Path | None = None) -> int:
+    """Build the folder of a weights file, or of several (an ensemble, in that order); its ``du`` bytes."""
+    files = [Path(w) for w in (weights if isinstance(weights, (list, tuple)) else [weights])]
+    for w in files:
+        if not w.is_file():
+            raise FileNotFoundError(f"{w}: weights file not found")
     out_dir = Path(out_dir or paths.DELIVERABLE_DIR)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    shutil.copyfile(weights, out_dir / f"weights{''.join(weights.suffixes) or '.bin'}")
+    for i, w in enumerate(files, 1):
+        shutil.copyfile(w, out_dir / member_name(w, i if len(files) > 1 else None))
     write_zipapp(out_dir / "predict.pyz")
     return folder_bytes(out_dir)
 
 
-CHOICE_COLUMNS = ("budget", "limit_bytes", "model", "codec", "public_acc", "private_acc", "run_id", "folder_bytes",
-                  "target_private", "target_met")
+#: joins an ensemble's members' run ids, codecs, digests and names in one table cell
+SEP = "; "
+
+CHOICE_COLUMNS = ("budget", "limit_bytes", "members", "model", "codec", "public_acc", "private_acc", "run_id",
+                  "folder_bytes", "target_private", "target_met")
 
 
-def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None):
-    """The deliverable of each byte budget, chosen among every measured (run, codec) file.
+def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None,
+           ensembles=None):
+    """The deliverable of each byte budget, chosen among every measured (run, codec) file and every
+    ensemble of them.
 
     Every row of ``codecs`` (``measure.read_table``) is a candidate, whether or not its file is on
     this machine: its folder (weights + ``predict.pyz``) measures the file's bytes plus what the
-    code and the folder add (``code_bytes``). Within each budget (``{name: config.ByteBudget}``)
-    the file with the best **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest
-    only reports. Each winner is then assembled from its file and measured as the assignment
-    measured it (``du --apparent-size --bytes``), which must equal the predicted size. Its file is
-    the run folder's codec file, or, on a machine without it (a fresh clone), the committed
-    ``<results_dir>/weights/best-<name>.<codec>`` when the committed table chose the same file.
-    The winner is copied to that name (replacing the budget's previous file) and the table goes to
-    ``<results_dir>/deliverables.csv``.
+    code and the folder add (``code_bytes``). So is every row of ``ensembles``
+    (``fer_utils.ensemble.search``: several files, their bytes summed, members joined by
+    :data:`SEP`). Within each budget (``{name: config.ByteBudget}``) the candidate with the
+    best **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest only reports. Each
+    winner is then assembled from its files and measured as the assignment measured it
+    (``du --apparent-size --bytes``), which must equal the predicted size. A file is the run
+    folder's codec file, or, on a machine without it (a fresh clone), the committed
+    ``<results_dir>/weights/best-<name>.<codec>`` (an ensemble's ``best-<name>-<i>.<codec>``) when
+    the committed table chose the same files. The winner's files are copied to those names
+    (replacing the budget's previous ones) and the table goes to ``<results_dir>/deliverables.csv``.
     """
     import pandas as pd
 
     table = Path(results_dir) / "deliverables.csv"
     previous = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
+    if "members" not in previous:  # a table from before ensembles: single files
+        previous["members"] = 1
     build_dir = Path(build_dir or paths.BUILD_DIR / "deliverables")
     if codecs.empty:
         return previous
-    folders = codecs[["model", "codec", "public_acc", "private_acc", "run_id", "bytes"]].copy()
-    folders["file_sha256"] = codecs["file_sha256"] if "file_sha256" in codecs else None
+    cols = ["model", "codec", "public_acc", "private_acc", "run_id", "bytes", "file_sha256"]
+    singles = codecs.assign(file_sha256=codecs["file_sha256"] if "file_sha256" in codecs else None,
+                            members=1)[cols + ["members"]]
+    many = ensembles[cols + ["members"]] if ensembles is not None and len(ensembles) else None
+    folders = pd.concat([singles, many], ignore_index=True) if many is not None else singles.copy()
     folders["folder_bytes"] = folders["bytes"].astype(int) + code_bytes(build_dir / "code-only")
     weights_dir = Path(results_dir) / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -104,22 +127,38 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
         fit = folders[folders.folder_bytes <= budget.limit]
         if fit.empty:
             continue
-        best = fit.sort_values(["public_acc", "folder_bytes"], ascending=[False, True]).iloc[0]
-        src = _winner_file(best, name, previous, weights_dir, runs_root)
-        folder = build_dir / f"{best.run_id}-{best.codec}"
-        measured = assemble(src, folder)
+        best = fit.sort_values(["public_acc", "folder_bytes"], ascending=[False, True], kind="stable").iloc[0]
+        n = int(best.members)
+        digests = str(best.file_sha256).split(SEP) if n > 1 else [best.file_sha256]
+        members = list(zip(str(best.run_id).split(SEP), str(best.codec).split(SEP), digests)) if n > 1 else \
+            [(best.run_id, best.codec, best.file_sha256)]
+        names = [_committed_name(name, codec, i if n > 1 else None) for i, (_, codec, _) in enumerate(members, 1)]
+        same = previous[(previous.budget == name) & (previous.run_id == best.run_id) & (previous.codec == best.codec)]
+        sizes = [int(best.bytes)] if n == 1 else [None] * n  # an older single row without a digest: its size
+        srcs = [_winner_file(run_id, codec, SimpleNamespace(file_sha256=digest, bytes=size), weights_dir / committed,
+                             not same.empty, best.model, name, runs_root)
+                for (run_id, codec, digest), size, committed in zip(members, sizes, names)]
+        folder = build_dir / f"{name}-{n}"
+        measured = assemble(srcs, folder)
         if measured != best.folder_bytes:
-            raise ValueError(f"{src}: its deliverable folder measures {measured} B, not the {best.folder_bytes} B "
-                             f"its codec row ({best.bytes} B) predicts")
-        for old in weights_dir.glob(f"best-{name}.*"):
+            raise ValueError(f"{folder}: the deliverable folder of {', '.join(map(str, srcs))} measures {measured} B, "
+                             f"not the {best.folder_bytes} B its codec rows ({best.bytes} B of weights) predict")
+        copies = [(src.read_bytes(), committed) for src, committed in zip(srcs, names)]  # a source may be a committed copy
+        for old in [*weights_dir.glob(f"best-{name}.*"), *weights_dir.glob(f"best-{name}-*")]:
             old.unlink()
-        shutil.copyfile(next(folder.glob("weights*")), weights_dir / f"best-{name}.{best.codec}")
+        for data, committed in copies:
+            (weights_dir / committed).write_bytes(data)
         chosen.append({"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256"]).to_dict(),
                        "target_private": budget.target,
                        "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
     out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))
     out.to_csv(table, index=False)
     return out
+
+
+def _committed_name(budget: str, codec: str, index: int | None) -> str:
+    """The committed copy of a budget's chosen file: ``best-<budget>.<codec>``, an ensemble's ``best-<budget>-<i>.<codec>``."""
+    return f"best-{budget}.{codec}" if index is None else f"best-{budget}-{index}.{codec}"
 
 
 def code_bytes(folder: Path) -> int:
@@ -133,31 +172,38 @@ def code_bytes(folder: Path) -> int:
     return folder_bytes(folder)
 
 
-def _winner_file(best, name: str, previous, weights_dir: Path, runs_root: Path | None) -> Path:
-    """The file of a chosen (run, codec): the run folder's, else the committed copy of the same choice."""
+def _winner_file(run_id: str, codec: str, row, committed: Path, same_choice: bool, model: str, budget: str,
+                 runs_root: Path | None) -> Path:
+    """The file of a chosen (run, codec) whose codec row is ``row`` (its ``file_sha256``, its ``bytes``): the
+    run folder's, else the committed copy of the same choice."""
     from .measure import codec_path, is_measured_file
 
-    src = codec_path(best.run_id, best.codec, runs_root)
-    if src.exists() and is_measured_file(src, best):
+    src = codec_path(run_id, codec, runs_root)
+    if src.exists() and is_measured_file(src, row):
         return src
-    committed = weights_dir / f"best-{name}.{best.codec}"
-    same = previous[(previous.budget == name) & (previous.run_id == best.run_id) & (previous.codec == best.codec)]
-    if not same.empty and committed.exists() and is_measured_file(committed, best):
+    if same_choice and committed.exists() and is_measured_file(committed, row):
         return committed
-    raise FileNotFoundError(f"{src}: the {name} budget's best file ({best.model}, {best.codec}) is measured in the "
+    raise FileNotFoundError(f"{src}: the {budget} budget's best file ({model}, {codec}) is measured in the "
                             f"codec table but not on this machine, nor committed as {committed}; measure its run's "
                             "codecs again here (delete its rows from codecs.csv) to rebuild it")
 
 
 def chosen_files(deliverables, results_dir: Path) -> dict:
-    """``{budget: (weights file, model label, codec)}`` of a ``choose`` table (``results/weights/best-*``)."""
-    return {row.budget: (Path(results_dir) / "weights" / f"best-{row.budget}.{row.codec}", row.model, row.codec)
-            for row in deliverables.itertuples(index=False)}
+    """``{budget: ([weights files], model label, codec)}`` of a ``choose`` table (``results/weights/best-*``;
+    an ensemble's files in their order)."""
+    out = {}
+    for row in deliverables.itertuples(index=False):
+        n = int(getattr(row, "members", 1) or 1)
+        codecs = str(row.codec).split(SEP) if n > 1 else [row.codec]
+        files = [Path(results_dir) / "weights" / _committed_name(row.budget, c, i if n > 1 else None)
+                 for i, c in enumerate(codecs, 1)]
+        out[row.budget] = (files, row.model, row.codec)
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", required=True, type=Path)
+    parser.add_argument("--weights", required=True, type=Path, nargs="+", help="a weights file; several: an ensemble")
     parser.add_argument("--out", type=Path, default=paths.DELIVERABLE_DIR)
     args = parser.parse_args(argv)
     try:

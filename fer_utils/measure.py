@@ -140,17 +140,19 @@ def test_loader(profile, split: str = "PrivateTest"):
 
 
 def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
-                   model=None) -> pd.DataFrame:
+                   model=None, again: bool = False) -> pd.DataFrame:
     """Encode ``run``'s model with each codec without a valid row in ``table``, decode, evaluate, and
     write its row (replacing a stale one).
 
     ``model`` overrides the run's own weights (a pruned copy, say); its codec
-    names should then say so (``pruned-...``).
+    names should then say so (``pruned-...``). ``again``: every codec named is measured, valid row or
+    not (its file is written again here from the weights here, which may encode otherwise than the
+    weights it was measured on: a float16 copy).
     """
     from .runs import evaluate, load_trained
 
     done = read_table(table)
-    done_codecs = _valid(done, run, runs_root)  # the table is read once
+    done_codecs = set() if again else _valid(done, run, runs_root)  # the table is read once
     todo = [c for c in codecs if c not in done_codecs]
     if not todo:
         return done[done["run_id"] == run["run_id"]]
@@ -231,20 +233,36 @@ def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | Non
 TTA_COLUMNS = ("file", "model", "codec", "public_acc", "private_acc", "public_tta_acc", "private_tta_acc")
 
 
-def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
-    """Mirror test-time augmentation on compressed files: ``{name: (path, model label, codec)}``, each
-    decoded and scored with and without TTA on PublicTest and PrivateTest; written to ``table``
-    (what ``predict.MIRROR_TTA``'s default rests on). Files not on this machine keep their cached rows."""
-    from .runs import evaluate
+def files_accuracy(paths_: list[Path], prepared: dict) -> dict:
+    """Accuracy on each test split of a weights file, or of an ensemble of them (outputs averaged in
+    order, ``predict.mean_probabilities``), without and with mirror TTA (``<split>_tta``)."""
+    import numpy as np
 
+    from .predict import mean_probabilities, probabilities
+
+    models = [compress.decode(p) for p in paths_]
+    out = {}
+    for split, (x, y) in prepared["tests"].items():
+        plain = [probabilities(m, x) for m in models]
+        both = [probabilities(m, x, mirror=True, plain=p) for m, p in zip(models, plain)]
+        out[split] = float(np.mean(np.argmax(mean_probabilities(plain), axis=1) == y))
+        out[f"{split}_tta"] = float(np.mean(np.argmax(mean_probabilities(both), axis=1) == y))
+    return out
+
+
+def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
+    """Mirror test-time augmentation on compressed files: ``{name: (path or [paths], model label, codec)}``
+    (several paths: an ensemble), scored with and without TTA on PublicTest and PrivateTest; written to
+    ``table`` (what ``predict.MIRROR_TTA``'s default rests on). Files not on this machine keep their cached rows."""
     table = Path(table)
     cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(TTA_COLUMNS))
     rows = []
     for name, (path, label, codec) in files.items():
-        if not Path(path).exists():
+        members = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+        if not all(p.exists() for p in members):
             rows += cached[cached.file == name].to_dict("records")
             continue
-        acc = evaluate(compress.decode(path), prepared, mirror=True, val=False)
+        acc = files_accuracy(members, prepared)
         rows.append({"file": name, "model": label, "codec": codec,
                      **{f"{k}_acc": round(acc[s], 4) for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))},
                      **{f"{k}_tta_acc": round(acc[f"{s}_tta"], 4)

@@ -1,10 +1,12 @@
-"""Predict from a compressed weights file alone, as the course graded it.
+"""Predict from compressed weights files alone, as the course graded it.
 
-    python -m fer_utils.predict --weights FILE --input test.csv --output submission.csv
+    python -m fer_utils.predict --weights FILE [FILE ...] --input test.csv --output submission.csv
 
 The input is the course's ``test.csv`` (``id,feature``) or a Kaggle-schema CSV
 (``emotion,pixels,Usage``; ids are the 0-based row numbers). The output is the
-Kaggle submission ``id,label``. Predicting twice gives byte-identical files.
+Kaggle submission ``id,label``. Several files (or a folder: its ``weights*`` files in name
+order) are an ensemble: their softmax outputs are averaged, in that order. Predicting twice
+gives byte-identical files.
 """
 from __future__ import annotations
 
@@ -51,8 +53,40 @@ def probabilities(model, x: np.ndarray, mirror: bool = False, plain: np.ndarray 
     return (plain + flipped.astype(np.float64)) / 2.0
 
 
+def mean_probabilities(members: list[np.ndarray]) -> np.ndarray:
+    """An ensemble's output: its members' probabilities summed in the given order, over their number
+    (one member: its own probabilities, exactly)."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    total = np.zeros_like(members[0], dtype=np.float64)
+    for p in members:
+        total = total + p
+    return total / len(members)
+
+
 def predict_labels(model, images: np.ndarray, mirror: bool = MIRROR_TTA) -> np.ndarray:
-    return np.argmax(probabilities(model, images.astype(np.float32) / 255.0, mirror), axis=1)
+    """Labels of uint8 ``images`` from a model, or from a list of models (an ensemble, :func:`mean_probabilities`)."""
+    x = images.astype(np.float32) / 255.0
+    models = model if isinstance(model, (list, tuple)) else [model]
+    return np.argmax(mean_probabilities([probabilities(m, x, mirror) for m in models]), axis=1)
+
+
+def weight_files(weights) -> list[Path]:
+    """The files of ``weights``: a file, several files (their order is the ensemble's), or a folder
+    (its ``weights*`` files, in name order: how a deliverable folder holds an ensemble)."""
+    items = [Path(w) for w in (weights if isinstance(weights, (list, tuple)) else [weights])]
+    out = []
+    for w in items:
+        if w.is_dir():
+            found = sorted(p for p in w.iterdir() if p.is_file() and p.name.startswith("weights"))
+            if not found:
+                raise FileNotFoundError(f"{w}: folder holds no weights* file")
+            out += found
+        elif not w.is_file():
+            raise FileNotFoundError(f"{w}: weights file not found")
+        else:
+            out.append(w)
+    return out
 
 
 def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray) -> None:
@@ -60,10 +94,11 @@ def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def run(weights: Path, input_path: Path, output: Path, mirror: bool = MIRROR_TTA) -> np.ndarray:
+def run(weights, input_path: Path, output: Path, mirror: bool = MIRROR_TTA) -> np.ndarray:
+    """Write the submission of a weights file, or of an ensemble of them (:func:`weight_files`)."""
     from . import compress
 
-    model = compress.decode(weights)
+    model = [compress.decode(w) for w in weight_files(weights)]
     ids, images = load_inputs(Path(input_path))
     labels = predict_labels(model, images, mirror)
     write_submission(output, ids, labels)
@@ -71,8 +106,9 @@ def run(weights: Path, input_path: Path, output: Path, mirror: bool = MIRROR_TTA
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Write a Kaggle submission from a compressed weights file.")
-    parser.add_argument("--weights", required=True, type=Path)
+    parser = argparse.ArgumentParser(description="Write a Kaggle submission from compressed weights files.")
+    parser.add_argument("--weights", required=True, type=Path, nargs="+",
+                        help="a weights file; several (or a folder of weights* files): an ensemble, outputs averaged")
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=MIRROR_TTA,

@@ -706,9 +706,11 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
     other_codecs = codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)]
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
-    deliverables = table_or(R / "deliverables.csv", ["budget", "limit_bytes", "model", "codec", "folder_bytes",
+    deliverables = table_or(R / "deliverables.csv", ["budget", "limit_bytes", "members", "model", "codec", "folder_bytes",
                                                      "public_acc", "private_acc", "target_private", "target_met"],
                             "No deliverable chosen yet.")
+    ensembles = table_or(R / "ensembles.csv", ["budget", "members", "model", "codec", "bytes", "public_acc",
+                                               "private_acc"], "No ensemble of two or more files beat its best member yet.")
     tta = table_or(R / "tta.csv", ["file", "model", "codec", "public_acc", "private_acc", "public_tta_acc",
                                    "private_tta_acc"], "No deliverable measured with mirror TTA yet.",
                    rename={"file": "budget"})
@@ -748,9 +750,16 @@ fine-tune fitted, the labels alone or a teacher run in the loop (`qat.csv`):
 
 ### The deliverable under a byte budget
 
+Several small files whose softmax outputs are averaged can beat one larger file in the same bytes.
+For each budget an ensemble is grown greedily on PublicTest among every file above (the best file
+first, then the file that raises PublicTest accuracy most while the folder still fits, until none
+does; `ensembles.csv`, members joined by `;`, bytes of the files alone):
+
+{ensembles}
+
 The whole folder (weights + `predict.pyz`) measured with `du --apparent-size --bytes`, best
-PublicTest accuracy within each budget among every file above, against the PrivateTest target set
-for that budget (`deliverables.csv`):
+PublicTest accuracy within each budget among every file above and these ensembles, against the
+PrivateTest target set for that budget (`deliverables.csv`):
 
 {deliverables}
 

@@ -108,7 +108,7 @@ def test_deliverable_choice_is_the_best_public_file_within_each_budget(tmp_path)
     with pytest.raises(FileNotFoundError, match="tight budget's best file"):
         deliverable.choose(better, budgets, results_dir, tmp_path / "elsewhere", tmp_path / "build3")
     files = deliverable.chosen_files(table, results_dir)
-    assert files["tight"] == (results_dir / "weights" / "best-tight.int8", "small", "int8")
+    assert files["tight"] == ([results_dir / "weights" / "best-tight.int8"], "small", "int8")
 
 
 def test_a_file_that_predicts_otherwise_than_measured_is_an_error(tmp_path, rng):

@@ -1,0 +1,211 @@
+"""Ensembles of compressed files under a byte budget: several small models, their outputs averaged.
+
+A folder of 225,000 B holds one ~200 kB file, or three or four files of 45-110 kB whose averaged
+softmax is more accurate than any one of them (models of other seeds and widths err on other
+faces). :func:`search` picks the members of each budget's ensemble among the measured codec files
+(``codecs.csv``) by greedy forward selection on **PublicTest** (Caruana et al., 2004): start from
+the best single file, add the file that raises PublicTest accuracy most while the folder still
+fits, stop when none raises it. A run enters at most once (its other codecs are the same model).
+PrivateTest only reports.
+
+Each member's outputs on the two test splits are computed once from its file (mirror TTA off, as
+every codec row) and cached by the file's sha256 under ``build/ensemble/``. The ensembles go to
+``ensembles.csv``, one row per budget: its members' run ids, codecs and file digests (joined by
+:data:`SEP`), their bytes and the averaged prediction's accuracy. A row stays valid on a machine
+without the files while every member still has its codec row (same digest): a fresh clone
+chooses the same deliverable, rebuilt from the committed ``best-<budget>-<i>.<codec>`` files
+(:func:`fer_utils.deliverable.choose`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+from .deliverable import SEP, code_bytes as folder_code_bytes
+COLUMNS = ("budget", "members", "model", "codec", "run_id", "file_sha256", "bytes", "public_acc", "private_acc")
+SPLITS = ("PublicTest", "PrivateTest")
+#: at most this many members (a folder's ``weights-<i>`` files sort by name in their order)
+MAX_MEMBERS = 9
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """``ensembles.csv`` (empty with its columns where there is none); a wrong header is an error naming the file."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    df = pd.read_csv(path, dtype={"file_sha256": str, "run_id": str, "codec": str})
+    if tuple(df.columns) != COLUMNS:
+        raise ValueError(f"{path}, line 1: malformed ensemble table header {list(df.columns)}; expected {list(COLUMNS)}")
+    return df
+
+
+def outputs(path: Path, digest: str, prepared: dict, cache_dir: Path) -> dict:
+    """A codec file's softmax outputs (float64, mirror TTA off) on each test split, from the file alone
+    (``predict.probabilities`` on the decoded model, the deliverable's code path); cached by ``digest``."""
+    from . import compress, predict
+
+    cache = Path(cache_dir) / f"{digest}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            if all(s in z for s in SPLITS):
+                return {s: z[s].astype(np.float64) for s in SPLITS}
+    model = compress.decode(path)
+    out = {s: predict.probabilities(model, prepared["tests"][s][0]) for s in SPLITS}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, **{s: v.astype(np.float32) for s, v in out.items()})  # the model's own float32 outputs
+    tmp.replace(cache)
+    return out
+
+
+def accuracy(members: list[dict], labels: np.ndarray, split: str) -> float:
+    """The accuracy of members' averaged outputs on ``split`` (``predict.mean_probabilities``)."""
+    from .predict import mean_probabilities
+
+    return float(np.mean(np.argmax(mean_probabilities([m[split] for m in members]), axis=1) == labels))
+
+
+def greedy(candidates: list[dict], labels: np.ndarray, room: int) -> list[dict]:
+    """Forward selection on PublicTest: members from ``candidates`` (dicts with ``run_id``, ``bytes`` and
+    each split's outputs) whose bytes sum to at most ``room``; each run at most once. Ties go to the
+    smaller file, then the run id and codec, so the same candidates always give the same ensemble."""
+    order = sorted(candidates, key=lambda c: (c["bytes"], c["run_id"], c["codec"]))
+    chosen, best, used = [], -1.0, 0
+    while len(chosen) < MAX_MEMBERS:
+        step = None
+        for c in order:
+            if c["bytes"] + used > room or any(c["run_id"] == m["run_id"] for m in chosen):
+                continue
+            acc = accuracy(chosen + [c], labels, "PublicTest")
+            if acc > best and (step is None or acc > step[0]):
+                step = (acc, c)
+        if step is None:
+            return chosen
+        best, used = step[0], used + step[1]["bytes"]
+        chosen.append(step[1])
+    return chosen
+
+
+#: a file takes part only within this much PublicTest accuracy of the best file that fits (a model far
+#: behind the best never raised an ensemble's accuracy here, and each candidate costs a pass over both
+#: test splits)
+WITHIN = 0.05
+
+
+def pool(codecs: pd.DataFrame, room: int, within: float = WITHIN) -> pd.DataFrame:
+    """The codec rows worth trying in an ensemble whose files may take ``room`` bytes: the files within
+    ``within`` PublicTest accuracy of the best file that fits, and of those, per run, the ones no other
+    file of the same run beats in both bytes and PublicTest accuracy."""
+    fit = codecs[codecs["bytes"].astype(int) <= room].drop_duplicates(["run_id", "codec"], keep="last")
+    if fit.empty:
+        return fit
+    fit = fit[fit["public_acc"] >= fit["public_acc"].max() - within]
+    keep = []
+    for _, g in fit.groupby("run_id", sort=True):
+        for r in g.itertuples():
+            beaten = ((g["bytes"] <= r.bytes) & (g["public_acc"] >= r.public_acc)
+                      & ((g["bytes"] < r.bytes) | (g["public_acc"] > r.public_acc))).any()
+            if not beaten:
+                keep.append(r.Index)
+    return fit.loc[sorted(keep)]
+
+
+def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepared: dict | None = None,
+              codec_table: Path | None = None):
+    """The codec file a row measured, on this machine, and the row that describes it; None where there is none.
+
+    The file is the run folder's when it is the one measured. Where it is missing and the run's
+    weights are here (``run``: its registry row), it is written again from them: the same bytes (same
+    sha256) keep the row; other bytes (weights here only as a float16 copy) are measured again into
+    ``codec_table`` (``measure.measure_codecs``), whose new row then describes the file here. A pruned
+    codec is not the run's own weights: only its measured file counts.
+    """
+    from . import compress
+    from .measure import codec_path, is_measured_file, measure_codecs
+    from .runs import has_weights, load_trained
+
+    path = codec_path(row.run_id, row.codec, runs_root)
+    if path.exists():
+        return (path, row) if is_measured_file(path, row) else None
+    if run is None or "@" in str(row.codec) or not has_weights(row.run_id, runs_root):
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compress.encode(load_trained(run, runs_root), path, row.codec)
+    if is_measured_file(path, row):
+        return path, row
+    if prepared is None or codec_table is None:
+        path.unlink()
+        return None
+    fresh = measure_codecs(run, [row.codec], prepared, codec_table, runs_root, again=True)
+    return path, next(fresh[fresh.codec == row.codec].itertuples(index=False))
+
+
+def valid_rows(table: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an ensemble table whose every member (run id, codec, digest) still has its codec row."""
+    have = set(zip(codecs["run_id"], codecs["codec"], codecs["file_sha256"].astype(str)))
+    keep = [all(m in have for m in zip(r.split(SEP), c.split(SEP), d.split(SEP)))
+            for r, c, d in zip(table["run_id"], table["codec"], table["file_sha256"].astype(str))]
+    return table[np.array(keep, dtype=bool)]  # (a plain empty list would select columns)
+
+
+def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, code_bytes: int | None = None,
+           runs_root: Path | None = None, cache_dir: Path | None = None, runs: pd.DataFrame | None = None,
+           codec_table: Path | None = None) -> pd.DataFrame:
+    """Each budget's best ensemble of measured codec files (:func:`greedy`), written to ``table``.
+
+    ``codecs``: candidate codec rows (``measure.read_table``); those :func:`pool` keeps take part where
+    their file is here, or where their run's weights are here (``runs``: registry rows) to write it
+    again, measured again into ``codec_table`` if it comes out otherwise (:func:`file_here`). ``code_bytes``: what the folder adds to its files (default: measured,
+    ``deliverable.code_bytes``), so the files may take ``limit - code_bytes``. A budget's row from an
+    earlier search stays when it is still valid (:func:`valid_rows`) and its PublicTest accuracy is at
+    least the new one's (on a machine without the files nothing new is found, and the row stands).
+    Only ensembles of two or more files are kept: a single file is the codec table's own row.
+    """
+    cache_dir = Path(cache_dir or paths.BUILD_DIR / "ensemble")
+    if code_bytes is None:
+        code_bytes = folder_code_bytes(cache_dir / "code-only")
+    old = valid_rows(read_table(table), codecs)
+    labels = {s: prepared["tests"][s][1] for s in SPLITS}
+    registered = {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}
+    tried: dict[tuple, dict | None] = {}  # (run id, codec) -> candidate, or None: no file here
+    rows = []
+    for name, budget in budgets.items():
+        room = budget.limit - code_bytes
+        fit = []
+        for row in pool(codecs, room).itertuples(index=False):
+            key = (row.run_id, row.codec)
+            if key not in tried:
+                run = registered.get(row.run_id)
+                found = file_here(row, runs_root, run, prepared, codec_table) if isinstance(row.file_sha256, str) else None
+                if found is None:
+                    tried[key] = None
+                else:
+                    path, now = found  # the row that describes the file here
+                    tried[key] = {"run_id": now.run_id, "codec": now.codec, "model": now.model, "bytes": int(now.bytes),
+                                  "file_sha256": now.file_sha256, **outputs(path, now.file_sha256, prepared, cache_dir)}
+            if tried[key] is not None and tried[key]["bytes"] <= room:
+                fit.append(tried[key])
+        found = greedy(fit, labels["PublicTest"], room) if fit else []
+        new = None
+        if len(found) >= 2:
+            new = {"budget": name, "members": len(found), "model": SEP.join(m["model"] for m in found),
+                   **{k: SEP.join(m[k] for m in found) for k in ("codec", "run_id", "file_sha256")},
+                   "bytes": sum(m["bytes"] for m in found),
+                   **{f"{k}_acc": round(accuracy(found, labels[s], s), 4)
+                      for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))}}
+        kept = old[old.budget == name]
+        if not kept.empty and (new is None or kept.iloc[-1].public_acc >= new["public_acc"]):
+            rows.append(kept.iloc[-1].to_dict())
+        elif new is not None:
+            rows.append(new)
+    out = pd.DataFrame(rows, columns=list(COLUMNS))
+    if codec_table is not None and Path(codec_table).exists():  # a member measured again above: its old row went
+        from .measure import read_table as read_codecs
+
+        out = valid_rows(out, read_codecs(codec_table))
+    Path(table).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(table, index=False)
+    return out
