@@ -15,11 +15,15 @@ import matplotlib.ticker
 DPI = 110
 
 
+#: the family of an ensemble of files (``ensembles.csv``) beside the model families in a figure
+ENSEMBLE = "ensemble of files"
+
+
 def family_palette() -> dict:
-    """One colour per model family, the same in every panel and figure."""
+    """One colour per model family (and one for ensembles of files), the same in every panel and figure."""
     from .results import ARCH_NAMES
 
-    return dict(zip(ARCH_NAMES.values(), ("tab:blue", "tab:red", "tab:green")))
+    return {**dict(zip(ARCH_NAMES.values(), ("tab:blue", "tab:red", "tab:green"))), ENSEMBLE: "tab:purple"}
 
 
 def style() -> None:

@@ -650,7 +650,7 @@ def q4_section(setup, runs: pd.DataFrame) -> str:
 
 {figure(setup, "05_q4_comparison", "both families and the bytes-accuracy Pareto front")}
 
-Pareto front over (model, codec) files (`pareto.csv`):
+Pareto front over (model, codec) files and ensembles of them (`pareto.csv`):
 
 {table_or(setup.results / "pareto.csv", ["model", "codec", "bytes", "public_acc", "private_acc"], "No codec rows yet.")}
 """

@@ -299,7 +299,8 @@ def test_every_family_has_its_own_colour():
     from fer_utils import plots, results
 
     palette = plots.family_palette()
-    assert set(palette) == set(results.ARCH_NAMES.values()) and len(set(palette.values())) == len(palette)
+    assert set(palette) == set(results.ARCH_NAMES.values()) | {plots.ENSEMBLE}
+    assert len(set(palette.values())) == len(palette)
 
 
 def test_only_the_report_notebook_becomes_the_report(tmp_path, monkeypatch):
