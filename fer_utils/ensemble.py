@@ -117,27 +117,31 @@ def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepa
               codec_table: Path | None = None):
     """The codec file a row measured, on this machine, and the row that describes it; None where there is none.
 
-    The file is the run folder's when it is the one measured. Where it is missing and the run's
-    weights are here (``run``: its registry row), it is written again from them: the same bytes (same
-    sha256) keep the row; other bytes (weights here only as a float16 copy) are measured again into
-    ``codec_table`` (``measure.measure_codecs``), whose new row then describes the file here. A pruned
-    codec is not the run's own weights: only its measured file counts.
+    The file is the run folder's when it is the one measured (same sha256). Where it is missing and
+    the run's weights are here (``run``: its registry row), it is written again from them: the same
+    bytes keep the row. Other bytes (weights here only as a float16 copy), or a row from before
+    digests were kept (which cannot name its file), are measured again into ``codec_table``
+    (``measure.measure_codecs``), whose new row then describes the file here. A pruned codec is not
+    the run's own weights: only its measured file counts.
     """
     from . import compress
     from .measure import codec_path, is_measured_file, measure_codecs
     from .runs import has_weights, load_trained
 
     path = codec_path(row.run_id, row.codec, runs_root)
-    if path.exists():
+    named = isinstance(row.file_sha256, str) and bool(row.file_sha256)
+    if named and path.exists():
         return (path, row) if is_measured_file(path, row) else None
     if run is None or "@" in str(row.codec) or not has_weights(row.run_id, runs_root):
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compress.encode(load_trained(run, runs_root), path, row.codec)
-    if is_measured_file(path, row):
-        return path, row
+    if named:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compress.encode(load_trained(run, runs_root), path, row.codec)
+        if is_measured_file(path, row):
+            return path, row
     if prepared is None or codec_table is None:
-        path.unlink()
+        if named:
+            path.unlink()
         return None
     fresh = measure_codecs(run, [row.codec], prepared, codec_table, runs_root, again=True)
     return path, next(fresh[fresh.codec == row.codec].itertuples(index=False))
@@ -179,7 +183,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
             key = (row.run_id, row.codec)
             if key not in tried:
                 run = registered.get(row.run_id)
-                found = file_here(row, runs_root, run, prepared, codec_table) if isinstance(row.file_sha256, str) else None
+                found = file_here(row, runs_root, run, prepared, codec_table)
                 if found is None:
                     tried[key] = None
                 else:

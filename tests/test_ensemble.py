@@ -152,3 +152,6 @@ def test_a_missing_file_is_written_again_from_the_runs_weights_or_measured_again
     found_path, now = ensemble.file_here(other, tmp_path, run, prepared, table)
     assert found_path == path and now.file_sha256 == measure.file_digest(path)  # measured again: its row now
     assert measure.read_table(table).file_sha256.tolist() == [now.file_sha256]  # replacing the old one
+    older = now._replace(file_sha256=None)  # a row from before digests were kept cannot name its file
+    assert ensemble.file_here(older, tmp_path) is None
+    assert ensemble.file_here(older, tmp_path, run, prepared, table)[1].file_sha256 == measure.file_digest(path)
