@@ -4,9 +4,9 @@ A folder of 225,000 B holds one ~200 kB file, or three or four files of 45-110 k
 softmax is more accurate than any one of them (models of other seeds and widths err on other
 faces). :func:`search` picks the members of each budget's ensemble among the measured codec files
 (``codecs.csv``) by greedy forward selection on **PublicTest** (Caruana et al., 2004): start from
-the best single file, add the file that raises PublicTest accuracy most while the folder still
-fits, stop when none raises it. A run enters at most once (its other codecs are the same model).
-PrivateTest only reports.
+a file, add the file that raises PublicTest accuracy most while the folder still fits, stop when
+none raises it; every file that fits is tried as the start, and the best ensemble found wins. A
+run enters at most once (its other codecs are the same model). PrivateTest only reports.
 
 Each member's outputs on the two test splits are computed once from its file (mirror TTA off, as
 every codec row) and cached by the file's sha256 under ``build/ensemble/``. The ensembles go to
@@ -68,12 +68,15 @@ def accuracy(members: list[dict], labels: np.ndarray, split: str) -> float:
     return float(np.mean(np.argmax(mean_probabilities([m[split] for m in members]), axis=1) == labels))
 
 
-def greedy(candidates: list[dict], labels: np.ndarray, room: int) -> list[dict]:
+def greedy(candidates: list[dict], labels: np.ndarray, room: int, first: dict | None = None) -> list[dict]:
     """Forward selection on PublicTest: members from ``candidates`` (dicts with ``run_id``, ``bytes`` and
-    each split's outputs) whose bytes sum to at most ``room``; each run at most once. Ties go to the
-    smaller file, then the run id and codec, so the same candidates always give the same ensemble."""
+    each split's outputs) whose bytes sum to at most ``room``; each run at most once; ``first``: the
+    member to start from (default: the best file). Ties go to the smaller file, then the run id and
+    codec, so the same candidates always give the same ensemble."""
     order = sorted(candidates, key=lambda c: (c["bytes"], c["run_id"], c["codec"]))
     chosen, best, used = [], -1.0, 0
+    if first is not None:
+        chosen, best, used = [first], accuracy([first], labels, "PublicTest"), first["bytes"]
     while len(chosen) < MAX_MEMBERS:
         step = None
         for c in order:
@@ -87,6 +90,21 @@ def greedy(candidates: list[dict], labels: np.ndarray, room: int) -> list[dict]:
         best, used = step[0], used + step[1]["bytes"]
         chosen.append(step[1])
     return chosen
+
+
+def best_ensemble(candidates: list[dict], labels: np.ndarray, room: int) -> list[dict]:
+    """:func:`greedy` from every candidate that fits as its first member; the ensemble with the best
+    PublicTest accuracy (ties: fewer bytes, then the earlier start). Starting only from the best file
+    is myopic: a large best file can leave no room for the pair that beats it."""
+    best, found = (-1.0, 0), []
+    for c in sorted(candidates, key=lambda c: (-accuracy([c], labels, "PublicTest"), c["bytes"], c["run_id"], c["codec"])):
+        if c["bytes"] > room:
+            continue
+        members = greedy(candidates, labels, room, first=c)
+        score = (accuracy(members, labels, "PublicTest"), -sum(m["bytes"] for m in members))
+        if score > best:
+            best, found = score, members
+    return found
 
 
 #: a file takes part only within this much PublicTest accuracy of the best file that fits (a model far
@@ -192,7 +210,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
                                   "file_sha256": now.file_sha256, **outputs(path, now.file_sha256, prepared, cache_dir)}
             if tried[key] is not None and tried[key]["bytes"] <= room:
                 fit.append(tried[key])
-        found = greedy(fit, labels["PublicTest"], room) if fit else []
+        found = best_ensemble(fit, labels["PublicTest"], room) if fit else []
         new = None
         if len(found) >= 2:
             new = {"budget": name, "members": len(found), "model": SEP.join(m["model"] for m in found),

@@ -751,9 +751,10 @@ fine-tune fitted, the labels alone or a teacher run in the loop (`qat.csv`):
 ### The deliverable under a byte budget
 
 Several small files whose softmax outputs are averaged can beat one larger file in the same bytes.
-For each budget an ensemble is grown greedily on PublicTest among every file above (the best file
-first, then the file that raises PublicTest accuracy most while the folder still fits, until none
-does; `ensembles.csv`, members joined by `;`, bytes of the files alone):
+For each budget an ensemble is grown greedily on PublicTest among every file above (from a first
+file, the file that raises PublicTest accuracy most while the folder still fits, until none does;
+every file that fits tried as the first; `ensembles.csv`, members joined by `;`, bytes of the files
+alone):
 
 {ensembles}
 

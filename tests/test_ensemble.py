@@ -26,10 +26,11 @@ def designed(labels: np.ndarray, right: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def three_files(tmp_path):
     """Three int8 files of one architecture (runs a, b, c) whose cached outputs make a the best single file
-    (right on the first 65 %), a + b right everywhere (b on the last 60 %) and c a weaker copy of a."""
+    (right on the first 65 %), a + b right everywhere (b on the last 60 %), c (the middle 60 %) a worse partner
+    of either."""
     labels = np.arange(N) % 7
     idx = np.arange(N)
-    right = {"a": idx < 0.65 * N, "b": idx >= 0.4 * N, "c": idx < 0.6 * N}
+    right = {"a": idx < 0.65 * N, "b": idx >= 0.4 * N, "c": (idx >= 0.3 * N) & (idx < 0.9 * N)}
     runs_root, cache = tmp_path / "runs", tmp_path / "cache"
     rows = []
     for rid in "abc":
@@ -155,3 +156,13 @@ def test_a_missing_file_is_written_again_from_the_runs_weights_or_measured_again
     older = now._replace(file_sha256=None)  # a row from before digests were kept cannot name its file
     assert ensemble.file_here(older, tmp_path) is None
     assert ensemble.file_here(older, tmp_path, run, prepared, table)[1].file_sha256 == measure.file_digest(path)
+
+
+def test_every_start_is_tried_so_a_large_best_file_does_not_crowd_out_a_better_pair():
+    labels = np.arange(N) % 7
+    idx = np.arange(N)
+    big = {"run_id": "big", "codec": "int8", "bytes": 150, **{s: designed(labels, idx < 0.7 * N) for s in ensemble.SPLITS}}
+    a = {"run_id": "a", "codec": "int8", "bytes": 90, **{s: designed(labels, idx < 0.65 * N) for s in ensemble.SPLITS}}
+    b = {"run_id": "b", "codec": "int8", "bytes": 90, **{s: designed(labels, idx >= 0.4 * N) for s in ensemble.SPLITS}}
+    assert [m["run_id"] for m in ensemble.greedy([big, a, b], labels, room=200)] == ["big"]  # no room left for a pair
+    assert [m["run_id"] for m in ensemble.best_ensemble([big, a, b], labels, room=200)] == ["a", "b"]  # 1.0 > 0.7
