@@ -4,8 +4,9 @@
 
 The folder holds the weights file (``weights.<codec>``; an ensemble's files ``weights-<i>.<codec>``)
 and ``predict.pyz``, a zip application (run by ``python predict.pyz --weights <folder or files>
---input test.csv --output submission.csv``) holding the few modules prediction needs, stripped of
-docstrings and deflated. Its size is measured as the assignment measured it: ``du --apparent-size --bytes``.
+--input test.csv --output submission.csv``) holding the few modules prediction needs, without the
+functions prediction never reaches (:func:`shake`), stripped of docstrings and deflated. Its size
+is measured as the assignment measured it: ``du --apparent-size --bytes``.
 """
 from __future__ import annotations
 
@@ -25,9 +26,62 @@ MODULES = ("__init__", "constants", "paths", "data", "models", "compress", "pred
 MAIN = "import sys\nfrom fer_utils.predict import main\nsys.exit(main())\n"
 
 
-def minify(source: str) -> str:
-    """The same code without docstrings and comments (``ast`` round trip)."""
-    tree = ast.parse(source)
+def _aliases(tree: ast.Module) -> tuple[dict, dict]:
+    """A module's package-relative imports anywhere in it: ``{alias: module}`` (``from . import data``) and
+    ``{alias: (module, name)}`` (``from .constants import CLASSES``)."""
+    modules, names = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            for a in node.names:
+                if node.module is None:
+                    modules[a.asname or a.name] = a.name
+                else:
+                    names[a.asname or a.name] = (node.module, a.name)
+    return modules, names
+
+
+def _references(node, module: str, aliases: tuple[dict, dict]) -> set:
+    """The (module, name) pairs a piece of code names: its own module's names, names imported from
+    sibling modules, and ``sibling.name`` attributes."""
+    modules, names = aliases
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(names.get(n.id, (module, n.id)))
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in modules:
+            out.add((modules[n.value.id], n.attr))
+    return out
+
+
+def shake(sources: dict, root: tuple = ("predict", "main")) -> dict:
+    """The modules ``{name: source}`` as ``ast`` trees without the top-level functions nothing reaches
+    from ``root`` (a (module, function) pair) or from the modules' other top-level statements (imports,
+    constants, classes: all kept). Names are followed through ``from . import m`` / ``m.name`` and
+    ``from .m import name``; the package's modules call nothing by a computed name, so what is not
+    reached is never called by prediction."""
+    trees = {m: ast.parse(src) for m, src in sources.items()}
+    aliases = {m: _aliases(t) for m, t in trees.items()}
+    functions = {(m, n.name): n for m, t in trees.items() for n in t.body
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    todo = [root] + [ref for m, t in trees.items() for n in t.body
+                     if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     for ref in _references(n, m, aliases[m])]
+    reached = set()
+    while todo:
+        key = todo.pop()
+        if key in reached or key not in functions:
+            continue
+        reached.add(key)
+        todo += _references(functions[key], key[0], aliases[key[0]])
+    for m, t in trees.items():
+        t.body = [n for n in t.body if (m, getattr(n, "name", None)) in reached
+                  or not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return trees
+
+
+def minify(source) -> str:
+    """The same code without docstrings and comments (``ast`` round trip); ``source``: text or a parsed module."""
+    tree = ast.parse(source) if isinstance(source, str) else source
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
@@ -40,9 +94,10 @@ def minify(source: str) -> str:
 def write_zipapp(path: Path) -> None:
     """A deterministic zip application of the prediction modules."""
     pkg = Path(__file__).resolve().parent
+    trees = shake({m: (pkg / f"{m}.py").read_text() for m in MODULES})  # only what prediction reaches
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         entries = [("__main__.py", MAIN)]
-        entries += [(f"fer_utils/{m}.py", minify((pkg / f"{m}.py").read_text())) for m in MODULES]
+        entries += [(f"fer_utils/{m}.py", minify(trees[m])) for m in MODULES]
         for name, text in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -129,3 +129,38 @@ def test_a_file_that_predicts_otherwise_than_measured_is_an_error(tmp_path, rng)
     other = {**row, "private_acc": acc, "file_sha256": "0" * 64}  # the row measured another file
     with pytest.raises(ValueError, match=r"weights.int8: not the file its codec row measured"):
         measure.check_from_files(pd.DataFrame([other]), images, labels, tmp_path)
+
+
+def test_the_shaken_zipapp_decodes_every_codec_as_the_package_does(tmp_path):
+    """predict.pyz keeps only what prediction reaches (deliverable.shake): every codec family still
+    decodes through it to exactly the weights the full package decodes."""
+    import json
+
+    model = models.irnet(0.5)
+    files = []
+    for codec in ("fp16", "int8", "int8-fold", "kmeans-4", "kmeans-3-dw8", "pruned-kmeans-4", "seed"):
+        path = tmp_path / f"w.{codec}"
+        compress.encode(model, path, codec)
+        files.append(path)
+    deliverable.write_zipapp(tmp_path / "predict.pyz")
+    script = ("import sys, json, numpy as np; sys.path.insert(0, sys.argv[1]); from fer_utils import compress; "
+              "print(json.dumps({p: [float(np.sum(np.abs(w), dtype=np.float64)) for w in compress.decode(p).get_weights()] "
+              "for p in sys.argv[2:]}))")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "predict.pyz"), *map(str, files)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shaken = json.loads(run.stdout.strip().splitlines()[-1])
+    for path in files:
+        full = [float(np.sum(np.abs(w), dtype=np.float64)) for w in compress.decode(path).get_weights()]
+        assert shaken[str(path)] == full, path.name
+
+
+def test_shake_drops_only_the_functions_nothing_reaches():
+    sources = {"predict": "from . import data\nfrom .data import helper as h\ndef main():\n    return data.used() + h()\n"
+                          "def unused():\n    return data.never()\n",
+               "data": "LIMIT = 3\ndef used():\n    return _inner()\ndef _inner():\n    return LIMIT\n"
+                       "def helper():\n    return 1\ndef never():\n    return 2\nclass Kept:\n    def m(self):\n        return 0\n"}
+    trees = deliverable.shake(sources)
+    names = {m: [getattr(n, "name", None) for n in t.body] for m, t in trees.items()}
+    assert [n for n in names["predict"] if n] == ["main"]
+    assert [n for n in names["data"] if n] == ["used", "_inner", "helper", "Kept"]
