@@ -233,7 +233,8 @@ def codec_figure(codecs):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     sns.scatterplot(data=codecs, x="bytes", y="private_acc", hue="model", style="model", s=60, ax=axes[0])
     axes[0].set(xscale="log", xlabel="file bytes", ylabel="PrivateTest accuracy")
-    sns.barplot(data=codecs, y="codec", x="bytes_per_param", hue="model", ax=axes[1])
+    order = codecs.groupby("codec")["bytes_per_param"].median().sort_values(ascending=False).index  # largest first,
+    sns.barplot(data=codecs, y="codec", x="bytes_per_param", hue="model", order=order, ax=axes[1])  # whatever the row order
     axes[1].set(xlabel="bytes per parameter", ylabel="")
     return fig
 
