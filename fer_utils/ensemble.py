@@ -176,12 +176,13 @@ def valid_rows(table: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
 def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, code_bytes: int | None = None,
            runs_root: Path | None = None, cache_dir: Path | None = None, runs: pd.DataFrame | None = None,
            codec_table: Path | None = None) -> pd.DataFrame:
-    """Each budget's best ensemble of measured codec files (:func:`greedy`), written to ``table``.
+    """Each budget's best ensemble of measured codec files (:func:`best_ensemble`), written to ``table``.
 
     ``codecs``: candidate codec rows (``measure.read_table``); those :func:`pool` keeps take part where
     their file is here, or where their run's weights are here (``runs``: registry rows) to write it
-    again, measured again into ``codec_table`` if it comes out otherwise (:func:`file_here`). ``code_bytes``: what the folder adds to its files (default: measured,
-    ``deliverable.code_bytes``), so the files may take ``limit - code_bytes``. A budget's row from an
+    again, measured again into ``codec_table`` if it comes out otherwise (:func:`file_here`).
+    ``code_bytes``: what the folder adds to its files (default: measured, ``deliverable.code_bytes``),
+    so the files may take ``limit - code_bytes``. A budget's row from an
     earlier search stays when it is still valid (:func:`valid_rows`) and its PublicTest accuracy is at
     least the new one's (on a machine without the files nothing new is found, and the row stands).
     Only ensembles of two or more files are kept: a single file is the codec table's own row.

@@ -233,27 +233,12 @@ def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | Non
 TTA_COLUMNS = ("file", "model", "codec", "public_acc", "private_acc", "public_tta_acc", "private_tta_acc")
 
 
-def files_accuracy(paths_: list[Path], prepared: dict) -> dict:
-    """Accuracy on each test split of a weights file, or of an ensemble of them (outputs averaged in
-    order, ``predict.mean_probabilities``), without and with mirror TTA (``<split>_tta``)."""
-    import numpy as np
-
-    from .predict import mean_probabilities, probabilities
-
-    models = [compress.decode(p) for p in paths_]
-    out = {}
-    for split, (x, y) in prepared["tests"].items():
-        plain = [probabilities(m, x) for m in models]
-        both = [probabilities(m, x, mirror=True, plain=p) for m, p in zip(models, plain)]
-        out[split] = float(np.mean(np.argmax(mean_probabilities(plain), axis=1) == y))
-        out[f"{split}_tta"] = float(np.mean(np.argmax(mean_probabilities(both), axis=1) == y))
-    return out
-
-
 def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
     """Mirror test-time augmentation on compressed files: ``{name: (path or [paths], model label, codec)}``
     (several paths: an ensemble), scored with and without TTA on PublicTest and PrivateTest; written to
     ``table`` (what ``predict.MIRROR_TTA``'s default rests on). Files not on this machine keep their cached rows."""
+    from .runs import evaluate
+
     table = Path(table)
     cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(TTA_COLUMNS))
     rows = []
@@ -262,7 +247,7 @@ def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
         if not all(p.exists() for p in members):
             rows += cached[cached.file == name].to_dict("records")
             continue
-        acc = files_accuracy(members, prepared)
+        acc = evaluate([compress.decode(p) for p in members], prepared, mirror=True, val=False)
         rows.append({"file": name, "model": label, "codec": codec,
                      **{f"{k}_acc": round(acc[s], 4) for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))},
                      **{f"{k}_tta_acc": round(acc[f"{s}_tta"], 4)

@@ -220,16 +220,18 @@ def _xy(ds: data.FERDataset):
 
 def evaluate(model, prepared: dict, mirror: bool = False, val: bool = True) -> dict:
     """Accuracy on validation (``val``) and on each labelled test split; ``mirror``: with mirror TTA
-    too (``<split>_tta``)."""
-    from .predict import probabilities
+    too (``<split>_tta``). ``model``: a model, or a list of models (an ensemble, outputs averaged in
+    order: ``predict.mean_probabilities``; one model scores exactly as itself)."""
+    from .predict import mean_probabilities, probabilities
 
+    models = model if isinstance(model, (list, tuple)) else [model]
     out = {}
     for name, (x, y) in [("val", prepared["val"])] * val + list(prepared["tests"].items()):
-        plain = probabilities(model, x)
-        out[name] = float(np.mean(np.argmax(plain, axis=1) == y))
+        plain = [probabilities(m, x) for m in models]
+        out[name] = float(np.mean(np.argmax(mean_probabilities(plain), axis=1) == y))
         if mirror:
-            both = probabilities(model, x, mirror=True, plain=plain)
-            out[f"{name}_tta"] = float(np.mean(np.argmax(both, axis=1) == y))
+            both = [probabilities(m, x, mirror=True, plain=p) for m, p in zip(models, plain)]
+            out[f"{name}_tta"] = float(np.mean(np.argmax(mean_probabilities(both), axis=1) == y))
     return out
 
 

@@ -22,3 +22,15 @@ def test_mirror_tta_is_deterministic_and_leaves_symmetric_images_alone(rng):
     assert np.allclose(predict.probabilities(model, np.ascontiguousarray(x[:, :, ::-1]), mirror=True), once)
     labels = predict.predict_labels(model, (x * 255).astype(np.uint8), mirror=True)
     assert labels.shape == (6,) and labels.dtype.kind == "i"
+
+
+def test_evaluate_scores_an_ensemble_and_one_model_exactly_as_itself(rng):
+    from fer_utils import runs
+
+    x = rng.random((30, 48, 48, 1), dtype=np.float32)
+    y = rng.integers(0, 7, 30)
+    prepared = {"val": (x, y), "tests": {"PublicTest": (x, y)}}
+    a, b = models.build("mobilenet", 0.15), models.build("mobilenet", 0.15)
+    assert runs.evaluate([a], prepared, mirror=True) == runs.evaluate(a, prepared, mirror=True)
+    both = predict.mean_probabilities([predict.probabilities(m, x, mirror=True) for m in (a, b)])
+    assert runs.evaluate([a, b], prepared, mirror=True)["PublicTest_tta"] == float(np.mean(both.argmax(1) == y))
