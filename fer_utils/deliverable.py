@@ -138,12 +138,35 @@ def assemble(weights, out_dir: Path | None = None) -> int:
 #: joins an ensemble's members' run ids, codecs, digests and names in one table cell
 SEP = "; "
 
-CHOICE_COLUMNS = ("budget", "limit_bytes", "members", "model", "codec", "public_acc", "private_acc", "run_id",
-                  "folder_bytes", "target_private", "target_met")
+CHOICE_COLUMNS = ("budget", "limit_bytes", "members", "model", "codec", "public_acc", "private_acc",
+                  "public_tta_acc", "private_tta_acc", "run_id", "folder_bytes", "target_private", "target_met")
+TTA_COLUMNS = ("public_tta_acc", "private_tta_acc")
+
+
+def scored(files, prepared: dict) -> dict:
+    """A folder's files (one, or an ensemble's in order) decoded and scored on the test splits with and
+    without mirror TTA: the plain and ``_tta`` accuracies, by the deliverable's own code path
+    (``predict.probabilities`` and ``mean_probabilities``, through ``runs.evaluate``)."""
+    from . import compress
+    from .runs import evaluate
+
+    acc = evaluate([compress.decode(f) for f in files], prepared, mirror=True, val=False)
+    return {f"{k}{tta}_acc": round(acc[s + tta], 4)
+            for k, s in (("public", "PublicTest"), ("private", "PrivateTest")) for tta in ("", "_tta")}
+
+
+def shipped_private(row) -> float:
+    """The PrivateTest accuracy of what the folder's ``predict.pyz`` outputs with its defaults (mirror TTA
+    if ``predict.MIRROR_TTA``), which the budget's target judges; the plain files' where the folder was
+    not scored with TTA (no test data at the choice, and another choice before)."""
+    from .predict import MIRROR_TTA
+
+    tta = row.get("private_tta_acc", float("nan"))
+    return float(tta) if MIRROR_TTA and tta == tta else float(row["private_acc"])
 
 
 def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None,
-           ensembles=None):
+           ensembles=None, prepared: dict | None = None):
     """The deliverable of each byte budget, chosen among every measured (run, codec) file and every
     ensemble of them.
 
@@ -159,6 +182,11 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     ``<results_dir>/weights/best-<name>.<codec>`` (an ensemble's ``best-<name>-<i>.<codec>``) when
     the committed table chose the same files. The winner's files are copied to those names
     (replacing the budget's previous ones) and the table goes to ``<results_dir>/deliverables.csv``.
+
+    With ``prepared`` (the test splits) the assembled folder's files are scored again as they ship,
+    with mirror TTA (:func:`scored`: ``public_tta_acc``, ``private_tta_acc``); without, a choice kept from the previous table keeps its TTA columns. The
+    target judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`); the
+    choice itself rests on the plain PublicTest accuracy every codec row has.
     """
     import pandas as pd
 
@@ -166,6 +194,9 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     previous = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
     if "members" not in previous:  # a table from before ensembles: single files
         previous["members"] = 1
+    for col in TTA_COLUMNS:  # a table from before the TTA columns: not scored with TTA
+        if col not in previous:
+            previous[col] = float("nan")
     build_dir = Path(build_dir or paths.BUILD_DIR / "deliverables")
     if codecs.empty:
         return previous
@@ -203,9 +234,14 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
             old.unlink()
         for data, committed in copies:
             (weights_dir / committed).write_bytes(data)
-        chosen.append({"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256"]).to_dict(),
-                       "target_private": budget.target,
-                       "target_met": bool(budget.target is not None and best.private_acc >= budget.target)})
+        row = {"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256"]).to_dict(),
+               **{col: (same[col].iloc[-1] if not same.empty else float("nan")) for col in TTA_COLUMNS},
+               "target_private": budget.target}
+        if prepared is not None:
+            acc = scored([folder / member_name(src, i if n > 1 else None) for i, src in enumerate(srcs, 1)], prepared)
+            row.update({col: acc[col] for col in TTA_COLUMNS})  # the plain columns stay the rows' own
+        row["target_met"] = bool(budget.target is not None and shipped_private(row) >= budget.target)
+        chosen.append(row)
     out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))
     out.to_csv(table, index=False)
     return out

@@ -228,31 +228,3 @@ def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | Non
         checks.append({"model": row.model, "codec": row.codec, "bytes": row.bytes, "measured": row.private_acc,
                        "from file": round(acc, 4)})
     return pd.DataFrame(checks, columns=["model", "codec", "bytes", "measured", "from file"])
-
-
-TTA_COLUMNS = ("file", "model", "codec", "public_acc", "private_acc", "public_tta_acc", "private_tta_acc")
-
-
-def tta_table(files: dict, prepared: dict, table: Path) -> pd.DataFrame:
-    """Mirror test-time augmentation on compressed files: ``{name: (path or [paths], model label, codec)}``
-    (several paths: an ensemble), scored with and without TTA on PublicTest and PrivateTest; written to
-    ``table`` (what ``predict.MIRROR_TTA``'s default rests on). Files not on this machine keep their cached rows."""
-    from .runs import evaluate
-
-    table = Path(table)
-    cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(TTA_COLUMNS))
-    rows = []
-    for name, (path, label, codec) in files.items():
-        members = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
-        if not all(p.exists() for p in members):
-            rows += cached[cached.file == name].to_dict("records")
-            continue
-        acc = evaluate([compress.decode(p) for p in members], prepared, mirror=True, val=False)
-        rows.append({"file": name, "model": label, "codec": codec,
-                     **{f"{k}_acc": round(acc[s], 4) for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))},
-                     **{f"{k}_tta_acc": round(acc[f"{s}_tta"], 4)
-                        for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))}})
-    out = pd.DataFrame(rows, columns=list(TTA_COLUMNS))
-    table.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(table, index=False)
-    return out

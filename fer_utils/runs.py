@@ -226,7 +226,7 @@ def evaluate(model, prepared: dict, mirror: bool = False, val: bool = True) -> d
 
     models = model if isinstance(model, (list, tuple)) else [model]
     out = {}
-    for name, (x, y) in [("val", prepared["val"])] * val + list(prepared["tests"].items()):
+    for name, (x, y) in ([("val", prepared["val"])] if val else []) + list(prepared["tests"].items()):
         plain = [probabilities(m, x) for m in models]
         out[name] = float(np.mean(np.argmax(mean_probabilities(plain), axis=1) == y))
         if mirror:

@@ -111,6 +111,38 @@ def test_deliverable_choice_is_the_best_public_file_within_each_budget(tmp_path)
     assert files["tight"] == ([results_dir / "weights" / "best-tight.int8"], "small", "int8")
 
 
+def test_the_target_judges_the_folder_as_it_ships_with_mirror_tta(tmp_path, monkeypatch):
+    from fer_utils import compress, config, deliverable, measure, models
+
+    runs_root, results_dir = tmp_path / "runs", tmp_path / "results"
+    path = measure.codec_path("only", "int8", runs_root)
+    path.parent.mkdir(parents=True)
+    size = compress.encode(models.build("mobilenet", 0.15), path, "int8")
+    model = compress.decode(path)
+    images = np.random.default_rng(5).integers(0, 256, (60, 48, 48, 1), dtype=np.uint8)
+    labels = predict.predict_labels(model, images, mirror=True)  # what the shipped folder outputs: all right
+    plain = predict.predict_labels(model, images, mirror=False)
+    x = images.astype(np.float32) / 255.0
+    prepared = {"tests": {s: (x, labels) for s in ("PublicTest", "PrivateTest")}}
+    plain_acc = round(float(np.mean(plain == labels)), 4)
+    codecs = pd.DataFrame([{"run_id": "only", "model": "only", "codec": "int8", "bytes": size, "public_acc": plain_acc,
+                            "private_acc": plain_acc, "file_sha256": measure.file_digest(path)}])
+    code = deliverable.code_bytes(tmp_path / "code")
+    budgets = {"b": config.ByteBudget(code + size, 1.0)}
+    (row,) = deliverable.choose(codecs, budgets, results_dir, runs_root, tmp_path / "build", prepared=prepared).to_dict("records")
+    assert row["public_tta_acc"] == row["private_tta_acc"] == 1.0 and row["private_acc"] == plain_acc
+    assert row["target_met"]  # judged on what predict.pyz outputs by default, not on the plain files
+    assert list(pd.read_csv(results_dir / "deliverables.csv").columns) == list(deliverable.CHOICE_COLUMNS)
+    # without test data the same choice keeps its TTA columns from the table
+    (kept,) = deliverable.choose(codecs, budgets, results_dir, runs_root, tmp_path / "build").to_dict("records")
+    assert kept["private_tta_acc"] == 1.0 and kept["target_met"]
+    # a deliverable shipped without TTA is judged on its plain predictions
+    assert plain_acc < 1.0  # the mirror changes some of these predictions
+    monkeypatch.setattr(predict, "MIRROR_TTA", False)
+    (off,) = deliverable.choose(codecs, budgets, results_dir, runs_root, tmp_path / "build", prepared=prepared).to_dict("records")
+    assert not off["target_met"]
+
+
 def test_a_file_that_predicts_otherwise_than_measured_is_an_error(tmp_path, rng):
     from fer_utils import compress, measure, models
 
