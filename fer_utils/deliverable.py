@@ -167,15 +167,17 @@ def shipped_private(row) -> float:
 
 def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = None, build_dir: Path | None = None,
            ensembles=None, prepared: dict | None = None):
-    """The deliverable of each byte budget, chosen among every measured (run, codec) file and every
-    ensemble of them.
+    """The deliverable of each byte budget, chosen among the folders the search found (``ensembles``)
+    or, where it found none that fits, among every measured (run, codec) file.
 
-    Every row of ``codecs`` (``measure.read_table``) is a candidate, whether or not its file is on
-    this machine: its folder (weights + ``predict.pyz``) measures the file's bytes plus what the
-    code and the folder add (``code_bytes``). So is every row of ``ensembles``
-    (``fer_utils.ensemble.search``: several files, their bytes summed, members joined by
-    :data:`SEP`). Within each budget (``{name: config.ByteBudget}``) the candidate with the
-    best **PublicTest** accuracy wins (ties: the smaller folder); PrivateTest only reports. Each
+    A row of ``ensembles`` (``fer_utils.ensemble.search``: one file or several, their bytes summed,
+    members joined by :data:`SEP`) was scored as it ships (mirror TTA with ``predict.MIRROR_TTA``);
+    those that fit a budget (``{name: config.ByteBudget}``) compete on that **PublicTest** accuracy.
+    Without one, every row of ``codecs`` (``measure.read_table``) is a candidate on its plain
+    PublicTest accuracy, whether or not its file is on this machine. A folder (weights +
+    ``predict.pyz``) measures its files' bytes plus what the code and the folder add
+    (``code_bytes``). The best PublicTest accuracy wins (ties: the smaller folder); PrivateTest only
+    reports. Each
     winner is then assembled from its files and measured as the assignment measured it
     (``du --apparent-size --bytes``), which must equal the predicted size. A file is the run
     folder's codec file, or, on a machine without it (a fresh clone), the committed
@@ -185,9 +187,10 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
 
     With ``prepared`` (the test splits) the assembled folder's files are scored again as they ship,
     with mirror TTA (:func:`scored`: ``public_tta_acc``, ``private_tta_acc``); without, a choice kept from the previous table keeps its TTA columns. The
-    target judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`); the
-    choice itself rests on the plain PublicTest accuracy every codec row has.
+    target judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`).
     """
+    from .predict import MIRROR_TTA
+
     import pandas as pd
 
     table = Path(results_dir) / "deliverables.csv"
@@ -203,17 +206,22 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     cols = ["model", "codec", "public_acc", "private_acc", "run_id", "bytes", "file_sha256"]
     singles = codecs.assign(file_sha256=codecs["file_sha256"] if "file_sha256" in codecs else None,
                             members=1)[cols + ["members"]]
-    many = ensembles[cols + ["members"]] if ensembles is not None and len(ensembles) else None
+    singles = singles.assign(searched=False, **{col: float("nan") for col in TTA_COLUMNS})
+    many = (ensembles.reindex(columns=cols + ["members", *TTA_COLUMNS]).assign(searched=True)
+            if ensembles is not None and len(ensembles) else None)
     folders = pd.concat([singles, many], ignore_index=True) if many is not None else singles.copy()
     folders["folder_bytes"] = folders["bytes"].astype(int) + code_bytes(build_dir / "code-only")
+    score = "public_tta_acc" if MIRROR_TTA else "public_acc"
     weights_dir = Path(results_dir) / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
     chosen = []
     for name, budget in budgets.items():
         fit = folders[folders.folder_bytes <= budget.limit]
+        searched = fit[fit.searched & fit[score].notna()]
+        fit, key = (searched, score) if not searched.empty else (fit[~fit.searched], "public_acc")
         if fit.empty:
             continue
-        best = fit.sort_values(["public_acc", "folder_bytes"], ascending=[False, True], kind="stable").iloc[0]
+        best = fit.sort_values([key, "folder_bytes"], ascending=[False, True], kind="stable").iloc[0]
         n = int(best.members)
         digests = str(best.file_sha256).split(SEP) if n > 1 else [best.file_sha256]
         members = list(zip(str(best.run_id).split(SEP), str(best.codec).split(SEP), digests)) if n > 1 else \
@@ -234,9 +242,10 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
             old.unlink()
         for data, committed in copies:
             (weights_dir / committed).write_bytes(data)
-        row = {"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256"]).to_dict(),
-               **{col: (same[col].iloc[-1] if not same.empty else float("nan")) for col in TTA_COLUMNS},
-               "target_private": budget.target}
+        row = {"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256", "searched"]).to_dict()}
+        if not best.searched:  # a codec row: TTA unknown, unless this choice was scored before
+            row.update({col: (same[col].iloc[-1] if not same.empty else float("nan")) for col in TTA_COLUMNS})
+        row.update(members=n, target_private=budget.target)
         if prepared is not None:
             acc = scored([folder / member_name(src, i if n > 1 else None) for i, src in enumerate(srcs, 1)], prepared)
             row.update({col: acc[col] for col in TTA_COLUMNS})  # the plain columns stay the rows' own

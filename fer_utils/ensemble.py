@@ -8,12 +8,14 @@ a file, add the file that raises PublicTest accuracy most while the folder still
 none raises it; every file that fits is tried as the start, and the best ensemble found wins. A
 run enters at most once (its other codecs are the same model). PrivateTest only reports.
 
-Each member's outputs on the two test splits are computed once from its file (mirror TTA off, as
-every codec row) and cached by the file's sha256 under ``build/ensemble/``. The ensembles go to
-``ensembles.csv``, one row per budget: its members' run ids, codecs and file digests (joined by
-:data:`SEP`), their bytes and the averaged prediction's accuracy. A row stays valid on a machine
-without the files while every member still has its codec row (same digest): a fresh clone
-chooses the same deliverable, rebuilt from the committed ``best-<budget>-<i>.<codec>`` files
+PublicTest is scored as the deliverable ships (``predict.MIRROR_TTA``: each image's outputs averaged
+with its mirror's), so the search finds the best folder as it ships, one file or several. Each
+member's outputs on the two test splits, plain and with mirror TTA, are computed once from its file
+and cached by the file's sha256 under ``build/ensemble/``. The folders go to ``ensembles.csv``, one
+row per budget: its members' run ids, codecs and file digests (joined by :data:`SEP`), their bytes
+and the averaged prediction's accuracy, plain and with TTA. A row stays valid on a machine without
+the files while every member still has its codec row (same digest): a fresh clone chooses the same
+deliverable, rebuilt from the committed ``best-<budget>[-<i>].<codec>`` files
 (:func:`fer_utils.deliverable.choose`).
 """
 from __future__ import annotations
@@ -25,7 +27,10 @@ import pandas as pd
 
 from . import paths
 from .deliverable import SEP, code_bytes as folder_code_bytes
-COLUMNS = ("budget", "members", "model", "codec", "run_id", "file_sha256", "bytes", "public_acc", "private_acc")
+COLUMNS = ("budget", "members", "model", "codec", "run_id", "file_sha256", "bytes", "public_acc", "private_acc",
+           "public_tta_acc", "private_tta_acc")
+#: a table from before the TTA columns (its rows read back without them: NaN, so a new search replaces them)
+OLD_COLUMNS = COLUMNS[:-2]
 SPLITS = ("PublicTest", "PrivateTest")
 #: at most this many members (a folder's ``weights-<i>`` files sort by name in their order)
 MAX_MEMBERS = 9
@@ -37,52 +42,65 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(path, dtype={"file_sha256": str, "run_id": str, "codec": str})
+    if tuple(df.columns) == OLD_COLUMNS:
+        df = df.reindex(columns=list(COLUMNS))
     if tuple(df.columns) != COLUMNS:
         raise ValueError(f"{path}, line 1: malformed ensemble table header {list(df.columns)}; expected {list(COLUMNS)}")
     return df
 
 
-def outputs(path: Path, digest: str, prepared: dict, cache_dir: Path) -> dict:
-    """A codec file's softmax outputs (float64, mirror TTA off) on each test split, from the file alone
-    (``predict.probabilities`` on the decoded model, the deliverable's code path); cached by ``digest``."""
+def outputs(path: Path, digest: str, prepared: dict, cache_dir: Path, mirror: bool = False) -> dict:
+    """A codec file's softmax outputs (float64) on each test split, from the file alone
+    (``predict.probabilities`` on the decoded model, the deliverable's code path); ``mirror``: also
+    with mirror TTA (``<split>_tta``, what ``predict`` outputs by default); cached by ``digest``."""
     from . import compress, predict
 
+    keys = [*SPLITS, *(f"{s}_tta" for s in SPLITS)] if mirror else list(SPLITS)
     cache = Path(cache_dir) / f"{digest}.npz"
+    out = {}
     if cache.exists():
         with np.load(cache) as z:
-            if all(s in z for s in SPLITS):
-                return {s: z[s].astype(np.float64) for s in SPLITS}
+            out = {k: z[k].astype(np.float64) for k in z.files}
+            if all(k in out for k in keys):
+                return {k: out[k] for k in keys}
     model = compress.decode(path)
-    out = {s: predict.probabilities(model, prepared["tests"][s][0]) for s in SPLITS}
+    for s in SPLITS:
+        if s not in out:
+            out[s] = predict.probabilities(model, prepared["tests"][s][0])
+        if mirror and f"{s}_tta" not in out:
+            out[f"{s}_tta"] = predict.probabilities(model, prepared["tests"][s][0], mirror=True, plain=out[s])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.stem + ".tmp.npz")
     np.savez(tmp, **{s: v.astype(np.float32) for s, v in out.items()})  # the model's own float32 outputs
     tmp.replace(cache)
-    return out
+    return {k: out[k] for k in keys}
 
 
 def accuracy(members: list[dict], labels: np.ndarray, split: str) -> float:
-    """The accuracy of members' averaged outputs on ``split`` (``predict.mean_probabilities``)."""
+    """The accuracy of members' averaged outputs on ``split`` (``predict.mean_probabilities``; ``<split>_tta``:
+    their outputs with mirror TTA)."""
     from .predict import mean_probabilities
 
     return float(np.mean(np.argmax(mean_probabilities([m[split] for m in members]), axis=1) == labels))
 
 
-def greedy(candidates: list[dict], labels: np.ndarray, room: int, first: dict | None = None) -> list[dict]:
+def greedy(candidates: list[dict], labels: np.ndarray, room: int, first: dict | None = None,
+           split: str = "PublicTest") -> list[dict]:
     """Forward selection on PublicTest: members from ``candidates`` (dicts with ``run_id``, ``bytes`` and
     each split's outputs) whose bytes sum to at most ``room``; each run at most once; ``first``: the
-    member to start from (default: the best file). Ties go to the smaller file, then the run id and
-    codec, so the same candidates always give the same ensemble."""
+    member to start from (default: the best file); ``split``: the outputs scored (``PublicTest_tta``:
+    with mirror TTA). Ties go to the smaller file, then the run id and codec, so the same candidates
+    always give the same ensemble."""
     order = sorted(candidates, key=lambda c: (c["bytes"], c["run_id"], c["codec"]))
     chosen, best, used = [], -1.0, 0
     if first is not None:
-        chosen, best, used = [first], accuracy([first], labels, "PublicTest"), first["bytes"]
+        chosen, best, used = [first], accuracy([first], labels, split), first["bytes"]
     while len(chosen) < MAX_MEMBERS:
         step = None
         for c in order:
             if c["bytes"] + used > room or any(c["run_id"] == m["run_id"] for m in chosen):
                 continue
-            acc = accuracy(chosen + [c], labels, "PublicTest")
+            acc = accuracy(chosen + [c], labels, split)
             if acc > best and (step is None or acc > step[0]):
                 step = (acc, c)
         if step is None:
@@ -92,16 +110,16 @@ def greedy(candidates: list[dict], labels: np.ndarray, room: int, first: dict | 
     return chosen
 
 
-def best_ensemble(candidates: list[dict], labels: np.ndarray, room: int) -> list[dict]:
+def best_ensemble(candidates: list[dict], labels: np.ndarray, room: int, split: str = "PublicTest") -> list[dict]:
     """:func:`greedy` from every candidate that fits as its first member; the ensemble with the best
     PublicTest accuracy (ties: fewer bytes, then the earlier start). Starting only from the best file
     is myopic: a large best file can leave no room for the pair that beats it."""
     best, found = (-1.0, 0), []
-    for c in sorted(candidates, key=lambda c: (-accuracy([c], labels, "PublicTest"), c["bytes"], c["run_id"], c["codec"])):
+    for c in sorted(candidates, key=lambda c: (-accuracy([c], labels, split), c["bytes"], c["run_id"], c["codec"])):
         if c["bytes"] > room:
             continue
-        members = greedy(candidates, labels, room, first=c)
-        score = (accuracy(members, labels, "PublicTest"), -sum(m["bytes"] for m in members))
+        members = greedy(candidates, labels, room, first=c, split=split)
+        score = (accuracy(members, labels, split), -sum(m["bytes"] for m in members))
         if score > best:
             best, found = score, members
     return found
@@ -175,18 +193,26 @@ def valid_rows(table: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
 
 def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, code_bytes: int | None = None,
            runs_root: Path | None = None, cache_dir: Path | None = None, runs: pd.DataFrame | None = None,
-           codec_table: Path | None = None) -> pd.DataFrame:
-    """Each budget's best ensemble of measured codec files (:func:`best_ensemble`), written to ``table``.
+           codec_table: Path | None = None, mirror: bool | None = None) -> pd.DataFrame:
+    """Each budget's best folder of measured codec files, one file or an ensemble (:func:`best_ensemble`),
+    written to ``table``.
 
     ``codecs``: candidate codec rows (``measure.read_table``); those :func:`pool` keeps take part where
     their file is here, or where their run's weights are here (``runs``: registry rows) to write it
     again, measured again into ``codec_table`` if it comes out otherwise (:func:`file_here`).
     ``code_bytes``: what the folder adds to its files (default: measured, ``deliverable.code_bytes``),
-    so the files may take ``limit - code_bytes``. A budget's row from an
-    earlier search stays when it is still valid (:func:`valid_rows`) and its PublicTest accuracy is at
-    least the new one's (on a machine without the files nothing new is found, and the row stands).
-    Only ensembles of two or more files are kept: a single file is the codec table's own row.
+    so the files may take ``limit - code_bytes``. ``mirror`` (default ``predict.MIRROR_TTA``): the
+    files are scored as the deliverable ships them, each image's outputs averaged with its mirror's;
+    the choice rests on that PublicTest accuracy (``public_tta_acc``), since a folder that wins
+    without TTA can lose with it. Every row has both the plain and the TTA accuracies. A budget's row
+    from an earlier search stays when it is still valid (:func:`valid_rows`) and its PublicTest
+    accuracy (the same kind) is at least the new one's (on a machine without the files nothing new is
+    found, and the row stands).
     """
+    from .predict import MIRROR_TTA
+
+    mirror = MIRROR_TTA if mirror is None else mirror
+    split, score = ("PublicTest_tta", "public_tta_acc") if mirror else ("PublicTest", "public_acc")
     cache_dir = Path(cache_dir or paths.BUILD_DIR / "ensemble")
     if code_bytes is None:
         code_bytes = folder_code_bytes(cache_dir / "code-only")
@@ -208,19 +234,20 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
                 else:
                     path, now = found  # the row that describes the file here
                     tried[key] = {"run_id": now.run_id, "codec": now.codec, "model": now.model, "bytes": int(now.bytes),
-                                  "file_sha256": now.file_sha256, **outputs(path, now.file_sha256, prepared, cache_dir)}
+                                  "file_sha256": now.file_sha256,
+                                  **outputs(path, now.file_sha256, prepared, cache_dir, mirror=True)}
             if tried[key] is not None and tried[key]["bytes"] <= room:
                 fit.append(tried[key])
-        found = best_ensemble(fit, labels["PublicTest"], room) if fit else []
+        found = best_ensemble(fit, labels["PublicTest"], room, split) if fit else []
         new = None
-        if len(found) >= 2:
+        if found:
             new = {"budget": name, "members": len(found), "model": SEP.join(m["model"] for m in found),
                    **{k: SEP.join(m[k] for m in found) for k in ("codec", "run_id", "file_sha256")},
                    "bytes": sum(m["bytes"] for m in found),
-                   **{f"{k}_acc": round(accuracy(found, labels[s], s), 4)
-                      for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))}}
+                   **{f"{k}{tta}_acc": round(accuracy(found, labels[s], s + tta), 4)
+                      for tta in ("", "_tta") for k, s in (("public", "PublicTest"), ("private", "PrivateTest"))}}
         kept = old[old.budget == name]
-        if not kept.empty and (new is None or kept.iloc[-1].public_acc >= new["public_acc"]):
+        if not kept.empty and (new is None or kept.iloc[-1][score] >= new[score]):
             rows.append(kept.iloc[-1].to_dict())
         elif new is not None:
             rows.append(new)

@@ -711,7 +711,8 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                                                      "target_private", "target_met"],
                             "No deliverable chosen yet.")
     ensembles = table_or(R / "ensembles.csv", ["budget", "members", "model", "codec", "bytes", "public_acc",
-                                               "private_acc"], "No ensemble of two or more files beat its best member yet.")
+                                               "private_acc", "public_tta_acc", "private_tta_acc"],
+                         "No folder searched yet (no codec file on this machine).")
     qat_rows = pd.read_csv(R / "qat.csv") if (R / "qat.csv").exists() else pd.DataFrame()
     qat = table_or(qat_rows, ["model", "source_epochs", "fine_tune", "targets", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
@@ -749,19 +750,19 @@ fine-tune fitted, the labels alone or a teacher run in the loop (`qat.csv`):
 ### The deliverable under a byte budget
 
 Several small files whose softmax outputs are averaged can beat one larger file in the same bytes.
-For each budget an ensemble is grown greedily on PublicTest among every file above (from a first
+For each budget a folder is grown greedily on PublicTest among every file above (from a first
 file, the file that raises PublicTest accuracy most while the folder still fits, until none does;
 every file that fits tried as the first; `ensembles.csv`, members joined by `;`, bytes of the files
-alone):
+alone). `python -m fer_utils.predict` and the deliverable's `predict.pyz` average each image's
+prediction with its mirror's by default (`--no-tta` turns it off), so the files are scored as they
+ship: the search keeps the folder, one file or several, with the best PublicTest accuracy with
+mirror TTA (`public_tta_acc`), since a folder that wins without the mirror can lose with it:
 
 {ensembles}
 
-The whole folder (weights + `predict.pyz`) measured with `du --apparent-size --bytes`, best
-PublicTest accuracy within each budget among every file above and these ensembles
-(`deliverables.csv`). The assembled folder is then scored as it ships: `python -m fer_utils.predict`
-and the deliverable's `predict.pyz` average each image's prediction with its mirror's by default
-(`--no-tta` turns it off), because that raised PublicTest accuracy on these folders
-(`public_tta_acc` against `public_acc`). So the `_tta` columns are what the deliverable outputs, and
+The deliverable is that folder (every codec row on its plain PublicTest accuracy where the search
+found no file here), assembled and measured with `du --apparent-size --bytes`, its files scored
+again as they ship (`deliverables.csv`). The `_tta` columns are what the deliverable outputs, and
 they meet or miss the PrivateTest target set for that budget (`target_met`):
 
 {deliverables}

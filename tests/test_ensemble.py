@@ -40,7 +40,7 @@ def three_files(tmp_path):
         digest = measure.file_digest(path)
         cache.mkdir(exist_ok=True)
         out = designed(labels, right[rid]).astype(np.float32)
-        np.savez(cache / f"{digest}.npz", PublicTest=out, PrivateTest=out)
+        np.savez(cache / f"{digest}.npz", PublicTest=out, PrivateTest=out, PublicTest_tta=out, PrivateTest_tta=out)
         acc = float(right[rid].mean())
         rows.append({"run_id": rid, "model": f"model {rid}", "codec": "int8", "bytes": size, "public_acc": round(acc, 4),
                      "private_acc": round(acc, 4), "file_sha256": digest})
@@ -58,14 +58,14 @@ def test_greedy_adds_members_while_public_accuracy_rises(three_files, tmp_path):
     rows = table.set_index("budget")
     assert rows.loc["three", "run_id"] == "a; b"  # c adds nothing once a and b are in: the search stops
     assert rows.loc["two", "members"] == 2 and rows.loc["two", "public_acc"] == 1.0
-    assert "one" not in rows.index  # one file is the codec table's own row, not an ensemble
+    assert rows.loc["one", "members"] == 1 and rows.loc["one", "run_id"] == "a"  # one file: the best that fits
     assert rows.loc["two", "bytes"] == ab and rows.loc["two", "codec"] == "int8; int8"
     # a member whose file changed since (another digest) makes the row invalid
     changed = codecs.assign(file_sha256=codecs.file_sha256.where(codecs.run_id != "b", "0" * 64))
-    assert ensemble.valid_rows(ensemble.read_table(tmp_path / "ensembles.csv"), changed).empty
+    assert ensemble.valid_rows(ensemble.read_table(tmp_path / "ensembles.csv"), changed)["run_id"].tolist() == ["a"]
     # on a machine without the files nothing new is found and the valid rows stand
     again = ensemble.search(codecs, budgets, prepared, tmp_path / "ensembles.csv", code, tmp_path / "elsewhere", cache)
-    assert again["run_id"].tolist() == ["a; b", "a; b"]
+    assert again["run_id"].tolist() == ["a; b", "a; b", "a"]
 
 
 def test_an_ensemble_deliverable_is_chosen_assembled_predicted_and_rebuilt(three_files, tmp_path):
@@ -105,6 +105,30 @@ def test_an_ensemble_deliverable_is_chosen_assembled_predicted_and_rebuilt(three
                                ensembles=ensemble.search(codecs, budgets, prepared, tmp_path / "ensembles.csv", code,
                                                          tmp_path / "elsewhere", cache))
     assert again["run_id"].tolist() == ["a; b"] and again["folder_bytes"].tolist() == [code + ab]
+
+
+def test_the_search_scores_folders_as_they_ship_with_mirror_tta(three_files, tmp_path):
+    runs_root, cache, codecs, prepared = three_files
+    labels = prepared["tests"]["PublicTest"][1]
+    c = codecs.set_index("run_id").loc["c"]
+    with np.load(cache / f"{c.file_sha256}.npz") as z:
+        plain = {k: z[k] for k in z.files}
+    everywhere = designed(labels, np.ones(N, dtype=bool)).astype(np.float32)
+    np.savez(cache / f"{c.file_sha256}.npz", **{**plain, "PublicTest_tta": everywhere, "PrivateTest_tta": everywhere})
+    code = deliverable.code_bytes(tmp_path / "code")
+    budgets = {"two": config.ByteBudget(code + int(codecs.bytes.iloc[0] + codecs.bytes.iloc[1]), 0.99)}
+    shipped = ensemble.search(codecs, budgets, prepared, tmp_path / "tta.csv", code, runs_root, cache, mirror=True)
+    (row,) = shipped.to_dict("records")
+    assert row["run_id"] == "c" and row["members"] == 1  # c alone is right everywhere with its mirror
+    assert row["public_tta_acc"] == 1.0 and row["public_acc"] < 1.0
+    plain_search = ensemble.search(codecs, budgets, prepared, tmp_path / "plain.csv", code, runs_root, cache, mirror=False)
+    assert plain_search["run_id"].tolist() == ["a; b"]  # without TTA the pair wins
+    # the deliverable is the search's folder, ranked as it ships, though codec rows score a higher plain accuracy
+    better_plain = codecs.assign(public_acc=1.0)
+    (chosen,) = deliverable.choose(better_plain, budgets, tmp_path / "results", runs_root, tmp_path / "build",
+                                   ensembles=shipped, prepared=prepared).to_dict("records")
+    assert chosen["run_id"] == "c" and chosen["members"] == 1
+    assert (tmp_path / "results" / "weights" / "best-two.int8").exists()
 
 
 def test_one_member_predicts_exactly_as_the_file_alone():
