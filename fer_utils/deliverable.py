@@ -186,12 +186,13 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     (replacing the budget's previous ones) and the table goes to ``<results_dir>/deliverables.csv``.
 
     With ``prepared`` (the test splits) the assembled folder's files are scored again as they ship,
-    with mirror TTA (:func:`scored`: ``public_tta_acc``, ``private_tta_acc``); without, a choice kept from the previous table keeps its TTA columns. The
-    target judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`).
+    with mirror TTA (:func:`scored`: ``public_tta_acc``, ``private_tta_acc``); without, they are the
+    search row's, or for a codec row those of the same choice in the previous table. The target
+    judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`).
     """
-    from .predict import MIRROR_TTA
-
     import pandas as pd
+
+    from .predict import MIRROR_TTA
 
     table = Path(results_dir) / "deliverables.csv"
     previous = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(CHOICE_COLUMNS))
