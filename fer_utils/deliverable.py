@@ -185,10 +185,11 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     the committed table chose the same files. The winner's files are copied to those names
     (replacing the budget's previous ones) and the table goes to ``<results_dir>/deliverables.csv``.
 
-    With ``prepared`` (the test splits) the assembled folder's files are scored again as they ship,
-    with mirror TTA (:func:`scored`: ``public_tta_acc``, ``private_tta_acc``); without, they are the
-    search row's, or for a codec row those of the same choice in the previous table. The target
-    judges what the folder outputs with ``predict``'s defaults (:func:`shipped_private`).
+    The TTA columns (``public_tta_acc``, ``private_tta_acc``) of a search row are the search's own,
+    scored from these very files; a codec row's folder is scored here with mirror TTA when
+    ``prepared`` (the test splits) is given (:func:`scored`), else it keeps those of the same choice
+    in the previous table. The target judges what the folder outputs with ``predict``'s defaults
+    (:func:`shipped_private`).
     """
     import pandas as pd
 
@@ -243,13 +244,13 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
             old.unlink()
         for data, committed in copies:
             (weights_dir / committed).write_bytes(data)
-        row = {"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256", "searched"]).to_dict()}
-        if not best.searched:  # a codec row: TTA unknown, unless this choice was scored before
-            row.update({col: (same[col].iloc[-1] if not same.empty else float("nan")) for col in TTA_COLUMNS})
-        row.update(members=n, target_private=budget.target)
-        if prepared is not None:
+        row = {"budget": name, "limit_bytes": budget.limit, **best.drop(["bytes", "file_sha256", "searched"]).to_dict(),
+               "members": n, "target_private": budget.target}
+        if not best.searched and prepared is not None:  # a codec row: TTA scored here, the plain columns its own
             acc = scored([folder / member_name(src, i if n > 1 else None) for i, src in enumerate(srcs, 1)], prepared)
-            row.update({col: acc[col] for col in TTA_COLUMNS})  # the plain columns stay the rows' own
+            row.update({col: acc[col] for col in TTA_COLUMNS})
+        elif not best.searched:  # unknown, unless this choice was scored before
+            row.update({col: (same[col].iloc[-1] if not same.empty else float("nan")) for col in TTA_COLUMNS})
         row["target_met"] = bool(budget.target is not None and shipped_private(row) >= budget.target)
         chosen.append(row)
     out = pd.DataFrame(chosen, columns=list(CHOICE_COLUMNS))

@@ -760,10 +760,10 @@ mirror TTA (`public_tta_acc`), since a folder that wins without the mirror can l
 
 {ensembles}
 
-The deliverable is that folder (every codec row on its plain PublicTest accuracy where the search
-found no file here), assembled and measured with `du --apparent-size --bytes`, its files scored
-again as they ship (`deliverables.csv`). The `_tta` columns are what the deliverable outputs, and
-they meet or miss the PrivateTest target set for that budget (`target_met`):
+The deliverable is that folder (every codec row on its plain PublicTest accuracy, its folder then
+scored with the mirror here, where the search found no file here), assembled and measured with
+`du --apparent-size --bytes` (`deliverables.csv`). The `_tta` columns are what the deliverable
+outputs, and they meet or miss the PrivateTest target set for that budget (`target_met`):
 
 {deliverables}
 
