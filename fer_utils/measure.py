@@ -140,14 +140,16 @@ def test_loader(profile, split: str = "PrivateTest"):
 
 
 def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, runs_root: Path | None = None,
-                   model=None, again: bool = False) -> pd.DataFrame:
+                   model=None, again: bool = False, base: dict | None = None) -> pd.DataFrame:
     """Encode ``run``'s model with each codec without a valid row in ``table``, decode, evaluate, and
     write its row (replacing a stale one).
 
     ``model`` overrides the run's own weights (a pruned copy, say); its codec
     names should then say so (``pruned-...``). ``again``: every codec named is measured, valid row or
     not (its file is written again here from the weights here, which may encode otherwise than the
-    weights it was measured on: a float16 copy).
+    weights it was measured on: a float16 copy). ``base``: the run's own float32 test accuracies
+    (``{"PublicTest": ..., "PrivateTest": ...}``) where the caller already has them; otherwise they are
+    measured here.
     """
     from .runs import evaluate, load_trained
 
@@ -157,9 +159,11 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     if not todo:
         return done[done["run_id"] == run["run_id"]]
     stale = (done["run_id"] == run["run_id"]) & done["codec"].isin(todo)
-    base_model = load_trained(run, runs_root)
-    base = evaluate(base_model, prepared, val=False)
-    model = model if model is not None else base_model
+    if model is None:
+        model = load_trained(run, runs_root)
+        base = base if base is not None else evaluate(model, prepared, val=False)
+    elif base is None:
+        base = evaluate(load_trained(run, runs_root), prepared, val=False)
     rows = []
     for codec in todo:
         path = codec_path(run["run_id"], codec, runs_root)
@@ -185,6 +189,14 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     return out[out["run_id"] == run["run_id"]]
 
 
+def _float32(rows: pd.DataFrame) -> dict | None:
+    """The float32 test accuracies a run's codec rows were measured beside; None without rows."""
+    if not len(rows) or rows[["float32_public", "float32_private"]].iloc[0].isna().any():
+        return None  # (a row from a table older than these columns)
+    first = rows.iloc[0]
+    return {"PublicTest": float(first["float32_public"]), "PrivateTest": float(first["float32_private"])}
+
+
 def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table: Path, pruned_codecs=(),
                    sparsity: float = 0.5, prune_epochs: int = 3, runs_root: Path | None = None) -> pd.DataFrame:
     """Every codec, and every pruned codec at ``sparsity``, on each of ``runs`` whose float32 weights are
@@ -197,11 +209,12 @@ def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table:
         if not has_weights(run["run_id"], runs_root):
             print(f"{run['model']}: float32 weights not on this machine; using the cached codec rows")
             continue
-        measure_codecs(run, codecs, prepared, table, runs_root)
+        plain = measure_codecs(run, codecs, prepared, table, runs_root)
         pruned_names = [f"{c}@{sparsity:g}" for c in pruned_codecs]
         if pruned_names and not set(pruned_names) <= measured(run, table, runs_root):
             pruned = prune.prune(load_trained(run, runs_root), sparsity, prepared, epochs=prune_epochs, verbose=2)
-            measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned)
+            base = _float32(plain)  # the source's accuracies, measured with its plain codecs
+            measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned, base=base)
     rows = read_table(table)
     return rows[rows.run_id.isin(runs.run_id)]
 

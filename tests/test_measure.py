@@ -1,4 +1,6 @@
 """Codec measurements: one row per (run, codec), kept while it belongs to the run's registry row."""
+import pandas as pd
+
 from fer_utils import config, data, measure, models, runs
 
 
@@ -100,3 +102,25 @@ def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrai
     again = measure.confusion_counts(pd.DataFrame([retrained]), load_test, table, runs_root)
     assert len(calls) == 2 and again["count"].sum() == n_test
     assert set(pd.read_csv(table).run_timestamp) == {retrained["timestamp"]}  # the old rows were replaced
+
+
+def test_a_pruned_copy_is_measured_beside_its_source_evaluated_once(tmp_path, monkeypatch):
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
+           "timestamp": "2026-01-01T00:00:00+00:00", "model": "IRNet w0.5"}
+    model = models.irnet(0.5)
+    run["params"] = model.count_params()
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    calls = []
+    evaluate = runs.evaluate
+    monkeypatch.setattr(runs, "evaluate", lambda m, *a, **k: calls.append(m) or evaluate(m, *a, **k))
+
+    rows = measure.measure_models(pd.DataFrame([run]), ["int8", "kmeans-3"], prepared, table,
+                                  pruned_codecs=["kmeans-3"], prune_epochs=1, runs_root=runs_root)
+    assert sorted(rows.codec) == ["int8", "kmeans-3", "kmeans-3@0.5"]
+    assert len(calls) == 1 + 3  # the source once, then each decoded file
+    assert rows.float32_public.nunique() == 1 and rows.float32_private.nunique() == 1
+    pruned = rows.set_index("codec").loc["kmeans-3@0.5"]
+    assert pruned.public_drop == round((pruned.float32_public - pruned.public_acc) * 100, 2)
