@@ -695,6 +695,22 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
             + "\n".join(lines))
 
 
+def member_epochs(table: pd.DataFrame, registry_rows: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (ensembles or deliverables, members' run ids joined by ``;``) with an ``epochs`` column
+    after ``model``: each member's training budget from its registry row (a quantisation-aware
+    fine-tune: its source's), joined the same way; ``?`` for a member the registry lacks or a run on
+    the first recipe. Two files of one model trained for 60 and 120 epochs get the same label."""
+    from .deliverable import SEP
+
+    if table.empty or "run_id" not in table.columns:
+        return table
+    budgets = {r: results.budget_of(recipe) for r, recipe in zip(registry_rows["run_id"], registry_rows["recipe"])}
+    epochs = [SEP.join(str(budgets.get(m) or "?") for m in str(ids).split(SEP)) for ids in table["run_id"]]
+    out = table.copy()
+    out.insert(list(out.columns).index("model") + 1 if "model" in out.columns else len(out.columns), "epochs", epochs)
+    return out
+
+
 def compression_section(setup, runs: pd.DataFrame) -> str:
     R = setup.results
     codec_all = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame(columns=["run_id"])
@@ -706,11 +722,15 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
     other_codecs = codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)]
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
-    deliverables = table_or(R / "deliverables.csv", ["budget", "limit_bytes", "members", "model", "codec", "folder_bytes",
+    registry_rows = registry.read(R / "runs.csv")
+    read = lambda name: pd.read_csv(R / name) if (R / name).exists() else pd.DataFrame()  # noqa: E731
+    deliverables = table_or(member_epochs(read("deliverables.csv"), registry_rows),
+                            ["budget", "limit_bytes", "members", "model", "epochs", "codec", "folder_bytes",
                                                      "public_acc", "private_acc", "public_tta_acc", "private_tta_acc",
                                                      "target_private", "target_met"],
                             "No deliverable chosen yet.")
-    ensembles = table_or(R / "ensembles.csv", ["budget", "members", "model", "codec", "bytes", "public_acc",
+    ensembles = table_or(member_epochs(read("ensembles.csv"), registry_rows),
+                         ["budget", "members", "model", "epochs", "codec", "bytes", "public_acc",
                                                "private_acc", "public_tta_acc", "private_tta_acc"],
                          "No folder searched yet (no codec file on this machine).")
     qat_rows = pd.read_csv(R / "qat.csv") if (R / "qat.csv").exists() else pd.DataFrame()
@@ -753,7 +773,7 @@ Several small files whose softmax outputs are averaged can beat one larger file 
 For each budget a folder is grown greedily on PublicTest among every file above (from a first
 file, the file that raises PublicTest accuracy most while the folder still fits, until none does;
 every file that fits tried as the first; `ensembles.csv`, members joined by `;`, bytes of the files
-alone). `python -m fer_utils.predict` and the deliverable's `predict.pyz` average each image's
+alone; `epochs`: each member's training budget, from `runs.csv`). `python -m fer_utils.predict` and the deliverable's `predict.pyz` average each image's
 prediction with its mirror's by default (`--no-tta` turns it off), so the files are scored as they
 ship: the search keeps the folder, one file or several, with the best PublicTest accuracy with
 mirror TTA (`public_tta_acc`), since a folder that wins without the mirror can lose with it:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils import recipe
+from fer_utils import recipe, report
 from fer_utils.report import figure_link, fmt, md_table
 
 
@@ -658,3 +658,18 @@ def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one(
     assert text.count("\n- ") == 1 and "+1.04 points for the teacher" in text
     assert "PrivateTest 0.635 (0.24 points below float32) against 0.625" in text
     assert report.qat_targets_text(qat.iloc[[0]]) == "" and report.qat_targets_text(pd.DataFrame()) == ""
+
+
+def test_folder_tables_say_how_long_each_member_trained():
+    reg = pd.DataFrame({
+        "run_id": ["a-wsd120", "b-qat", "c-old"],
+        "recipe": ["adam|wsd120/warm2/decay0.2/peak0.003|bs128",
+                   "adam|cosine3/warm0/peak3e-05|bs128|tag:qat-kmeans-4-lr0.00003-teacher-cnn1-T2-a0.5-wsd60-kdh-cnn1-online-T2-a0.5",
+                   "adam|ep60/es10/lr4/bs64"],
+    })
+    table = pd.DataFrame({"budget": ["strong", "tiny"], "model": ["A; B; C", "B"],
+                          "run_id": ["a-wsd120; b-qat; c-old", "gone"]})
+    out = report.member_epochs(table, reg)
+    assert list(out.columns) == ["budget", "model", "epochs", "run_id"]
+    assert out.epochs.tolist() == ["120; 60; ?", "?"]  # a fine-tune stands at its source's budget
+    assert report.member_epochs(pd.DataFrame(), reg).empty
