@@ -213,7 +213,9 @@ def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table:
         pruned_names = [f"{c}@{sparsity:g}" for c in pruned_codecs]
         if pruned_names and not set(pruned_names) <= measured(run, table, runs_root):
             pruned = prune.prune(load_trained(run, runs_root), sparsity, prepared, epochs=prune_epochs, verbose=2)
-            base = _float32(plain)  # the source's accuracies, measured with its plain codecs
+            # the source's accuracies, from the rows of the codecs just named: each is valid for this
+            # training of the run (older rows of other codecs may remain from a training before)
+            base = _float32(plain[plain["codec"].isin(codecs)])
             measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned, base=base)
     rows = read_table(table)
     return rows[rows.run_id.isin(runs.run_id)]

@@ -124,3 +124,26 @@ def test_a_pruned_copy_is_measured_beside_its_source_evaluated_once(tmp_path, mo
     assert rows.float32_public.nunique() == 1 and rows.float32_private.nunique() == 1
     pruned = rows.set_index("codec").loc["kmeans-3@0.5"]
     assert pruned.public_drop == round((pruned.float32_public - pruned.public_acc) * 100, 2)
+
+
+def test_a_pruned_copy_never_takes_its_float32_accuracies_from_a_stale_row(tmp_path):
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
+           "timestamp": "2026-02-01T00:00:00+00:00", "model": "IRNet w0.5"}
+    model = models.irnet(0.5)
+    run["params"] = model.count_params()
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    # a row of another codec left from a training before this one, first in the table
+    stale = {c: None for c in measure.COLUMNS} | {
+        "run_id": run["run_id"], "codec": "fp16@0.5", "bytes": 1, "float32_public": 0.99, "float32_private": 0.99,
+        "run_timestamp": "2026-01-01T00:00:00+00:00"}
+    pd.DataFrame([stale], columns=list(measure.COLUMNS)).to_csv(table, index=False)
+
+    rows = measure.measure_models(pd.DataFrame([run]), ["int8"], prepared, table,
+                                  pruned_codecs=["kmeans-3"], prune_epochs=1, runs_root=runs_root)
+    fresh = rows[rows.run_timestamp == run["timestamp"]].set_index("codec")
+    assert sorted(fresh.index) == ["int8", "kmeans-3@0.5"]
+    assert fresh.loc["kmeans-3@0.5", "float32_public"] == fresh.loc["int8", "float32_public"] != 0.99
+    assert fresh.loc["kmeans-3@0.5", "float32_private"] == fresh.loc["int8", "float32_private"] != 0.99
