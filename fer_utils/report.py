@@ -64,6 +64,11 @@ def figure(setup, name: str, alt: str) -> str:
     return figure_link(path, setup.report, alt) if path.exists() else f"*(figure `{name}` not rendered in this run)*"
 
 
+def csv_or_empty(path: Path, columns=None) -> pd.DataFrame:
+    """The results CSV at ``path``, or an empty table (with ``columns``, where given) before it is written."""
+    return pd.read_csv(path) if Path(path).exists() else pd.DataFrame(columns=columns)
+
+
 def table_or(source: Path | pd.DataFrame, columns, empty: str, digits: int = 3, rename: dict | None = None) -> str:
     """The CSV at ``source`` (or the frame already read from it) as a markdown table (only ``columns``,
     where given), or ``empty``."""
@@ -137,7 +142,7 @@ def q1_section(setup, runs: pd.DataFrame) -> str:
     q1 = main.reindex(columns=cols).rename(columns={"flops": "MACs", "best_val_acc": "validation", "public_acc": "PublicTest",
                                      "private_acc": "PrivateTest", "private_tta_acc": "PrivateTest (mirror TTA)"})
     q1["original study"] = [config.HEADLINE_TARGETS.get(a, float("nan")) for a in main.arch]
-    codec_rows = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame()
+    codec_rows = csv_or_empty(R / "codecs.csv")
     if not codec_rows.empty:
         seed_bytes = codec_rows[codec_rows.codec == "seed"].set_index("run_id")["bytes"]
         q1.insert(2, "bytes (seed codec)", [seed_bytes.get(r, float("nan")) for r in main.run_id])
@@ -192,7 +197,7 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
 
 def budget_section(setup) -> str:
     path = setup.results / "budget.csv"
-    study = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    study = csv_or_empty(path)
     arch, width = config.BUDGET_STUDY_MODEL
     if study.empty:
         body = "No budget-study rows in this profile yet (`budget.csv`)."
@@ -279,7 +284,7 @@ def sweep_noise_std(sweep: pd.DataFrame | None) -> float | None:
 def batch_size_section(setup, sweep: pd.DataFrame | None = None) -> str:
     """The batch-size check (``batch_size.csv``, notebook 03) with the sweeps' seed noise (``sweep``)."""
     path = setup.results / "batch_size.csv"
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    table = csv_or_empty(path)
     arch, width = config.BUDGET_STUDY_MODEL
     budget = config.sweep_epochs(setup.profile)
     body = batch_size_paragraph(table, setup.profile.batch_size, sweep_noise_std(sweep))
@@ -333,7 +338,7 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
 def peak_lr_section(setup, sweep: pd.DataFrame | None = None) -> str:
     """The peak learning-rate check (``peak_lr.csv``, notebook 03) with the sweeps' seed noise."""
     path = setup.results / "peak_lr.csv"
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    table = csv_or_empty(path)
     body = peak_lr_paragraph(table, setup.profile.learning_rate, sweep_noise_std(sweep))
     if not table.empty:
         body += "\n\n" + md_table(table.drop(columns=["arch", "width", "recipe"]).rename(
@@ -713,8 +718,9 @@ def member_epochs(table: pd.DataFrame, registry_rows: pd.DataFrame) -> pd.DataFr
 
 def compression_section(setup, runs: pd.DataFrame) -> str:
     R = setup.results
-    codec_all = pd.read_csv(R / "codecs.csv") if (R / "codecs.csv").exists() else pd.DataFrame(columns=["run_id"])
-    every_run = results.latest_runs(registry.read(R / "runs.csv"), setup.profile.name, recipe_tag=None)
+    codec_all = csv_or_empty(R / "codecs.csv", ["run_id"])
+    registry_rows = registry.read(R / "runs.csv")
+    every_run = results.latest_runs(registry_rows, setup.profile.name, recipe_tag=None)
     main_ids = set(runs[runs.width == 1.0].run_id)
     codec_cols = ["model", "codec", "bytes", "bytes_per_param", "public_acc", "private_acc", "public_drop",
                   "private_drop"]
@@ -722,22 +728,20 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
     other_codecs = codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)]
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
-    registry_rows = registry.read(R / "runs.csv")
-    read = lambda name: pd.read_csv(R / name) if (R / name).exists() else pd.DataFrame()  # noqa: E731
-    deliverables = table_or(member_epochs(read("deliverables.csv"), registry_rows),
+    deliverables = table_or(member_epochs(csv_or_empty(R / "deliverables.csv"), registry_rows),
                             ["budget", "limit_bytes", "members", "model", "epochs", "codec", "folder_bytes",
                                                      "public_acc", "private_acc", "public_tta_acc", "private_tta_acc",
                                                      "target_private", "target_met"],
                             "No deliverable chosen yet.")
-    ensembles = table_or(member_epochs(read("ensembles.csv"), registry_rows),
+    ensembles = table_or(member_epochs(csv_or_empty(R / "ensembles.csv"), registry_rows),
                          ["budget", "members", "model", "epochs", "codec", "bytes", "public_acc",
                                                "private_acc", "public_tta_acc", "private_tta_acc"],
                          "No folder searched yet (no codec file on this machine).")
-    qat_rows = pd.read_csv(R / "qat.csv") if (R / "qat.csv").exists() else pd.DataFrame()
+    qat_rows = csv_or_empty(R / "qat.csv")
     qat = table_or(qat_rows, ["model", "source_epochs", "fine_tune", "targets", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
-    pairs = pd.read_csv(R / "distillation.csv") if (R / "distillation.csv").exists() else pd.DataFrame()
+    pairs = csv_or_empty(R / "distillation.csv")
     distillation = table_or(pairs, ["training", "model", "params", "schedule", "epochs", "public_acc", "private_acc",
                                     "public_gain", "private_gain", "cpu_h"],
                             "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
@@ -872,7 +876,7 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
 def kd_search_text(path: Path) -> str:
     """The temperature / weight searches (``results.kd_search``, written to ``kd_search.csv``): a
     sentence per search naming the (T, alpha) validation picked, then the grid as a table."""
-    search = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    search = csv_or_empty(path)
     if search.empty:
         return ""
     lines = []
@@ -907,7 +911,7 @@ gains in points):
 def kd_views_text(path: Path) -> str:
     """A teacher in the loop against its precomputed targets (``results.kd_views``, ``kd_views.csv``):
     how each keeps the targets consistent with augmentation, a sentence per student, the table."""
-    views = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    views = csv_or_empty(path)
     if views.empty:
         return ""
     lines = []
