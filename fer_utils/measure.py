@@ -148,8 +148,9 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     names should then say so (``pruned-...``). ``again``: every codec named is measured, valid row or
     not (its file is written again here from the weights here, which may encode otherwise than the
     weights it was measured on: a float16 copy). ``base``: the run's own float32 test accuracies
-    (``{"PublicTest": ..., "PrivateTest": ...}``) where the caller already has them; otherwise they are
-    measured here.
+    (``{"PublicTest": ..., "PrivateTest": ...}``) where the caller already has them; otherwise those the
+    run's valid rows were measured beside (a codec added later costs one evaluation, of its own file);
+    without such rows they are measured here.
     """
     from .runs import evaluate, load_trained
 
@@ -159,6 +160,8 @@ def measure_codecs(run: dict, codecs: list[str], prepared: dict, table: Path, ru
     if not todo:
         return done[done["run_id"] == run["run_id"]]
     stale = (done["run_id"] == run["run_id"]) & done["codec"].isin(todo)
+    if base is None:
+        base = _float32(done[(done["run_id"] == run["run_id"]) & done["codec"].isin(done_codecs)])
     if model is None:
         model = load_trained(run, runs_root)
         base = base if base is not None else evaluate(model, prepared, val=False)

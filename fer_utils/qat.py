@@ -211,7 +211,8 @@ def pairs(setup, dataset, prepared, smoke_source, codec: str, smoke_epochs: int 
     """Notebook 04's fine-tune table. In the smoke profile the finished run ``smoke_source`` (arch,
     width) is fine-tuned on ``codec`` here; in any other profile the fine-tunes come from the command
     line. Every fine-tune in the registry and its source are then written with the fine-tune's codec
-    (``codecs.csv``, cached) and paired (``results.qat_pairs``), written to ``qat.csv`` and returned."""
+    (``codecs.csv``, cached; the fine-tune with the codec's ``-bn2`` variant too, for the byte budgets)
+    and paired (``results.qat_pairs``), written to ``qat.csv`` and returned."""
     from . import measure, results
 
     reg = setup.results / "runs.csv"
@@ -227,9 +228,10 @@ def pairs(setup, dataset, prepared, smoke_source, codec: str, smoke_epochs: int 
     for run in tuned.to_dict("records"):  # every fine-tune, whatever its source's budget
         tuned_codec = results.qat_parts(results.recipe_tag_of(run["recipe"]))[0]
         source = every[every.run_id == results.qat_source(run["run_id"])]
-        for r in ([run] + source.tail(1).to_dict("records")):
+        for r, codecs in ([(run, [tuned_codec, tuned_codec + compress.BN2])]  # bn2: the same grid, fewer bytes
+                          + [(s, [tuned_codec]) for s in source.tail(1).to_dict("records")]):
             if runs.has_weights(r["run_id"]):
-                measure.measure_codecs(r, [tuned_codec], prepared, table)
+                measure.measure_codecs(r, codecs, prepared, table)
     out = results.qat_pairs(every, measure.read_table(table))
     out.to_csv(setup.results / "qat.csv", index=False)
     return out

@@ -105,6 +105,42 @@ def test_kmeans_dw8_keeps_depthwise_kernels_within_half_an_int8_step(tmp_path, o
         compress.encode(ours, tmp_path / "x", "kmeans-4-dw4")
 
 
+@pytest.mark.parametrize("codec", ["kmeans-4", "int8", "pruned-kmeans-3"])
+def test_bn2_stores_batchnorm_as_scale_and_shift(tmp_path, ours, codec):
+    """``-bn2``: the same kernels bit for bit, each BatchNorm's inference map kept to float16, two arrays
+    instead of four (identity statistics), and a smaller file."""
+    plain = compress.encode(ours, tmp_path / "a", codec)
+    size = compress.encode(ours, tmp_path / "b", f"{codec}-bn2")
+    a, b = compress.decode(tmp_path / "a"), compress.decode(tmp_path / "b")
+    n_bn = 0
+    for (layer, role, wa), (twin, _, wb) in zip(weights(a), weights(b)):
+        if compress.is_kernel(layer, role):
+            assert np.array_equal(wa, wb)
+        elif type(layer).__name__ == "BatchNormalization" and role == "gamma":
+            scale, shift = compress.bn_affine(layer)
+            scale2, shift2 = compress.bn_affine(twin)
+            np.testing.assert_allclose(scale2, scale, rtol=2e-3)
+            np.testing.assert_allclose(shift2, shift, rtol=2e-3, atol=2e-3 * np.abs(shift).max())
+            n_bn += scale.size
+            assert not twin.moving_mean.numpy().any()
+    # every BN gives up two of its four float16 arrays (less what lzma had saved on them)
+    assert n_bn and plain - size > 0.7 * 2 * 2 * n_bn
+    x = np.random.default_rng(5).random((8, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(b(x, training=False).numpy(), a(x, training=False).numpy(), atol=5e-3)
+
+
+def test_bn2_of_a_codec_on_its_grid_keeps_the_grid(tmp_path, ours):
+    """A quantisation-aware fine-tune's file written with ``-bn2``: the codebook is found again exactly."""
+    compress.encode(ours, tmp_path / "k", "kmeans-3")
+    on_grid = compress.decode(tmp_path / "k")
+    compress.encode(on_grid, tmp_path / "kb", "kmeans-3-bn2")
+    for (layer, role, a), (_, _, b) in zip(weights(on_grid), weights(compress.decode(tmp_path / "kb"))):
+        if compress.is_kernel(layer, role):
+            assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="unknown codec 'seed-bn2'"):
+        compress.encode(ours, tmp_path / "s", "seed-bn2")
+
+
 def test_kmeans_sizes_shrink_with_bits(tmp_path, mobile):
     sizes = [compress.encode(mobile, tmp_path / f"k{b}", f"kmeans-{b}") for b in (2, 4, 6)]
     assert sizes[0] < sizes[1] < sizes[2]

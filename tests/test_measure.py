@@ -126,6 +126,29 @@ def test_a_pruned_copy_is_measured_beside_its_source_evaluated_once(tmp_path, mo
     assert pruned.public_drop == round((pruned.float32_public - pruned.public_acc) * 100, 2)
 
 
+def test_a_codec_added_later_reuses_the_float32_accuracies_of_the_valid_rows(tmp_path, monkeypatch):
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
+           "timestamp": "2026-01-01T00:00:00+00:00", "model": "IRNet w0.5"}
+    model = models.irnet(0.5)
+    run["params"] = model.count_params()
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    measure.measure_codecs(run, ["kmeans-4"], prepared, table, runs_root)
+    calls = []
+    evaluate = runs.evaluate
+    monkeypatch.setattr(runs, "evaluate", lambda m, *a, **k: calls.append(m) or evaluate(m, *a, **k))
+
+    rows = measure.measure_codecs(run, ["kmeans-4", "kmeans-4-bn2"], prepared, table, runs_root).set_index("codec")
+    assert len(calls) == 1  # the new file only: the source's accuracies come from the kmeans-4 row
+    assert rows.loc["kmeans-4-bn2", "float32_public"] == rows.loc["kmeans-4", "float32_public"]
+    assert rows.loc["kmeans-4-bn2", "bytes"] < rows.loc["kmeans-4", "bytes"]
+    retrained = dict(run, timestamp="2026-02-01T00:00:00+00:00")  # rows of a training before: not reused
+    measure.measure_codecs(retrained, ["int8"], prepared, table, runs_root)
+    assert len(calls) == 1 + 2
+
+
 def test_a_pruned_copy_never_takes_its_float32_accuracies_from_a_stale_row(tmp_path):
     runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
     run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",

@@ -171,7 +171,7 @@ def test_the_shaken_zipapp_decodes_every_codec_as_the_package_does(tmp_path):
 
     model = models.irnet(0.5)
     files = []
-    for codec in ("fp16", "int8", "int8-fold", "kmeans-4", "kmeans-3-dw8", "pruned-kmeans-4", "seed"):
+    for codec in ("fp16", "int8", "int8-fold", "kmeans-4", "kmeans-3-dw8", "pruned-kmeans-4", "kmeans-4-bn2", "seed"):
         path = tmp_path / f"w.{codec}"
         compress.encode(model, path, codec)
         files.append(path)
