@@ -671,6 +671,39 @@ def other_codecs_table(other_codecs: pd.DataFrame) -> str:
                     .sort_index().reset_index().drop(columns="params"))
 
 
+def bn2_text(codecs: pd.DataFrame) -> str:
+    """What storing BatchNorm as scale and shift (``<codec>-bn2``) changed, over every (run, codec) measured
+    both ways in ``codecs`` (rows of the same registry row): the bytes saved, and the largest accuracy
+    change in points on the quantisation-aware fine-tunes' files, whose kernels are the codec's grid
+    either way (another run's plain row may have been written on another machine, from a float16 copy
+    of its weights, and then its k-means grid differs); "" where no pair is measured."""
+    from .compress import BN2
+
+    if codecs.empty or "codec" not in codecs.columns:
+        return ""
+    key = ["run_id", "run_timestamp"]
+    bn2 = codecs[codecs.codec.astype(str).str.endswith(BN2)].assign(base=lambda d: d.codec.str[:-len(BN2)])
+    both = bn2.merge(codecs, left_on=key + ["base"], right_on=key + ["codec"], suffixes=("", "_plain"))
+    if both.empty:
+        return ""
+    saved = 100 * (1 - both.bytes / both.bytes_plain)
+    by_family = saved.groupby(both.arch).median().sort_values(ascending=False)
+    families = ", ".join(f"{results.ARCH_NAMES.get(a, a)} {v:.1f} %" for a, v in by_family.items())
+    text = (f"`<codec>{BN2}` writes each BatchNorm as the scale and shift it applies at inference (two float16 "
+            f"arrays instead of gamma, beta, mean and variance) and the kernels as `<codec>` does. Over the "
+            f"{len(both)} files measured both ways (`codecs.csv`) it saves {saved.min():.1f}-{saved.max():.1f} % "
+            f"of the bytes, the median by family {families}: the more of a model's weights are BatchNorm "
+            f"(many thin layers), the more it saves.")
+    tuned = both[both.run_id.map(lambda r: results.qat_source(r) != r)]
+    if tuned.empty:
+        return text
+    moved = 100 * pd.concat([(tuned.public_acc - tuned.public_acc_plain).abs(),
+                             (tuned.private_acc - tuned.private_acc_plain).abs()])
+    return (text + f" On the {len(tuned)} quantisation-aware fine-tunes' files, whose kernels are the same grid "
+            f"both ways, PublicTest and PrivateTest accuracy move by at most {moved.max():.2f} points (float16 "
+            f"rounding of the scale and shift).")
+
+
 def qat_targets_text(qat: pd.DataFrame) -> str:
     """What a teacher in the loop changed in a quantisation-aware fine-tune: for each source run and codec
     fine-tuned the same way (epochs, rate, BatchNorm) both on the labels alone and with a teacher, the
@@ -758,6 +791,8 @@ The deliverable codecs on every other finished run (each sweep width, each disti
 file bytes · PrivateTest accuracy (`codecs.csv`):
 
 {other_codecs_table(other_codecs)}
+
+{bn2_text(codec_all)}
 
 ### Quantisation-aware fine-tuning
 

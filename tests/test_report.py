@@ -673,3 +673,24 @@ def test_folder_tables_say_how_long_each_member_trained():
     assert list(out.columns) == ["budget", "model", "epochs", "run_id"]
     assert out.epochs.tolist() == ["120; 60; ?", "?"]  # a fine-tune stands at its source's budget
     assert report.member_epochs(pd.DataFrame(), reg).empty
+
+
+def test_bn2_text_compares_bytes_everywhere_and_accuracy_on_fine_tunes_only():
+    qat = "irnet-w1.2-full-s0-abc-cos3-qat-kmeans-4-lr0.00003-wsd40"
+    plain = "mobilenet-w0.5-full-s0-abc-wsd40"
+
+    def row(run_id, arch, codec, size, acc, stamp="t1"):
+        return {"run_id": run_id, "arch": arch, "codec": codec, "bytes": size, "public_acc": acc,
+                "private_acc": acc, "run_timestamp": stamp}
+
+    codecs = pd.DataFrame([
+        row(qat, "irnet", "kmeans-4", 1000, 0.6300), row(qat, "irnet", "kmeans-4-bn2", 870, 0.6302),
+        row(plain, "mobilenet", "kmeans-3", 500, 0.40), row(plain, "mobilenet", "kmeans-3-bn2", 490, 0.47),
+        row(plain, "mobilenet", "kmeans-5", 700, 0.50, stamp="t0"),  # another training: no pair
+        row(plain, "mobilenet", "kmeans-5-bn2", 600, 0.51)])
+    text = report.bn2_text(codecs)
+    assert "Over the 2 files measured both ways" in text and "2.0-13.0 %" in text
+    assert "IRNet (ours) 13.0 %, MobileNet 2.0 %" in text
+    assert "On the 1 quantisation-aware fine-tunes' files" in text and "at most 0.02 points" in text
+    assert report.bn2_text(codecs[~codecs.codec.str.endswith("-bn2")]) == ""
+    assert "fine-tunes" not in report.bn2_text(codecs[codecs.run_id == plain])
