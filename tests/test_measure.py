@@ -4,6 +4,27 @@ import pandas as pd
 from fer_utils import config, data, measure, models, runs
 
 
+def saved_run(tmp_path, timestamp="2026-01-01T00:00:00+00:00"):
+    """A registry row of an untrained IRNet w0.5 whose weights are saved in its run folder, the codec
+    table's path and a small prepared synthetic split: (run, runs_root, table, prepared)."""
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
+           "timestamp": timestamp, "model": "IRNet w0.5"}
+    model = models.irnet(0.5)
+    run["params"] = model.count_params()
+    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
+    model.save_weights(runs.weights_path(run["run_id"], runs_root))
+    return run, runs_root, table, runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+
+
+def count_evaluations(monkeypatch) -> list:
+    """The models ``runs.evaluate`` is called on from now on, in order."""
+    calls = []
+    evaluate = runs.evaluate
+    monkeypatch.setattr(runs, "evaluate", lambda m, *a, **k: calls.append(m) or evaluate(m, *a, **k))
+    return calls
+
+
 def test_a_row_whose_file_is_gone_is_measured_again_and_replaced(tmp_path):
     runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
     run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic"}
@@ -105,17 +126,8 @@ def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrai
 
 
 def test_a_pruned_copy_is_measured_beside_its_source_evaluated_once(tmp_path, monkeypatch):
-    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
-    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
-           "timestamp": "2026-01-01T00:00:00+00:00", "model": "IRNet w0.5"}
-    model = models.irnet(0.5)
-    run["params"] = model.count_params()
-    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
-    model.save_weights(runs.weights_path(run["run_id"], runs_root))
-    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
-    calls = []
-    evaluate = runs.evaluate
-    monkeypatch.setattr(runs, "evaluate", lambda m, *a, **k: calls.append(m) or evaluate(m, *a, **k))
+    run, runs_root, table, prepared = saved_run(tmp_path)
+    calls = count_evaluations(monkeypatch)
 
     rows = measure.measure_models(pd.DataFrame([run]), ["int8", "kmeans-3"], prepared, table,
                                   pruned_codecs=["kmeans-3"], prune_epochs=1, runs_root=runs_root)
@@ -127,18 +139,9 @@ def test_a_pruned_copy_is_measured_beside_its_source_evaluated_once(tmp_path, mo
 
 
 def test_a_codec_added_later_reuses_the_float32_accuracies_of_the_valid_rows(tmp_path, monkeypatch):
-    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
-    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
-           "timestamp": "2026-01-01T00:00:00+00:00", "model": "IRNet w0.5"}
-    model = models.irnet(0.5)
-    run["params"] = model.count_params()
-    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
-    model.save_weights(runs.weights_path(run["run_id"], runs_root))
-    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    run, runs_root, table, prepared = saved_run(tmp_path)
     measure.measure_codecs(run, ["kmeans-4"], prepared, table, runs_root)
-    calls = []
-    evaluate = runs.evaluate
-    monkeypatch.setattr(runs, "evaluate", lambda m, *a, **k: calls.append(m) or evaluate(m, *a, **k))
+    calls = count_evaluations(monkeypatch)
 
     rows = measure.measure_codecs(run, ["kmeans-4", "kmeans-4-bn2"], prepared, table, runs_root).set_index("codec")
     assert len(calls) == 1  # the new file only: the source's accuracies come from the kmeans-4 row
@@ -150,14 +153,7 @@ def test_a_codec_added_later_reuses_the_float32_accuracies_of_the_valid_rows(tmp
 
 
 def test_a_pruned_copy_never_takes_its_float32_accuracies_from_a_stale_row(tmp_path):
-    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
-    run = {"run_id": "irnet-w0.5-x", "arch": "irnet", "width": 0.5, "data_source": "synthetic",
-           "timestamp": "2026-02-01T00:00:00+00:00", "model": "IRNet w0.5"}
-    model = models.irnet(0.5)
-    run["params"] = model.count_params()
-    runs.weights_path(run["run_id"], runs_root).parent.mkdir(parents=True)
-    model.save_weights(runs.weights_path(run["run_id"], runs_root))
-    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    run, runs_root, table, prepared = saved_run(tmp_path, "2026-02-01T00:00:00+00:00")
     # a row of another codec left from a training before this one, first in the table
     stale = {c: None for c in measure.COLUMNS} | {
         "run_id": run["run_id"], "codec": "fp16@0.5", "bytes": 1, "float32_public": 0.99, "float32_private": 0.99,
