@@ -20,7 +20,7 @@ Codecs (``CODECS``):
 * ``<codec>-bn2`` — ``<codec>``, but each BatchNormalization stored as the two float16
   arrays it computes at inference, scale ``gamma / sqrt(var + eps)`` and shift
   ``beta - mean * scale``, instead of its four (gamma, beta, mean, variance): the
-  same function in half the bytes (a sixth of a 4-bit IRNet file), the kernels
+  same function in half the bytes (an eighth of a 4-bit IRNet file), the kernels
   untouched, so a quantisation-aware fine-tune's grid is kept exactly.
 
 Every codec but ``seed`` writes our container: a 4-byte magic, a byte naming
