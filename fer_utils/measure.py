@@ -212,14 +212,13 @@ def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table:
         if not has_weights(run["run_id"], runs_root):
             print(f"{run['model']}: float32 weights not on this machine; using the cached codec rows")
             continue
-        plain = measure_codecs(run, codecs, prepared, table, runs_root)
+        measure_codecs(run, codecs, prepared, table, runs_root)
         pruned_names = [f"{c}@{sparsity:g}" for c in pruned_codecs]
         if pruned_names and not set(pruned_names) <= measured(run, table, runs_root):
             pruned = prune.prune(load_trained(run, runs_root), sparsity, prepared, epochs=prune_epochs, verbose=2)
-            # the source's accuracies, from the rows of the codecs just named: each is valid for this
-            # training of the run (older rows of other codecs may remain from a training before)
-            base = _float32(plain[plain["codec"].isin(codecs)])
-            measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned, base=base)
+            # the source's accuracies: measure_codecs reads them from the run's valid rows (the codecs
+            # just measured among them), never from a row of a training before
+            measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned)
     rows = read_table(table)
     return rows[rows.run_id.isin(runs.run_id)]
 
