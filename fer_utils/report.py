@@ -662,13 +662,21 @@ Pareto front over (model, codec) files and ensembles of them (`pareto.csv`):
 
 
 def other_codecs_table(other_codecs: pd.DataFrame) -> str:
-    """The deliverable codecs of every other run, one row per model: ``bytes B · PrivateTest``."""
+    """The deliverable codecs of every other run, one row per run: ``bytes B · PrivateTest``. With an
+    ``epochs`` column (``member_epochs``) runs of one label trained for different budgets (a student of 60
+    and of 200 epochs, fine-tunes of either) get a row each; without one, rows of one label share a row."""
     if other_codecs.empty:
         return "No other finished runs with codec rows yet."
     cells = other_codecs.assign(cell=[f"{fmt(int(b))} B · {fmt(a)}"
                                       for b, a in zip(other_codecs.bytes, other_codecs.private_acc)])
-    return md_table(cells.pivot_table(index=["params", "model"], columns="codec", values="cell", aggfunc="first")
-                    .sort_index().reset_index().drop(columns="params"))
+    index = ["params", "model"]
+    if "epochs" in cells.columns:
+        cells = cells.assign(order=pd.to_numeric(cells.epochs, errors="coerce").fillna(0))
+        index = ["params", "model", "order", "epochs"]
+    table = (cells.pivot_table(index=index, columns="codec", values="cell", aggfunc="first")
+             .sort_index().reset_index().drop(columns=[c for c in ("params", "order") if c in index]))
+    table.columns.name = None
+    return md_table(table)
 
 
 def bn2_text(codecs: pd.DataFrame) -> str:
@@ -759,7 +767,7 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                   "private_drop"]
     main_codecs = (codec_all[codec_all.run_id.isin(main_ids)]  # model by model, largest file first
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
-    other_codecs = codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)]
+    other_codecs = member_epochs(codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)], registry_rows)
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
     deliverables = table_or(member_epochs(csv_or_empty(R / "deliverables.csv"), registry_rows),
                             ["budget", "limit_bytes", "members", "model", "epochs", "codec", "folder_bytes",
@@ -787,8 +795,8 @@ Every codec on each width-1.0 model, read back from the file alone and evaluated
 
 {figure(setup, "04_codecs", "codec sizes and accuracy")}
 
-The deliverable codecs on every other finished run (each sweep width, each distilled student):
-file bytes · PrivateTest accuracy (`codecs.csv`):
+The deliverable codecs on every other finished run (each sweep width, each distilled student;
+`epochs`: its training budget, a fine-tune's source's): file bytes · PrivateTest accuracy (`codecs.csv`):
 
 {other_codecs_table(other_codecs)}
 

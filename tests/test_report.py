@@ -694,3 +694,25 @@ def test_bn2_text_compares_bytes_everywhere_and_accuracy_on_fine_tunes_only():
     assert "On the 1 quantisation-aware fine-tunes' files" in text and "at most 0.02 points" in text
     assert report.bn2_text(codecs[~codecs.codec.str.endswith("-bn2")]) == ""
     assert "fine-tunes" not in report.bn2_text(codecs[codecs.run_id == plain])
+
+
+def test_other_codecs_table_gives_each_training_budget_its_own_row():
+    reg = pd.DataFrame({
+        "run_id": ["kd60", "kd200", "q60", "q200"],
+        "recipe": ["adam|wsd60/warm2/decay0.2/peak0.003|bs128|tag:kdh", "adam|wsd200/warm2/decay0.2/peak0.003|bs128|tag:kdh",
+                   "adam|cosine3/warm0/peak3e-05|bs128|tag:qat-kmeans-4-lr0.00003-wsd60-kdh",
+                   "adam|cosine3/warm0/peak3e-05|bs128|tag:qat-kmeans-4-lr0.00003-wsd200-kdh"],
+    })
+    codecs = pd.DataFrame({
+        "run_id": ["kd200", "kd60", "kd60", "q200", "q60"],
+        "model": ["S + KD", "S + KD", "S + KD", "S + KD + QAT", "S + KD + QAT"],
+        "params": [100] * 5, "codec": ["int8", "int8", "kmeans-4", "kmeans-4", "kmeans-4"],
+        "bytes": [120, 110, 60, 61, 62], "private_acc": [0.66, 0.64, 0.62, 0.655, 0.635]})
+    lines = report.other_codecs_table(report.member_epochs(codecs, reg)).splitlines()
+    assert lines[0] == "| model | epochs | int8 | kmeans-4 |"
+    assert lines[2:] == ["| S + KD | 60 | 110 B · 0.640 | 60 B · 0.620 |",   # budgets in numeric order
+                         "| S + KD | 200 | 120 B · 0.660 | — |",
+                         "| S + KD + QAT | 60 | — | 62 B · 0.635 |",
+                         "| S + KD + QAT | 200 | — | 61 B · 0.655 |"]
+    merged = report.other_codecs_table(codecs).splitlines()  # no budgets: one row per label
+    assert merged[0] == "| model | int8 | kmeans-4 |" and len(merged) == 4
