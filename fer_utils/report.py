@@ -655,9 +655,11 @@ def q4_section(setup, runs: pd.DataFrame) -> str:
 
 {figure(setup, "05_q4_comparison", "both families and the bytes-accuracy Pareto front")}
 
-Pareto front over (model, codec) files and ensembles of them (`pareto.csv`):
+Pareto front over (model, codec) files and ensembles of them (`pareto.csv`; `epochs`: each member's
+training budget, a fine-tune's source's):
 
-{table_or(setup.results / "pareto.csv", ["model", "codec", "bytes", "public_acc", "private_acc"], "No codec rows yet.")}
+{table_or(member_epochs(csv_or_empty(setup.results / "pareto.csv"), registry.read(setup.results / "runs.csv")),
+          ["model", "epochs", "codec", "bytes", "public_acc", "private_acc"], "No codec rows yet.")}
 """
 
 
