@@ -104,6 +104,49 @@ a compact depthwise-separable "MobileNet" model against the plain HW3 CNN, then 
 own compact design. Each section names the results file its numbers come from."""
 
 
+def _against(value: float, target: float) -> str:
+    """``met`` or how many points ``value`` misses ``target`` by."""
+    return "met" if value >= target else f"missed by {100 * (target - value):.1f} points"
+
+
+def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
+    """One bullet per deliverable folder (``deliverables.csv`` with ``member_epochs``' column: its bytes,
+    members and what it outputs, mirror TTA, against the budget's target) and per headline model
+    (``headline``: one row per model of ``config.HEADLINE_TARGETS``' families at width 1.0, against the
+    original study's PrivateTest accuracy)."""
+    lines = []
+    for row in deliverables.to_dict("records"):
+        target = row.get("target_private")
+        verdict = "" if pd.isna(target) else f"; target {target:.3f}: {_against(row['private_tta_acc'], target)}"
+        members = f"{int(row['members'])} files: " if int(row["members"]) > 1 else ""
+        lines.append(f"- **{row['budget']}** deliverable (folder <= {fmt(int(row['limit_bytes']))} B): "
+                     f"{fmt(int(row['folder_bytes']))} B, {members}{row['model']}, codec {row['codec']}, trained "
+                     f"{row.get('epochs', '?')} epochs: PrivateTest **{row['private_tta_acc']:.3f}** with mirror TTA, "
+                     f"as it ships (PublicTest {row['public_tta_acc']:.3f}, which chose it){verdict}.")
+    for row in headline.to_dict("records"):
+        target = config.HEADLINE_TARGETS[row["arch"]]
+        tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
+        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs: "
+                     f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
+                     f"{_against(row['private_acc'], target)}.")
+    return lines
+
+
+def glance_section(setup, runs: pd.DataFrame) -> str:
+    """The results a reader comes for, before the sections that measure them: the deliverables
+    against their targets (section 6) and the headline models against the original study (section 3)."""
+    R = setup.results
+    deliverables = member_epochs(csv_or_empty(R / "deliverables.csv"), registry.read(R / "runs.csv"))
+    main = results.one_row_per_model(runs[runs.width == 1.0]) if not runs.empty else runs
+    headline = main[main.arch.isin(list(config.HEADLINE_TARGETS))] if not main.empty else main
+    lines = glance_lines(deliverables, headline)
+    if not lines:
+        return ""
+    return "## At a glance\n\n" + "\n".join(lines) + (
+        "\n\nPublicTest chooses every deliverable, validation every model's epoch; PrivateTest only reports. "
+        "Where each number comes from: section 3 (models) and section 6 (deliverables).")
+
+
 def data_section(setup) -> str:
     R = setup.results
     counts = pd.read_csv(R / "data_counts.csv")

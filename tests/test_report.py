@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils import recipe, report
+from fer_utils import config, recipe, report
 from fer_utils.report import figure_link, fmt, md_table
 
 
@@ -716,3 +716,25 @@ def test_other_codecs_table_gives_each_training_budget_its_own_row():
                          "| S + KD + QAT | 200 | — | 61 B · 0.655 |"]
     merged = report.other_codecs_table(codecs).splitlines()  # no budgets: one row per label
     assert merged[0] == "| model | int8 | kmeans-4 |" and len(merged) == 4
+
+
+def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target():
+    deliverables = pd.DataFrame([
+        {"budget": "strong", "limit_bytes": 225000, "members": 2, "model": "A; B", "epochs": "200; 40",
+         "codec": "int8; kmeans-4", "folder_bytes": 190000, "public_tta_acc": 0.651, "private_tta_acc": 0.668,
+         "target_private": 0.715},
+        {"budget": "tiny", "limit_bytes": 80000, "members": 1, "model": "A + QAT", "epochs": "200",
+         "codec": "kmeans-4-bn2", "folder_bytes": 72610, "public_tta_acc": 0.646, "private_tta_acc": 0.669,
+         "target_private": 0.66}])
+    headline = pd.DataFrame([{"arch": "mobilenet", "model": "seed MobileNet", "params": 73663, "epochs": 120,
+                              "private_acc": 0.604, "private_tta_acc": 0.608}])
+    lines = report.glance_lines(deliverables, headline)
+    assert len(lines) == 3
+    assert "190,000 B, 2 files: A; B, codec int8; kmeans-4, trained 200; 40 epochs" in lines[0]
+    assert lines[0].endswith("target 0.715: missed by 4.7 points.")
+    assert "PrivateTest **0.669** with mirror TTA" in lines[1] and lines[1].endswith("target 0.660: met.")
+    assert "1 files" not in lines[1]
+    assert lines[2] == ("- seed MobileNet, 73,663 parameters, trained 120 epochs: PrivateTest 0.604 (0.608 with "
+                        f"mirror TTA) against the original study's {config.HEADLINE_TARGETS['mobilenet']:.3f}: "
+                        "missed by 3.0 points.")
+    assert report.glance_lines(pd.DataFrame(), pd.DataFrame()) == []
