@@ -707,7 +707,8 @@ training budget, a fine-tune's source's):
 
 
 def other_codecs_table(other_codecs: pd.DataFrame) -> str:
-    """The deliverable codecs of every other run, one row per run: ``bytes B · PrivateTest``. With an
+    """The deliverable codecs of every other run, one row per model label and training budget:
+    ``bytes B · PrivateTest``. With an
     ``epochs`` column (``member_epochs``) runs of one label trained for different budgets (a student of 60
     and of 200 epochs, fine-tunes of either) get a row each; without one, rows of one label share a row."""
     if other_codecs.empty:
