@@ -55,7 +55,7 @@ def figure_link(path: Path, report_path: Path, alt: str) -> str:
 
 #: columns shown with two decimals (percentage points, CPU hours)
 POINTS = {c: 2 for c in ("public_drop", "private_drop", "public_gain", "private_gain", "private_drop_before",
-                          "private_drop_after", "qat_cpu_h", "cpu_h", "plain_cpu_h", "val_gain")}
+                          "private_drop_after", "qat_cpu_h", "cpu_h", "plain_cpu_h", "twin_cpu_h", "val_gain")}
 
 
 def figure(setup, name: str, alt: str) -> str:
@@ -829,8 +829,7 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     pairs = csv_or_empty(R / "distillation.csv")
-    distillation = table_or(pairs, ["training", "model", "params", "schedule", "epochs", "public_acc", "private_acc",
-                                    "public_gain", "private_gain", "cpu_h"],
+    distillation = table_or(distillation_side_by_side(pairs), None,
                             "No distillation pair (a distilled run and its plain twin of the same recipe) yet.")
     return f"""## 6. Compression
 
@@ -886,8 +885,9 @@ outputs, and they meet or miss the PrivateTest target set for that budget (`targ
 weights, run once on the clean images or in the loop on each augmented batch, or a committed teacher file; the list below the table names each pair's teacher; `+ KD`: Hinton's
 method, softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
-percentage points (`distillation.csv`; a distilled run without a plain
-twin of the same recipe is not shown; `cpu_h`: the run's training wall time on this 2-core CPU):
+percentage points (`distillation.csv`, one row per pair: `twin_` the plain twin's PublicTest, PrivateTest
+and CPU hours beside the student's; `distilled`: the student's recipe tag; a distilled run without a plain
+twin of the same recipe is not shown; `cpu_h`: training wall time on this 2-core CPU):
 
 {distillation}
 
@@ -936,6 +936,20 @@ def teacher_text(tag: str, teachers_dir: Path) -> str:
     scores = (f"; PrivateTest {fmt(acc['plain'])}, {fmt(acc['tta'])} with mirror TTA"
               if {"plain", "tta"} <= set(acc) else "")
     return f"the teacher file `{path.name}` ({' + '.join(info.get('teachers', []))}{scores}), {target} as target"
+
+
+def distillation_side_by_side(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per distillation pair (``results.distillation_pairs``' two rows: the plain twin, then the
+    distilled run): the student, its recipe and tag, the twin's accuracies beside the student's, the
+    gains in points and both runs' CPU hours."""
+    rows = [{"student": kd["model"], "params": kd["params"], "schedule": kd["schedule"], "epochs": kd["epochs"],
+             "distilled": tag, "twin_public": plain["public_acc"], "twin_private": plain["private_acc"],
+             "public_acc": kd["public_acc"], "private_acc": kd["private_acc"], "public_gain": kd["public_gain"],
+             "private_gain": kd["private_gain"], "twin_cpu_h": plain["cpu_h"], "cpu_h": kd["cpu_h"]}
+            for plain, kd, tag in results.distilled_pairs(table)] if not table.empty else []
+    return pd.DataFrame(rows, columns=["student", "params", "schedule", "epochs", "distilled", "twin_public",
+                                       "twin_private", "public_acc", "private_acc", "public_gain", "private_gain",
+                                       "twin_cpu_h", "cpu_h"])
 
 
 def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:

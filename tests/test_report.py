@@ -738,3 +738,20 @@ def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target
                         f"mirror TTA) against the original study's {config.HEADLINE_TARGETS['mobilenet']:.3f}: "
                         "missed by 3.0 points.")
     assert report.glance_lines(pd.DataFrame(), pd.DataFrame()) == []
+
+
+def test_distillation_table_puts_each_student_beside_its_twin_on_one_row():
+    def row(training, model, private, public, gain=None, cpu=0.3):
+        return {"pair": "S + KD", "training": training, "model": model, "params": 100, "schedule": "wsd15",
+                "epochs": 15, "best_val_acc": 0.5, "public_acc": public, "private_acc": private,
+                "public_gain": gain, "private_gain": gain, "cpu_h": cpu, "run_id": model}
+    pairs = pd.DataFrame([row("labels only", "S", 0.55, 0.54),
+                          row("distilled (kdh-cnn1-online-T2-a0.5)", "S + KD", 0.57, 0.56, 2.0, 0.35),
+                          row("labels only", "S", 0.55, 0.54),
+                          row("distilled (kdh-cnn1-T4-a0.7)", "S + KD", 0.53, 0.52, -2.0)])
+    table = report.distillation_side_by_side(pairs)
+    assert len(table) == 2 and table.distilled.tolist() == ["kdh-cnn1-online-T2-a0.5", "kdh-cnn1-T4-a0.7"]
+    first = table.iloc[0]
+    assert (first.twin_private, first.private_acc, first.private_gain, first.twin_cpu_h, first.cpu_h) == (
+        0.55, 0.57, 2.0, 0.3, 0.35)
+    assert report.distillation_side_by_side(pd.DataFrame()).empty
