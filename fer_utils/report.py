@@ -114,15 +114,20 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
     members and what it outputs, mirror TTA, against the budget's target) and per headline model
     (``headline``: one row per model of ``config.HEADLINE_TARGETS``' families at width 1.0, against the
     original study's PrivateTest accuracy)."""
+    from .deliverable import shipped_private
+
     lines = []
     for row in deliverables.to_dict("records"):
+        shipped = shipped_private(row)  # what predict.pyz outputs, which the target judges
+        tta = shipped == row.get("private_tta_acc")
         target = row.get("target_private")
-        verdict = "" if pd.isna(target) else f"; target {target:.3f}: {_against(row['private_tta_acc'], target)}"
+        verdict = "" if pd.isna(target) else f"; target {target:.3f}: {_against(shipped, target)}"
         members = f"{int(row['members'])} files: " if int(row["members"]) > 1 else ""
         lines.append(f"- **{row['budget']}** deliverable (folder <= {fmt(int(row['limit_bytes']))} B): "
                      f"{fmt(int(row['folder_bytes']))} B, {members}{row['model']}, codec {row['codec']}, trained "
-                     f"{row.get('epochs', '?')} epochs: PrivateTest **{row['private_tta_acc']:.3f}** with mirror TTA, "
-                     f"as it ships (PublicTest {row['public_tta_acc']:.3f}, which chose it){verdict}.")
+                     f"{row.get('epochs', '?')} epochs: PrivateTest **{shipped:.3f}** "
+                     f"{'with mirror TTA' if tta else 'without TTA'}, as it ships (PublicTest "
+                     f"{row['public_tta_acc' if tta else 'public_acc']:.3f}, which chose it){verdict}.")
     for row in headline.to_dict("records"):
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
@@ -137,9 +142,8 @@ def glance_section(setup, runs: pd.DataFrame) -> str:
     against their targets (section 6) and the headline models against the original study (section 3)."""
     R = setup.results
     deliverables = member_epochs(csv_or_empty(R / "deliverables.csv"), registry.read(R / "runs.csv"))
-    main = results.one_row_per_model(runs[runs.width == 1.0]) if not runs.empty else runs
-    headline = main[main.arch.isin(list(config.HEADLINE_TARGETS))] if not main.empty else main
-    lines = glance_lines(deliverables, headline)
+    main = results.one_row_per_model(runs[runs.width == 1.0])  # as section 3 picks them
+    lines = glance_lines(deliverables, main[main.arch.isin(list(config.HEADLINE_TARGETS))])
     if not lines:
         return ""
     return "## At a glance\n\n" + "\n".join(lines) + (
@@ -946,7 +950,7 @@ def distillation_side_by_side(table: pd.DataFrame) -> pd.DataFrame:
              "distilled": tag, "twin_public": plain["public_acc"], "twin_private": plain["private_acc"],
              "public_acc": kd["public_acc"], "private_acc": kd["private_acc"], "public_gain": kd["public_gain"],
              "private_gain": kd["private_gain"], "twin_cpu_h": plain["cpu_h"], "cpu_h": kd["cpu_h"]}
-            for plain, kd, tag in results.distilled_pairs(table)] if not table.empty else []
+            for plain, kd, tag in results.distilled_pairs(table)]
     return pd.DataFrame(rows, columns=["student", "params", "schedule", "epochs", "distilled", "twin_public",
                                        "twin_private", "public_acc", "private_acc", "public_gain", "private_gain",
                                        "twin_cpu_h", "cpu_h"])

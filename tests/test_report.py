@@ -738,6 +738,10 @@ def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target
                         f"mirror TTA) against the original study's {config.HEADLINE_TARGETS['mobilenet']:.3f}: "
                         "missed by 3.0 points.")
     assert report.glance_lines(pd.DataFrame(), pd.DataFrame()) == []
+    unscored = deliverables.iloc[[1]].assign(private_tta_acc=float("nan"), public_acc=0.64, private_acc=0.65)
+    line = report.glance_lines(unscored, headline.iloc[:0])[0]  # no TTA scores: the plain files' accuracy ships
+    assert "PrivateTest **0.650** without TTA, as it ships (PublicTest 0.640" in line
+    assert line.endswith("target 0.660: missed by 1.0 points.")
 
 
 def test_distillation_table_puts_each_student_beside_its_twin_on_one_row():
