@@ -111,10 +111,10 @@ def _against(value: float, target: float) -> str:
 
 def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
     """One bullet per deliverable folder (``deliverables.csv`` with ``member_epochs``' column: its bytes,
-    members and what it outputs, mirror TTA, against the budget's target) and per headline model
-    (``headline``: one row per model of ``config.HEADLINE_TARGETS``' families at width 1.0, against the
-    original study's PrivateTest accuracy)."""
-    from .deliverable import shipped_private
+    each member with its codec and training budget, and what it outputs, mirror TTA, against the budget's
+    target) and per headline model (``headline``: one row per model of ``config.HEADLINE_TARGETS``'
+    families at width 1.0, against the original study's PrivateTest accuracy)."""
+    from .deliverable import SEP, shipped_private
 
     lines = []
     for row in deliverables.to_dict("records"):
@@ -122,10 +122,13 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
         tta = shipped == row.get("private_tta_acc")
         target = row.get("target_private")
         verdict = "" if pd.isna(target) else f"; target {target:.3f}: {_against(shipped, target)}"
-        members = f"{int(row['members'])} files: " if int(row["members"]) > 1 else ""
+        models, codecs = str(row["model"]).split(SEP), str(row["codec"]).split(SEP)
+        epochs = str(row["epochs"]).split(SEP) if "epochs" in row else ["?"] * len(models)
+        files = [f"{m} in {c}, trained {e} epochs" for m, c, e in zip(models, codecs, epochs, strict=True)]
+        files = f"{len(files)} files: " + "; ".join(f"({i}) {f}" for i, f in enumerate(files, 1)) \
+            if len(files) > 1 else files[0]
         lines.append(f"- **{row['budget']}** deliverable (folder <= {fmt(int(row['limit_bytes']))} B): "
-                     f"{fmt(int(row['folder_bytes']))} B, {members}{row['model']}, codec {row['codec']}, trained "
-                     f"{row.get('epochs', '?')} epochs: PrivateTest **{shipped:.3f}** "
+                     f"{fmt(int(row['folder_bytes']))} B, {files}: PrivateTest **{shipped:.3f}** "
                      f"{'with mirror TTA' if tta else 'without TTA'}, as it ships (PublicTest "
                      f"{row['public_tta_acc' if tta else 'public_acc']:.3f}, which chose it){verdict}.")
     for row in headline.to_dict("records"):

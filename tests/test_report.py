@@ -730,7 +730,9 @@ def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target
                               "private_acc": 0.604, "private_tta_acc": 0.608}])
     lines = report.glance_lines(deliverables, headline)
     assert len(lines) == 3
-    assert "190,000 B, 2 files: A; B, codec int8; kmeans-4, trained 200; 40 epochs" in lines[0]
+    assert ("190,000 B, 2 files: (1) A in int8, trained 200 epochs; (2) B in kmeans-4, trained 40 epochs: "
+            "PrivateTest **0.668**") in lines[0]
+    assert "72,610 B, A + QAT in kmeans-4-bn2, trained 200 epochs: PrivateTest" in lines[1]
     assert lines[0].endswith("target 0.715: missed by 4.7 points.")
     assert "PrivateTest **0.669** with mirror TTA" in lines[1] and lines[1].endswith("target 0.660: met.")
     assert "1 files" not in lines[1]
