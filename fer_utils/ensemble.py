@@ -20,6 +20,7 @@ deliverable, rebuilt from the committed ``best-<budget>[-<i>].<codec>`` files
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -149,13 +150,24 @@ def pool(codecs: pd.DataFrame, room: int, within: float = WITHIN) -> pd.DataFram
     return fit.loc[sorted(keep)]
 
 
+def committed_copy(digest: str, folder: Path | None = None) -> Path | None:
+    """A committed deliverable file (``<results>/weights/best-*``) whose sha256 is ``digest``; None if none is."""
+    from .measure import file_digest
+
+    folder = Path(folder) if folder is not None else paths.RESULTS_DIR / "weights"
+    return next((p for p in sorted(folder.glob("best-*")) if p.is_file() and file_digest(p) == digest), None)
+
+
 def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepared: dict | None = None,
-              codec_table: Path | None = None):
+              codec_table: Path | None = None, committed: Path | None = None):
     """The codec file a row measured, on this machine, and the row that describes it; None where there is none.
 
-    The file is the run folder's when it is the one measured (same sha256). Where it is missing and
-    the run's weights are here (``run``: its registry row), it is written again from them: the same
-    bytes keep the row. Other bytes (weights here only as a float16 copy), or a row from before
+    The file is the run folder's when it is the one measured (same sha256). Where it is missing, a
+    committed deliverable file with that sha256 (:func:`committed_copy` in ``committed``, default
+    ``results/weights``) is copied there: on a fresh clone the chosen folders' members keep their
+    rows, so the committed ensembles stay valid, whatever the run's weights would encode to now.
+    Else, where the run's weights are here (``run``: its registry row), it is written again from
+    them: the same bytes keep the row. Other bytes (weights here only as a float16 copy), or a row from before
     digests were kept (which cannot name its file), are measured again into ``codec_table``
     (``measure.measure_codecs``), whose new row then describes the file here. A pruned codec is not
     the run's own weights: only its measured file counts.
@@ -168,6 +180,11 @@ def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepa
     named = isinstance(row.file_sha256, str) and bool(row.file_sha256)
     if named and path.exists():
         return (path, row) if is_measured_file(path, row) else None
+    copy = committed_copy(row.file_sha256, committed) if named else None
+    if copy is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy, path)
+        return path, row
     if run is None or "@" in str(row.codec) or not has_weights(row.run_id, runs_root):
         return None
     if named:
@@ -228,7 +245,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
             key = (row.run_id, row.codec)
             if key not in tried:
                 run = registered.get(row.run_id)
-                found = file_here(row, runs_root, run, prepared, codec_table)
+                found = file_here(row, runs_root, run, prepared, codec_table, Path(table).parent / "weights")
                 if found is None:
                     tried[key] = None
                 else:

@@ -1,6 +1,7 @@
 """Ensembles of compressed files: greedy selection on PublicTest, the folder, its predictions, a fresh clone."""
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -180,6 +181,32 @@ def test_a_missing_file_is_written_again_from_the_runs_weights_or_measured_again
     older = now._replace(file_sha256=None)  # a row from before digests were kept cannot name its file
     assert ensemble.file_here(older, tmp_path) is None
     assert ensemble.file_here(older, tmp_path, run, prepared, table)[1].file_sha256 == measure.file_digest(path)
+
+
+def test_a_committed_deliverable_file_stands_in_for_a_missing_codec_file(tmp_path):
+    """A fresh clone has no run folders, and a float16 copy of a run's weights may encode to other bytes
+    than the float32 weights that were measured: the committed deliverable file with the row's sha256
+    is the measured file, so it is used (copied to the run folder's codec path) and the row stays."""
+    from fer_utils import runs
+
+    model = models.build("mobilenet", 0.15)
+    src = tmp_path / "elsewhere.int8"
+    compress.encode(model, src, "int8")
+    committed = tmp_path / "results" / "weights"
+    committed.mkdir(parents=True)
+    (committed / "best-strong-2.int8").write_bytes(src.read_bytes())
+    (committed / "notes.txt").write_text("not a deliverable file")
+    row = SimpleNamespace(run_id="gone", codec="int8", file_sha256=measure.file_digest(src), bytes=src.stat().st_size)
+    assert ensemble.committed_copy(row.file_sha256, committed) == committed / "best-strong-2.int8"
+    assert ensemble.committed_copy("0" * 64, committed) is None
+    runs_root = tmp_path / "runs"
+    assert not runs.has_weights("gone", runs_root)  # no weights, no registry row: only the committed file
+    found = ensemble.file_here(row, runs_root, committed=committed)
+    path = measure.codec_path("gone", "int8", runs_root)
+    assert found == (path, row) and path.read_bytes() == src.read_bytes()
+    lost = SimpleNamespace(**{**vars(row), "run_id": "lost", "file_sha256": "1" * 64})  # nothing has its bytes
+    assert ensemble.file_here(lost, runs_root, committed=committed) is None
+    assert not measure.codec_path("lost", "int8", runs_root).exists()
 
 
 def test_every_start_is_tried_so_a_large_best_file_does_not_crowd_out_a_better_pair():
