@@ -167,14 +167,17 @@ def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepa
     ``results/weights``) is copied there: on a fresh clone the chosen folders' members keep their
     rows, so the committed ensembles stay valid, whatever the run's weights would encode to now.
     Else, where the run's weights are here (``run``: its registry row), it is written again from
-    them: the same bytes keep the row. Other bytes (weights here only as a float16 copy), or a row from before
-    digests were kept (which cannot name its file), are measured again into ``codec_table``
-    (``measure.measure_codecs``), whose new row then describes the file here. A pruned codec is not
-    the run's own weights: only its measured file counts.
+    them: the same bytes keep the row. Other bytes, or a row from before digests were kept (which
+    cannot name its file), are measured again into ``codec_table`` (``measure.measure_codecs``),
+    whose new row then describes the file here, only from the run's own float32 weights (the machine
+    that trained it): a float16 copy alone (a fresh clone) encodes to other bytes than the measured
+    weights for most codecs, and measuring those would replace committed rows with a copy's and
+    take minutes per file, so such a row has no file here. A pruned codec is not the run's own
+    weights: only its measured file counts.
     """
     from . import compress
     from .measure import codec_path, is_measured_file, measure_codecs
-    from .runs import has_weights, load_trained
+    from .runs import has_weights, load_trained, weights_path
 
     path = codec_path(row.run_id, row.codec, runs_root)
     named = isinstance(row.file_sha256, str) and bool(row.file_sha256)
@@ -192,7 +195,7 @@ def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepa
         compress.encode(load_trained(run, runs_root), path, row.codec)
         if is_measured_file(path, row):
             return path, row
-    if prepared is None or codec_table is None:
+    if prepared is None or codec_table is None or not weights_path(row.run_id, runs_root).exists():
         if named:
             path.unlink()
         return None

@@ -209,6 +209,31 @@ def test_a_committed_deliverable_file_stands_in_for_a_missing_codec_file(tmp_pat
     assert not measure.codec_path("lost", "int8", runs_root).exists()
 
 
+def test_a_float16_copy_alone_is_not_measured_again(tmp_path, monkeypatch):
+    """A fresh clone has a run's float16 copy, not the float32 weights its codec rows measured: a row
+    whose bytes the copy does not reproduce has no file here (the committed row stands), while one it
+    reproduces keeps its row."""
+    from fer_utils import data, runs
+
+    model = models.build("mobilenet", 0.15)
+    runs.export_weights(model, "r", tmp_path / "results")
+    copy = runs.exported_path("r", tmp_path / "results")
+    monkeypatch.setattr(runs, "_exported", lambda run_id: copy if run_id == "r" else None)
+    run = {"run_id": "r", "arch": "mobilenet", "width": 0.15, "params": model.count_params(), "data_source": "synthetic",
+           "timestamp": "t0"}
+    runs_root, table = tmp_path / "runs", tmp_path / "codecs.csv"
+    assert runs.has_weights("r", runs_root) and not runs.weights_path("r", runs_root).exists()
+    prepared = runs.prepare(data.synthetic(140, seed=2), config.PROFILES["smoke"])
+    path = measure.codec_path("r", "int8", runs_root)
+    compress.encode(runs.load_trained(run, runs_root), tmp_path / "same.int8", "int8")
+    same = SimpleNamespace(run_id="r", codec="int8", file_sha256=measure.file_digest(tmp_path / "same.int8"), bytes=0)
+    assert ensemble.file_here(same, runs_root, run, prepared, table, committed=tmp_path) == (path, same)
+    path.unlink()
+    other = SimpleNamespace(**{**vars(same), "file_sha256": "0" * 64})  # measured on the float32 weights
+    assert ensemble.file_here(other, runs_root, run, prepared, table, committed=tmp_path) is None
+    assert not path.exists() and not table.exists()  # nothing measured, no file left behind
+
+
 def test_every_start_is_tried_so_a_large_best_file_does_not_crowd_out_a_better_pair():
     labels = np.arange(N) % 7
     idx = np.arange(N)
