@@ -230,9 +230,10 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
             [(best.run_id, best.codec, best.file_sha256)]
         names = [_committed_name(name, codec, i if n > 1 else None) for i, (_, codec, _) in enumerate(members, 1)]
         same = previous[(previous.budget == name) & (previous.run_id == best.run_id) & (previous.codec == best.codec)]
+        copies = committed_files(weights_dir)  # again per budget: the one before may have rewritten them
         sizes = [int(best.bytes)] if n == 1 else [None] * n  # an older single row without a digest: its size
         srcs = [_winner_file(run_id, codec, SimpleNamespace(file_sha256=digest, bytes=size), weights_dir / committed,
-                             not same.empty, best.model, name, runs_root)
+                             not same.empty, best.model, name, runs_root, copies)
                 for (run_id, codec, digest), size, committed in zip(members, sizes, names)]
         folder = build_dir / f"{name}-{n}"
         measured = assemble(srcs, folder)
@@ -258,6 +259,18 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     return out
 
 
+def committed_files(folder: Path) -> dict:
+    """The committed deliverable files (``best-*`` in ``folder``, ``results/weights``) by sha256,
+    ``{digest: path}``, each hashed once (the first by name where two hold the same bytes)."""
+    from .measure import file_digest
+
+    out = {}
+    for p in sorted(Path(folder).glob("best-*")):
+        if p.is_file():
+            out.setdefault(file_digest(p), p)
+    return out
+
+
 def _committed_name(budget: str, codec: str, index: int | None) -> str:
     """The committed copy of a budget's chosen file: ``best-<budget>.<codec>``, an ensemble's ``best-<budget>-<i>.<codec>``."""
     return f"best-{budget}.{codec}" if index is None else f"best-{budget}-{index}.{codec}"
@@ -275,19 +288,26 @@ def code_bytes(folder: Path) -> int:
 
 
 def _winner_file(run_id: str, codec: str, row, committed: Path, same_choice: bool, model: str, budget: str,
-                 runs_root: Path | None) -> Path:
+                 runs_root: Path | None, copies: dict | None = None) -> Path:
     """The file of a chosen (run, codec) whose codec row is ``row`` (its ``file_sha256``, its ``bytes``): the
-    run folder's, else the committed copy of the same choice."""
+    run folder's, else a committed ``best-*`` file with the row's sha256 (``copies``: :func:`committed_files`),
+    else, for an older row without a digest, the committed copy of the same choice (``committed``)."""
     from .measure import codec_path, is_measured_file
 
     src = codec_path(run_id, codec, runs_root)
     if src.exists() and is_measured_file(src, row):
         return src
-    if same_choice and committed.exists() and is_measured_file(committed, row):
+    digest = getattr(row, "file_sha256", None)
+    if isinstance(digest, str) and digest:
+        copy = (copies if copies is not None else committed_files(committed.parent)).get(digest)
+        if copy is not None:
+            return copy
+    elif same_choice and committed.exists() and is_measured_file(committed, row):
         return committed
     raise FileNotFoundError(f"{src}: the {budget} budget's best file ({model}, {codec}) is measured in the "
-                            f"codec table but not on this machine, nor committed as {committed}; measure its run's "
-                            "codecs again here (delete its rows from codecs.csv) to rebuild it")
+                            f"codec table but not on this machine, nor committed in {committed.parent} (best-*, "
+                            "by sha256); measure its run's codecs again here (delete its rows from codecs.csv) "
+                            "to rebuild it")
 
 
 def chosen_files(deliverables, results_dir: Path) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-from .deliverable import SEP, code_bytes as folder_code_bytes
+from .deliverable import SEP, code_bytes as folder_code_bytes, committed_files
 COLUMNS = ("budget", "members", "model", "codec", "run_id", "file_sha256", "bytes", "public_acc", "private_acc",
            "public_tta_acc", "private_tta_acc")
 #: a table from before the TTA columns (its rows read back without them: NaN, so a new search replaces them)
@@ -150,22 +150,23 @@ def pool(codecs: pd.DataFrame, room: int, within: float = WITHIN) -> pd.DataFram
     return fit.loc[sorted(keep)]
 
 
-def committed_copy(digest: str, folder: Path | None = None) -> Path | None:
-    """A committed deliverable file (``<results>/weights/best-*``) whose sha256 is ``digest``; None if none is."""
-    from .measure import file_digest
-
-    folder = Path(folder) if folder is not None else paths.RESULTS_DIR / "weights"
-    return next((p for p in sorted(folder.glob("best-*")) if p.is_file() and file_digest(p) == digest), None)
+def committed_copy(digest: str, folder: Path | dict | None = None) -> Path | None:
+    """A committed deliverable file whose sha256 is ``digest``; None if none is. ``folder``: where the
+    ``best-*`` files are (default ``results/weights``), or their ``deliverable.committed_files`` map."""
+    if not isinstance(folder, dict):
+        folder = committed_files(folder if folder is not None else paths.RESULTS_DIR / "weights")
+    return folder.get(digest)
 
 
 def file_here(row, runs_root: Path | None = None, run: dict | None = None, prepared: dict | None = None,
-              codec_table: Path | None = None, committed: Path | None = None):
+              codec_table: Path | None = None, committed: Path | dict | None = None):
     """The codec file a row measured, on this machine, and the row that describes it; None where there is none.
 
     The file is the run folder's when it is the one measured (same sha256). Where it is missing, a
     committed deliverable file with that sha256 (:func:`committed_copy` in ``committed``, default
-    ``results/weights``) is copied there: on a fresh clone the chosen folders' members keep their
-    rows, so the committed ensembles stay valid, whatever the run's weights would encode to now.
+    ``results/weights``, or its ``deliverable.committed_files`` map, hashed once for many rows) is
+    copied there: on a fresh clone the chosen folders' members keep their rows, so the committed
+    ensembles stay valid, whatever the run's weights would encode to now.
     Else, where the run's weights are here (``run``: its registry row), it is written again from
     them: the same bytes keep the row. Other bytes, or a row from before digests were kept (which
     cannot name its file), are measured again into ``codec_table`` (``measure.measure_codecs``),
@@ -240,6 +241,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
     labels = {s: prepared["tests"][s][1] for s in SPLITS}
     registered = {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}
     tried: dict[tuple, dict | None] = {}  # (run id, codec) -> candidate, or None: no file here
+    copies = committed_files(Path(table).parent / "weights")  # hashed once, not once per missing file
     rows = []
     for name, budget in budgets.items():
         room = budget.limit - code_bytes
@@ -248,7 +250,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
             key = (row.run_id, row.codec)
             if key not in tried:
                 run = registered.get(row.run_id)
-                found = file_here(row, runs_root, run, prepared, codec_table, Path(table).parent / "weights")
+                found = file_here(row, runs_root, run, prepared, codec_table, copies)
                 if found is None:
                     tried[key] = None
                 else:

@@ -111,6 +111,33 @@ def test_deliverable_choice_is_the_best_public_file_within_each_budget(tmp_path)
     assert files["tight"] == ([results_dir / "weights" / "best-tight.int8"], "small", "int8")
 
 
+def test_a_fresh_clone_ships_any_committed_file_with_the_chosen_rows_sha256(tmp_path):
+    """Without run folders, a budget's new choice is built from whichever committed ``best-*`` file holds
+    its row's bytes (by sha256, each file hashed once), not only from the same choice's own copy."""
+    from fer_utils import compress, config, deliverable, measure, models
+
+    runs_root, results_dir = tmp_path / "runs", tmp_path / "results"
+    path = measure.codec_path("large", "int8", runs_root)
+    path.parent.mkdir(parents=True)
+    size = compress.encode(models.build("mobilenet", 0.5), path, "int8")
+    codecs = pd.DataFrame([{"run_id": "large", "model": "large", "codec": "int8", "bytes": size, "public_acc": 0.5,
+                            "private_acc": 0.51, "file_sha256": measure.file_digest(path)}])
+    roomy = {"roomy": config.ByteBudget(10**6, 0.5)}
+    deliverable.choose(codecs, roomy, results_dir, runs_root, tmp_path / "build")
+    weights = results_dir / "weights"
+    assert deliverable.committed_files(weights) == {measure.file_digest(path): weights / "best-roomy.int8"}
+    # a new budget chooses the same file on a machine without the run folder: the roomy copy serves it
+    both = {**roomy, "other": config.ByteBudget(10**6, 0.5)}
+    table = deliverable.choose(codecs, both, results_dir, tmp_path / "elsewhere", tmp_path / "build2")
+    assert table["run_id"].tolist() == ["large", "large"]
+    assert (weights / "best-other.int8").read_bytes() == path.read_bytes()
+    # a row whose bytes nothing here holds is still a clear error
+    lost = codecs.assign(file_sha256="0" * 64)
+    with pytest.raises(FileNotFoundError, match="by sha256"):
+        deliverable.choose(lost, {"third": config.ByteBudget(10**6)}, results_dir, tmp_path / "elsewhere",
+                           tmp_path / "build3")
+
+
 def test_the_target_judges_the_folder_as_it_ships_with_mirror_tta(tmp_path, monkeypatch):
     from fer_utils import compress, config, deliverable, measure, models
 
