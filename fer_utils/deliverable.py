@@ -288,7 +288,7 @@ def code_bytes(folder: Path) -> int:
 
 
 def _winner_file(run_id: str, codec: str, row, committed: Path, same_choice: bool, model: str, budget: str,
-                 runs_root: Path | None, copies: dict | None = None) -> Path:
+                 runs_root: Path | None, copies: dict) -> Path:
     """The file of a chosen (run, codec) whose codec row is ``row`` (its ``file_sha256``, its ``bytes``): the
     run folder's, else a committed ``best-*`` file with the row's sha256 (``copies``: :func:`committed_files`),
     else, for an older row without a digest, the committed copy of the same choice (``committed``)."""
@@ -299,9 +299,8 @@ def _winner_file(run_id: str, codec: str, row, committed: Path, same_choice: boo
         return src
     digest = getattr(row, "file_sha256", None)
     if isinstance(digest, str) and digest:
-        copy = (copies if copies is not None else committed_files(committed.parent)).get(digest)
-        if copy is not None:
-            return copy
+        if digest in copies:
+            return copies[digest]
     elif same_choice and committed.exists() and is_measured_file(committed, row):
         return committed
     raise FileNotFoundError(f"{src}: the {budget} budget's best file ({model}, {codec}) is measured in the "
