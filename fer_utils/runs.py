@@ -189,10 +189,29 @@ def epoch_shared(others: int, cpu_seconds: float, wall_seconds: float, cores: in
 
 
 def trains_on_cpu() -> bool:
-    """True when TensorFlow sees no GPU (the epochs' wall time is then the CPU's)."""
+    """True when Keras's backend sees no GPU (the epochs' wall time is then the CPU's)."""
+    import keras
+
+    name = keras.backend.backend()
+    if name == "jax":
+        import jax
+
+        return all(d.platform == "cpu" for d in jax.devices())
+    if name == "torch":
+        import torch
+
+        return not torch.cuda.is_available()
     import tensorflow as tf
 
     return not tf.config.list_physical_devices("GPU")
+
+
+def backend_label() -> str:
+    """The registry's ``backend``: Keras's backend, ``-gpu`` appended when it trains on a GPU (whose
+    ``wall_s`` is then GPU time, not the CPU hours the report's cost columns count)."""
+    import keras
+
+    return keras.backend.backend() + ("" if trains_on_cpu() else "-gpu")
 
 
 # --------------------------------------------------------------------------- what a run sees
@@ -341,6 +360,10 @@ def load_trained(result: dict, runs_root: Path | None = None):
 
 
 def git_commit() -> str:
+    """The checkout's short commit; ``FER_GIT_COMMIT`` where the code runs from a copy without ``.git``
+    (a lent GPU machine)."""
+    if os.environ.get("FER_GIT_COMMIT"):
+        return os.environ["FER_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True,
                              text=True, timeout=10)

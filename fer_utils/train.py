@@ -80,6 +80,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._cores, self._on_cpu = runs.usable_cores(), runs.trains_on_cpu()
         self._cut = False  # the deadline cut an epoch short: it must not be recorded
         self._epochs_here = 0  # epochs finished in this process (the first one also pays for compilation)
+        self._lr_set = None  # the learning rate last assigned in this process
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -90,7 +91,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule is not None:  # the rate is a function of the step alone: resumes set the same one
             step = self._epoch * self.steps_per_epoch + batch
-            self.model.optimizer.learning_rate.assign(self.schedule.lr_at(step, self.steps_per_epoch))
+            lr = self.schedule.lr_at(step, self.steps_per_epoch)
+            if lr != self._lr_set:  # unchanged through the stable phase: on JAX each assign syncs the whole state
+                self.model.optimizer.learning_rate.assign(lr)
+                self._lr_set = lr
 
     def on_train_batch_end(self, batch, logs=None):
         if self.deadline is not None and time.time() > self.deadline:
@@ -290,7 +294,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "shared": shared_fraction(state),
-        "backend": keras.backend.backend(), "data_source": ds.label, "data_fingerprint": fp,
+        "backend": runs.backend_label(), "data_source": ds.label, "data_fingerprint": fp,
         "profile": prof.name, "seed": seed, "recipe": describe(prof, precision) + (f"|tag:{tag}" if tag else ""),
         "git_commit": runs.git_commit(),
         "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),

@@ -1,25 +1,25 @@
-"""Workplace glue for the device tool: pack what a device run made (registry, logs, weights, checkpoints of unfinished runs) into at most 8 files under $OUT."""
+"""Workplace glue for the device tool: pack what a device run made into at most 8 files under $OUT:
+meta.tgz (registry, published logs, the driver's process logs, each run's log/state/result) and
+weights.tar.part* (new float16 copies first, then finished runs' float32 weights, then the checkpoints
+of unfinished runs, within 58 MB).  python tools/device/collect.py OUT [T0: files older are not new]"""
 import os, sys, tarfile
 from pathlib import Path
 
-out = Path(sys.argv[1]); root = Path.cwd()
+out = Path(sys.argv[1]); t0 = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0; root = Path.cwd()
+runs = sorted((root / "runs").glob(os.environ.get("COLLECT_GLOB", "*-full-*")))
 with tarfile.open(out / "meta.tgz", "w:gz") as t:
-    for p in ["results/runs.csv", "results/logs"]:
+    for p in ["results/runs.csv", "results/logs", "runs/_logs"]:
         if (root / p).exists():
             t.add(p)
-    for run in sorted((root / "runs").glob(os.environ.get("COLLECT_GLOB", "*-full-*"))):
+    for run in runs:
         for f in ("log.csv", "state.json", "result.json"):
             if (run / f).exists():
                 t.add(str((run / f).relative_to(root)))
 
-def prio(run):
-    n = run.name
-    if (run / "result.json").exists():
-        key = 0 if (n.startswith("cnn-w1-") or n.startswith("irnet") or n.startswith("mobilenet-w1-")) else 1
-        return (key, run / "final.weights.h5")
-    return (2, run / "last.keras")
-
-items = sorted((prio(r) for r in (root / "runs").glob(os.environ.get("COLLECT_GLOB", "*-full-*"))), key=lambda kv: (kv[0], kv[1].stat().st_size if kv[1].exists() else 0))
+items = [(0, f) for f in (root / "results" / "weights").glob("*.fp16") if f.stat().st_mtime >= t0]
+for run in runs:
+    items.append((1, run / "final.weights.h5") if (run / "result.json").exists() else (2, run / "last.keras"))
+items.sort(key=lambda kv: (kv[0], kv[1].stat().st_size if kv[1].exists() else 0))
 budget, used = 58 * 2**20, 0
 with tarfile.open("/tmp/weights.tar", "w") as t:
     for _, f in items:
