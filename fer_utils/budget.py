@@ -31,6 +31,34 @@ def plan(prof: config.Profile, budgets) -> list[tuple[int, int | None]]:
     return steps + [(longest, None)]
 
 
+def fitting_budget(prof: config.Profile, budgets, current: int, epoch: int, epoch_s: float, left_s: float,
+                   has_snapshot, margin: float = 1.15, tail_s: float = 25.0, restart_s: float = 40.0) -> int | None:
+    """What a WSD run on budget ``current``, after ``epoch`` epochs of ``epoch_s`` seconds each and with
+    ``left_s`` seconds to a deadline, should do: None to train on, or a shorter budget to branch now.
+
+    It takes the longest budget that still fits (``epochs x epoch_s x margin + tail_s`` within
+    ``left_s``, the tail for the final evaluation): its own; a shorter one whose decay start lies
+    ahead (train on to it: up to there both follow the same rates); or a shorter one whose decay
+    start is behind and whose stable-phase snapshot exists (``has_snapshot(decay_start)``), whose
+    run then branches from that snapshot and trains only its decay (``restart_s`` more: a new process
+    loads the data and compiles its step). None also when nothing fits:
+    the run goes on to the deadline and stays resumable. ``tools/device/gpu_runs.py`` asks it."""
+    def need(epochs):
+        return epochs * epoch_s * margin + tail_s
+
+    for b in sorted(set(int(b) for b in budgets), reverse=True):
+        if b > current:
+            continue
+        start = replace(prof, epochs=b).lr_schedule().decay_start()
+        if b == current or start > epoch:
+            if need(b - epoch) <= left_s:
+                return None if b == current or start > epoch else b
+            continue
+        if need(b - start) + restart_s <= left_s and has_snapshot(start):
+            return b
+    return None
+
+
 def run(arch: str, width: float, prof: config.Profile, budgets, seed: int = 0, dataset=None,
         runs_root: Path | None = None, registry_path: Path | None = None, precision: str = "float32",
         verbose: int = 2, progress: bool = True) -> list[dict] | None:

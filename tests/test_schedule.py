@@ -86,3 +86,21 @@ def test_snapshot_epochs_are_the_study_budgets_decay_starts_inside_the_stable_ph
     assert 37 in train.runs.snapshot_epochs(s, stop_after=37)
     assert 170 not in train.runs.snapshot_epochs(s, stop_after=170)  # already decaying: no branch point
     assert train.runs.snapshot_epochs(replace(s, kind="cosine")) == set()
+
+
+def test_the_fitting_budget_is_the_longest_that_finishes_before_the_deadline():
+    from fer_utils import budget
+
+    prof = config.get_profile("full")  # WSD, warm-up 2, decay 20 %: decay starts 160 (200), 96 (120), 48 (60)
+    budgets, every = [200, 120, 60], (lambda epoch: True)
+    fit = lambda epoch, left, snaps=every, current=200: budget.fitting_budget(  # noqa: E731
+        prof, budgets, current, epoch, 2.0, left, snaps, margin=1.0, tail_s=10.0, restart_s=0.0)
+    assert fit(50, 10 + 150 * 2) is None  # 200 fits: train on
+    assert fit(50, 10 + 70 * 2) is None  # 200 does not, 120 does: on to its decay start (96), not a branch now
+    assert fit(96, 10 + 24 * 2) == 120  # at 120's decay start: branch its 24-epoch decay
+    assert fit(100, 10 + 24 * 2) == 120  # past it: branch from its snapshot all the same (4 epochs redone)
+    assert fit(100, 10 + 12 * 2) == 60  # only 60's 12-epoch decay fits: branch it from epoch 48
+    assert fit(100, 10 + 12 * 2, snaps=lambda e: e != 48) is None  # no snapshot: train on to the deadline
+    assert fit(100, 10 + 5 * 2) is None  # nothing fits: train on, resumable
+    assert fit(100, 10 + 24 * 2, current=120) is None  # a branched run is never branched again to itself
+    assert budget.fitting_budget(prof, budgets, 200, 96, 2.0, 10 + 24 * 2 + 30, every, 1.0, 10.0, restart_s=40.0) == 60

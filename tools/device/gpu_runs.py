@@ -18,13 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from fer_utils import schedule  # noqa: E402  (pure Python: imports no Keras)
+from fer_utils import budget, config  # noqa: E402  (import no Keras)
 
 MARGIN, TAIL_S, POLL_S = 1.15, float(os.environ.get("FER_GPU_TAIL_S", 25)), 3.0  # epoch-time safety factor; final evaluation + export; poll period
 
-
-def decay_start(budget: int, warmup: int = 2, frac: float = 0.2) -> int:
-    return schedule.Schedule("wsd", budget, 3e-3, warmup, decay_frac=frac).decay_start()
+PROFILE = config.get_profile("full")  # the jobs' profile: its warm-up and decay share fix the decay starts
 
 
 class Job:
@@ -72,31 +70,18 @@ class Job:
         if t is None or epoch < 2:
             return
         left = deadline - time.time()
-
-        def need(epochs):
-            return epochs * t * MARGIN + TAIL_S
-
-        # the longest budget that still fits: this one; a shorter one whose decay start lies ahead (train on
-        # to it, then branch); or a shorter one whose stable-phase snapshot exists (branch now)
-        for b in self.budgets:
-            if b > self.budget:
-                continue
-            ds = decay_start(b)
-            if b == self.budget or ds > epoch:
-                if need(b - epoch) <= left:
-                    return  # keep training: this budget, or on to the shorter one's decay start
-                continue
-            snap = self.run_dir() / "stable" / f"e{ds:04d}"
-            if need(b - ds) <= left and snap.exists():
-                print(f"[{self.name}] at epoch {epoch} ({t:.1f} s/epoch, {left:.0f} s left): budget {self.budget} "
-                      f"does not fit; branching budget {b} from epoch {ds}", flush=True)
-                self.proc.terminate()
-                try:
-                    self.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill(); self.proc.wait()
-                self.start(b)
-                return
+        snaps = self.run_dir() / "stable"
+        b = budget.fitting_budget(PROFILE, self.budgets, self.budget, epoch, t, left,
+                                  lambda e: (snaps / f"e{e:04d}" / "last.keras").exists(), MARGIN, TAIL_S)
+        if b is not None:
+            print(f"[{self.name}] at epoch {epoch} ({t:.1f} s/epoch, {left:.0f} s left): budget {self.budget} "
+                  f"does not fit; branching budget {b} from its decay start", flush=True)
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill(); self.proc.wait()
+            self.start(b)
 
 
 def main(argv=None):
