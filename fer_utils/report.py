@@ -223,9 +223,10 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
     if budgeted.empty:
         return "No run on the budgeted schedule has finished yet."
     top = budgeted.sort_values("epochs").iloc[-1]
+    cost = "trained on a GPU" if top.get("device") == "GPU" else f"{fmt(top.cpu_hours, 2)} CPU hours"
     text = (f"{len(budgeted)} budget{'s' if len(budgeted) > 1 else ''} finished so far "
             f"({', '.join(str(int(b)) for b in budgeted.sort_values('epochs')['budget'])} epochs). The longest, "
-            f"{int(top.epochs)} epochs ({fmt(top.cpu_hours, 2)} CPU hours), reaches {fmt(top.public_acc)} PublicTest / "
+            f"{int(top.epochs)} epochs ({cost}), reaches {fmt(top.public_acc)} PublicTest / "
             f"{fmt(top.private_acc)} PrivateTest")
     if not first.empty:
         f = first.iloc[0]
@@ -264,7 +265,8 @@ peak learning rate, then a linear decay to ~0 over the last fifth: warm-up / sta
 each epoch budget of the study. Only the longest budget is trained from scratch; each shorter one
 branches from its stable phase and trains just its decay, so the whole study costs little more
 than the longest run. `cpu_hours` is a run's training wall time on this project's 2-core CPU, the
-shared stable phase included (the cost of that budget trained alone); `TTA` columns average each
+shared stable phase included (the cost of that budget trained alone; none for a run trained on a
+lent GPU, `device`); `TTA` columns average each
 image's prediction with its mirror's. The first recipe (learning rate cut on plateaus, early
 stopping) is its last row without a budget (`budget.csv`):
 
@@ -495,8 +497,8 @@ def sweep_budget_cost(rows: pd.DataFrame, profile: str, sweep_epochs: int,
             continue
         gap = 100 * ((short["public_acc"] + short["private_acc"]) - (top["public_acc"] + top["private_acc"])) / 2
         parts.append(f"{short['model']} {fmt(short['public_acc'])} / {fmt(short['private_acc'])} after "
-                     f"{short_budget} epochs ({fmt(short['wall_s'] / 3600, 2)} CPU h) against {fmt(top['public_acc'])} / "
-                     f"{fmt(top['private_acc'])} after {top_budget} ({fmt(top['wall_s'] / 3600, 2)} CPU h), "
+                     f"{short_budget} epochs ({results.hours_text(short)}) against {fmt(top['public_acc'])} / "
+                     f"{fmt(top['private_acc'])} after {top_budget} ({results.hours_text(top)}), "
                      f"{gap:+.1f} points of mean accuracy")
     if not parts:
         return ""
@@ -508,7 +510,7 @@ def sweep_section(setup, runs: pd.DataFrame) -> str:
     """Q2 / Q3 from the sweep's rows (``sweep_runs``: one per seed), one row per size."""
     points = results.family_points(runs)
     status = sweep_statuses(points)
-    cost = (f"The sweep's runs took {fmt(runs.wall_s.sum() / 3600, 1)} CPU hours in all (the registry's "
+    cost = (f"The sweep's runs took {fmt(results.cpu_seconds(runs).sum() / 3600, 1)} CPU hours in all (the registry's "
             f"training wall times on this project's 2-core CPU; per size in the table's last two columns). "
             + sharing_sentence(runs) if not runs.empty else "")
     every = registry.read(setup.results / "runs.csv")

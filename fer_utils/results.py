@@ -81,6 +81,25 @@ def run_label(run) -> str:
             + (f" (seed {seed})" if seed else ""))
 
 
+def on_gpu(rows: pd.DataFrame) -> pd.Series:
+    """Whether each registry row trained on a GPU (its ``backend`` ends in ``-gpu``, ``runs.backend_label``)."""
+    if "backend" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows["backend"].astype(str).str.endswith("-gpu")
+
+
+def cpu_seconds(rows: pd.DataFrame) -> pd.Series:
+    """Each row's training wall time where it is CPU time (``wall_s``); NaN for a row trained on a GPU,
+    whose seconds the report's CPU-hour columns must not count."""
+    return rows["wall_s"].astype(float).where(~on_gpu(rows))
+
+
+def hours_text(row) -> str:
+    """A row's training time as the report writes it: ``1.23 CPU h``, or ``0.05 GPU h`` for a GPU row."""
+    gpu = str(row.get("backend", "")).endswith("-gpu")
+    return f"{float(row['wall_s']) / 3600:.2f} {'GPU' if gpu else 'CPU'} h"
+
+
 def schedule(recipe: str) -> str:
     """The schedule and precision part of a registry ``recipe`` (``ep60/es10/lr4/bs64 bf16``, or for a
     budgeted run ``wsd200/warm2/decay0.2/peak0.003 bs128``).
@@ -226,7 +245,7 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
             for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
                 entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
                 gain = row is kd
-                seconds = float(row.get("wall_s", np.nan))
+                seconds = float(cpu_seconds(pd.DataFrame([row])).iloc[0]) if "wall_s" in row else np.nan
                 out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
                             "cpu_h": round(seconds / 3600, 2) if np.isfinite(seconds) else None,
                             "schedule": schedule(row["recipe"]),
@@ -429,14 +448,14 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
     ``cpu_hours`` (training wall time on this project's 2-core CPU, the shared stable phase of a
     branched decay included), the accuracies, and mirror TTA's where measured.
     """
-    columns = ["model", "schedule", "budget", "epochs", "cpu_hours", "best_val_acc", "public_acc", "private_acc",
-               "public_tta_acc", "private_tta_acc", "run_id"]
+    columns = ["model", "schedule", "budget", "epochs", "cpu_hours", "device", "best_val_acc", "public_acc",
+               "private_acc", "public_tta_acc", "private_tta_acc", "run_id"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["seed"] == seed)
               & (runs["profile"] == profile) & (runs["recipe"].map(recipe_tag_of) == "")]
     df = df.assign(schedule=df["recipe"].map(schedule), budget=df["recipe"].map(budget_of),
-                   cpu_hours=(df["wall_s"].astype(float) / 3600).round(2),
+                   cpu_hours=(cpu_seconds(df) / 3600).round(2), device=np.where(on_gpu(df), "GPU", "CPU"),
                    model=[model_label(a, w) for a, w in zip(df["arch"], df["width"])])
     df = df.sort_values("timestamp")
     budgeted = df[df["budget"].notna()].groupby("schedule", as_index=False).tail(1)
@@ -608,7 +627,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             "private_drop_before": round(100 * (src["private_acc"] - before["private_acc"]), 2),
             "private_drop_after": round(100 * (src["private_acc"] - after["private_acc"]), 2),
             "bytes_before": int(before["bytes"]), "bytes_after": int(after["bytes"]),
-            "qat_epochs": int(run["epochs"]), "qat_cpu_h": round(float(run["wall_s"]) / 3600, 2),
+            "qat_epochs": int(run["epochs"]), "qat_cpu_h": round(float(cpu_seconds(pd.DataFrame([run])).iloc[0]) / 3600, 2),
             "run_id": run["run_id"], "source_run_id": src_id,
         })
     return pd.DataFrame(out, columns=list(QAT_COLUMNS))
@@ -634,7 +653,7 @@ def seed_summary(g: pd.DataFrame) -> dict:
     ``seeds``, mean ``public_acc`` / ``private_acc`` / ``mean_acc``, the extremes ``mean_min`` /
     ``mean_max``, ``spread_points`` and ``std_points`` (NaN for one seed), ``cpu_h_per_run`` and ``cpu_h``."""
     m = g["mean_acc"]
-    wall = g["wall_s"].astype(float)
+    wall = cpu_seconds(g)
     return {"seeds": len(g), "public_acc": round(g["public_acc"].mean(), 4),
             "private_acc": round(g["private_acc"].mean(), 4), "mean_acc": round(m.mean(), 4),
             "mean_min": round(m.min(), 4), "mean_max": round(m.max(), 4),
@@ -714,7 +733,7 @@ def sweep_cost(runs: pd.DataFrame, points, epochs: int, macs=None, concurrent: i
     carries that slowdown. ``shared`` is the basis row's fraction."""
     from . import config
 
-    plain = runs[runs["recipe"].map(recipe_tag_of) == ""].sort_values("timestamp")
+    plain = runs[(runs["recipe"].map(recipe_tag_of) == "") & ~on_gpu(runs)].sort_values("timestamp")  # CPU times
     key_cols = [plain["arch"], plain["width"].astype(float)]
     per_epoch = (plain["wall_s"] / plain["epochs"]).groupby(key_cols).last().dropna()
     shared_of = (plain["shared"] if "shared" in plain else pd.Series(float("nan"), index=plain.index))

@@ -44,6 +44,10 @@ def test_sweep_cost_from_measured_wall_time_per_epoch():
     assert cost.seconds.iloc[0] == 1800 and cost.hours.iloc[0] == 0.5
     assert math.isnan(cost.seconds.iloc[1]) and math.isnan(cost.hours.iloc[1])  # never trained
     assert cost.basis.tolist() == ["CNN w0.5", ""]
+    # a newer row trained on a lent GPU is no measure of the CPU's time per epoch
+    gpu = pd.concat([rows, _rows([("cnn", 0.5, 800000, 0, 0.6, 0.6, 40)]).assign(
+        timestamp="2026-12-02T00:00:00", backend="jax-gpu")], ignore_index=True)
+    assert results.sweep_cost(gpu, [("cnn", 0.5)], epochs=60).seconds.iloc[0] == 1800
 
 
 def test_an_untrained_width_is_timed_from_its_familys_nearest_width_scaled_up_by_multiply_adds():

@@ -90,6 +90,9 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     assert pairs.cpu_h.isna().all()  # no wall time recorded: no cost shown
     timed = results.distillation_pairs(runs.assign(wall_s=[3600, 5400, 1, 1, 1]), "full")
     assert list(timed.cpu_h) == [1.0, 1.5]
+    on_gpu = results.distillation_pairs(runs.assign(wall_s=[3600, 5400, 1, 1, 1],
+                                                    backend=["tensorflow", "jax-gpu", "tensorflow", "tensorflow", "tensorflow"]), "full")
+    assert on_gpu.cpu_h.iloc[0] == 1.0 and pd.isna(on_gpu.cpu_h.iloc[1])  # GPU time is no CPU cost
 
 
 def _kd_rows():
@@ -486,6 +489,12 @@ def test_budget_study_and_its_paragraph():
     assert results.latest_runs(runs, "full", budget=15)["run_id"].tolist() == ["b15"]
     assert results.latest_runs(runs, "full", budget=40)["run_id"].tolist() == ["plateau"]
     assert report.budget_paragraph(study.iloc[2:], None) == "No run on the budgeted schedule has finished yet."
+    # a budget trained on a lent GPU: its wall time is no CPU time, so it has no CPU hours, and the text says so
+    gpu = results.budget_study(runs.assign(backend=["tensorflow"] * 2 + ["jax-gpu"] + ["tensorflow"] * 3), "mobilenet", 1.0)
+    assert gpu["device"].tolist() == ["CPU", "GPU", "CPU"] and pd.isna(gpu["cpu_hours"].iloc[1])
+    assert "The longest, 30 epochs (trained on a GPU), reaches 0.560" in report.budget_paragraph(gpu, None)
+    assert results.hours_text(runs.iloc[2]) == "1.50 CPU h"
+    assert results.hours_text({**runs.iloc[2].to_dict(), "backend": "jax-gpu"}) == "1.50 GPU h"
 
 
 def test_parameter_budgets_from_the_seed_models_codec_rows():
