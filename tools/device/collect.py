@@ -1,11 +1,11 @@
 """Workplace glue for the device tool: pack what a device run made into at most 8 files under $OUT:
 meta.tgz (registry, published logs, the driver's process logs, each run's log/state/result) and
-weights.tar.part* (new float16 copies first, then finished runs' float32 weights, then the checkpoints
-of unfinished runs, within 58 MB).  python tools/device/collect.py OUT [T0: files older are not new]"""
+weights.tar.part* (the float16 copies of the runs finished here first, then their float32 weights, then the
+checkpoints of unfinished runs, within 58 MB).  python tools/device/collect.py OUT"""
 import os, sys, tarfile
 from pathlib import Path
 
-out = Path(sys.argv[1]); t0 = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0; root = Path.cwd()
+out = Path(sys.argv[1]).resolve(); root = Path.cwd()
 runs = sorted((root / "runs").glob(os.environ.get("COLLECT_GLOB", "*-full-*")))
 with tarfile.open(out / "meta.tgz", "w:gz") as t:
     for p in ["results/runs.csv", "results/logs", "runs/_logs"]:
@@ -16,7 +16,7 @@ with tarfile.open(out / "meta.tgz", "w:gz") as t:
             if (run / f).exists():
                 t.add(str((run / f).relative_to(root)))
 
-items = [(0, f) for f in (root / "results" / "weights").glob("*.fp16") if f.stat().st_mtime >= t0]
+items = [(0, root / "results" / "weights" / f"{run.name}.fp16") for run in runs if (run / "result.json").exists()]
 for run in runs:
     items.append((1, run / "final.weights.h5") if (run / "result.json").exists() else (2, run / "last.keras"))
 items.sort(key=lambda kv: (kv[0], kv[1].stat().st_size if kv[1].exists() else 0))

@@ -4,9 +4,10 @@
 # Workplace glue (the device tool lends a GPU machine with no TensorFlow and no network):
 #   python3 tools/device/pack_fer.py pack data/fer2013.csv.gz .devdata/fer2013.med.xz   # 54 MB, lossless
 #   pip download keras==3.15.1 namex optree (cp312, manylinux x86_64) into .whl/   (see the tool's README)
-#   the tree that travels is limited to 64 MiB: move results/weights/* (all but the teacher's copy),
-#   results/teachers and figures aside for the call, and restore them from git after it
-#   device run: FER_GIT_COMMIT=<commit> LIMIT=560 OUT=$OUT bash tools/device/session.sh   carry: [".devdata", ".whl"]
+#   the tree that travels is limited to 64 MiB: bash tools/device/travel.sh stash before the call, restore after;
+#   then python3 tools/device/merge.py <files_at> brings the rows, logs and weights back
+#   device run: FER_GIT_COMMIT=<commit> LIMIT=520 bash tools/device/session.sh, timeout_s 570, carry [".devdata", ".whl"]
+#   (a session has 900 s of device time, and the machine's start and the transfers count too)
 # Lessons: the first try (2026-11-30, 13 JAX processes under MPS, conv autotuning on, a 150 s speed probe)
 # finished nothing in 555 s. Now: no probe, autotuning off, 6 jobs, a deadline checked after every batch,
 # budgets chosen from measured epoch times, and the collection step run whatever training did.
@@ -26,5 +27,5 @@ if ! ls runs/*/log.csv >/dev/null 2>&1 && [ $(( DEADLINE - $(date +%s) )) -gt 15
   echo "no epoch on $KERAS_BACKEND: retrying on torch"; grep -h -i -m3 error runs/_logs/*.log
   KERAS_BACKEND=torch $PY -u tools/device/gpu_runs.py tools/device/${JOBS_FILE:-jobs.txt} --deadline $DEADLINE --extra --profile full 2>&1 | tee -a $OUT/driver.log
 fi
-$PY tools/device/collect.py $OUT $T0
+$PY tools/device/collect.py $OUT
 ls -la $OUT; echo "total $(( $(date +%s) - T0 )) s"
