@@ -29,6 +29,7 @@ class Job:
     def __init__(self, name, argv, budgets, runs_root, env):
         self.name, self.argv, self.budgets, self.root, self.env = name, argv, budgets, runs_root, env
         self.budget, self.proc, self.rid, self.done = None, None, None, False
+        self.finished = set()  # run ids the registry has already (main sets it)
         self.log = runs_root / "_logs" / f"{name}.log"
 
     def start(self, budget):
@@ -71,7 +72,10 @@ class Job:
             return
         left = deadline - time.time()
         snaps = self.run_dir() / "stable"
-        b = budget.fitting_budget(PROFILE, self.budgets, self.budget, epoch, t, left,
+        # a shorter budget already in the registry is no fallback: it would only repeat that run
+        here = [b for b in self.budgets if b == self.budget or self.rid.replace(f"-wsd{self.budget}", f"-wsd{b}", 1)
+                not in self.finished]
+        b = budget.fitting_budget(PROFILE, here, self.budget, epoch, t, left,
                                   lambda e: (snaps / f"e{e:04d}" / "last.keras").exists(), MARGIN, TAIL_S)
         if b is not None:
             print(f"[{self.name}] at epoch {epoch} ({t:.1f} s/epoch, {left:.0f} s left): budget {self.budget} "
@@ -99,7 +103,10 @@ def main(argv=None):
         if line.strip() and not line.startswith("#"):
             name, *rest = line.split()
             jobs.append(Job(name, rest + args.extra, budgets, runs_root, env))
+    registry = ROOT / "results" / "runs.csv"
+    finished = {r["run_id"] for r in csv.DictReader(open(registry))} if registry.exists() else set()
     for j in jobs:
+        j.finished = finished
         j.start(budgets[0])
     while not all(j.done for j in jobs):
         time.sleep(POLL_S)
