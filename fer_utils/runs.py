@@ -206,12 +206,13 @@ def trains_on_cpu() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
-def backend_label() -> str:
-    """The registry's ``backend``: Keras's backend, ``-gpu`` appended when it trains on a GPU (whose
-    ``wall_s`` is then GPU time, not the CPU hours the report's cost columns count)."""
+def backend_label(gpu_epochs: int = 0) -> str:
+    """The registry's ``backend``: Keras's backend, ``-gpu`` appended when this process trains on a GPU
+    or ``gpu_epochs`` of the run were trained on one (a run resumed here from a GPU machine's
+    checkpoint): its ``wall_s`` is then not all CPU time, so the report's CPU-hour columns leave it out."""
     import keras
 
-    return keras.backend.backend() + ("" if trains_on_cpu() else "-gpu")
+    return keras.backend.backend() + ("-gpu" if gpu_epochs > 0 or not trains_on_cpu() else "")
 
 
 # --------------------------------------------------------------------------- what a run sees

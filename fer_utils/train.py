@@ -133,6 +133,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             csv.writer(fh, lineterminator="\n").writerow(row)
         st["epoch"] = epoch + 1
         st["train_seconds"] += seconds
+        if not self._on_cpu:
+            st["gpu_epochs"] = st.get("gpu_epochs", 0) + 1  # its seconds are no CPU time (runs.backend_label)
         # epochs timed since sharing was recorded (a run resumed from an older state has fewer), and
         # of them the seconds with another training process on this machine at the epoch's start or end
         st["tracked_seconds"] = st.get("tracked_seconds", 0.0) + seconds
@@ -294,7 +296,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "shared": shared_fraction(state),
-        "backend": runs.backend_label(), "data_source": ds.label, "data_fingerprint": fp,
+        "backend": runs.backend_label(int(state.get("gpu_epochs", 0))), "data_source": ds.label, "data_fingerprint": fp,
         "profile": prof.name, "seed": seed, "recipe": describe(prof, precision) + (f"|tag:{tag}" if tag else ""),
         "git_commit": runs.git_commit(),
         "timestamp": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),

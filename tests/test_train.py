@@ -392,3 +392,14 @@ def test_an_epoch_is_shared_beside_a_marked_run_or_when_its_process_got_too_litt
     assert not runs.epoch_shared(0, 20.0, 100.0, 2, cpu_bound=False)  # on a GPU the CPU share says nothing
     monkeypatch.setenv("FER_SHARED_CPU_SHARE", "0")
     assert not runs.epoch_shared(0, 1.0, 100.0, 2, cpu_bound=True)  # the tests' setting: marks only
+
+
+def test_the_registry_backend_says_gpu_when_any_epoch_of_the_run_trained_on_one():
+    import keras
+
+    from fer_utils import runs
+
+    here = keras.backend.backend() + ("" if runs.trains_on_cpu() else "-gpu")
+    assert runs.backend_label() == here
+    # resumed on a CPU from a lent GPU's checkpoint: its wall time is not all CPU time
+    assert runs.backend_label(gpu_epochs=3) == keras.backend.backend() + "-gpu"
