@@ -446,7 +446,8 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
     One row per budgeted run (``wsd``/``cosine``, any budget) and the newest first-recipe row, by
     increasing epochs: ``schedule``, ``budget`` (None for the first recipe), ``epochs`` run,
     ``cpu_hours`` (training wall time on this project's 2-core CPU, the shared stable phase of a
-    branched decay included), the accuracies, and mirror TTA's where measured.
+    branched decay included; NaN for a run trained on a GPU), ``device`` (``CPU`` / ``GPU``), the
+    accuracies, and mirror TTA's where measured.
     """
     columns = ["model", "schedule", "budget", "epochs", "cpu_hours", "device", "best_val_acc", "public_acc",
                "private_acc", "public_tta_acc", "private_tta_acc", "run_id"]
