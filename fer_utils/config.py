@@ -35,6 +35,10 @@ class Profile:
     schedule: str = "plateau"
     warmup: int = 2
     decay_frac: float = 0.2
+    #: what picks the best epoch: ``holdout``, a fixed 10 % of Training (the rest trains), or ``public``,
+    #: PublicTest with all of Training training (the original study's protocol; PublicTest is then no
+    #: longer an unseen test, PrivateTest still is)
+    validation: str = "holdout"
 
     def lr_schedule(self):
         """The budgeted schedule (None for ``plateau``)."""
@@ -46,6 +50,9 @@ class Profile:
         return Schedule(self.schedule, self.epochs, self.learning_rate, min(self.warmup, self.epochs - 1),
                         self.decay_frac)
 
+
+#: the validation protocols (``Profile.validation``) and the run tag of each but the default
+VALIDATIONS = {"holdout": "", "public": "vpub"}
 
 #: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
 PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}

@@ -17,7 +17,6 @@ the grid back and picks T and alpha on validation accuracy.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -169,7 +168,8 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     ds = dataset if dataset is not None else data.load()
-    prepared = runs.prepare(ds, replace(prof, train_limit=kwargs.get("train_limit") or prof.train_limit), seed)
+    prepared = runs.prepare(ds, runs.requested(prof, train_limit=kwargs.get("train_limit"),
+                                               validation=kwargs.get("validation")), seed)
     (x, y), (xv, yv) = prepared["train"], prepared["val"]
     if view == ONLINE:
         if isinstance(teacher, teachers.TeacherFile) or method != "hinton":

@@ -185,7 +185,9 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
 
     check_codec(codec)
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr)
+    # the source's validation protocol picks the fine-tune's best epoch too (``valPublicTest``: PublicTest)
+    validation = "public" if "|valPublicTest|" in str(source.get("recipe", "")) else prof.validation
+    prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr, validation=validation)
     ds = dataset if dataset is not None else data.load()
     for run, role in ((source, "run"), (teacher, "teacher run")):
         if run is not None and run["data_fingerprint"] != ds.fingerprint():

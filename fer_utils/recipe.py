@@ -24,14 +24,16 @@ PRECISIONS = config.PRECISIONS
 def describe(prof: config.Profile, precision: str = "float32") -> str:
     """The recipe string of a registry row: optimizer, augmentation, the profile's schedule, the precision.
 
-    Budgeted runs read ``adam|aug:…|wsd200/warm2/decay0.2/peak0.003|best-val|val10%|bs128``; the
+    Budgeted runs read ``adam|aug:…|wsd200/warm2/decay0.2/peak0.003|best-val|val10%|bs128`` (``valPublicTest``
+    where PublicTest picks the best epoch, ``Profile.validation``); the
     first recipe's rows keep their old spelling (``…|plateau/5|es-best|val10%|ep60/es10/lr4/bs64``).
     """
     sched = prof.lr_schedule()
     if sched is None:
         text = f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
     else:
-        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|val10%|bs{prof.batch_size}"
+        val = "valPublicTest" if prof.validation == "public" else "val10%"
+        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|{val}|bs{prof.batch_size}"
     return text + (f"|{PRECISIONS[precision]}" if PRECISIONS[precision] else "")
 
 

@@ -58,10 +58,11 @@ def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerp
 
 
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,
-              batch_size: int | None = None, peak_lr: float | None = None) -> config.Profile:
+              batch_size: int | None = None, peak_lr: float | None = None,
+              validation: str | None = None) -> config.Profile:
     """The profile a run request trains on: ``prof`` with its epoch budget, training-set size, batch
-    size and peak learning rate overridden where given (the sweep's ``--epochs`` / ``--train-limit``,
-    the checks' ``--batch-size`` / ``--peak-lr``); its run id follows."""
+    size, peak learning rate and validation protocol overridden where given (the sweep's ``--epochs`` /
+    ``--train-limit``, the checks' ``--batch-size`` / ``--peak-lr`` / ``--validation``); its run id follows."""
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     if train_limit is not None:
@@ -74,6 +75,10 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
         if not 0 < peak_lr < 1:
             raise ValueError(f"the peak learning rate must lie between 0 and 1, got {peak_lr:g}")
         prof = replace(prof, learning_rate=float(peak_lr))
+    if validation is not None:
+        if validation not in config.VALIDATIONS:
+            raise ValueError(f"unknown validation {validation!r}; expected one of {', '.join(config.VALIDATIONS)}")
+        prof = replace(prof, validation=validation)
     return prof
 
 
@@ -85,17 +90,20 @@ def lr_tag(peak_lr: float) -> str:
 def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
     """``tag`` with ``lr<peak>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
     another peak learning rate than ``base``, the profile it was requested from, and ``bs<N>`` when
-    with another batch size: such a run is a variant of the plain one (its own folder, a tagged
-    registry row that never stands in for the plain run of the same model and seed)."""
+    with another batch size, ``vpub`` when another validation protocol picks its best epoch: such a
+    run is a variant of the plain one (its own folder, a tagged registry row that never stands in for
+    the plain run of the same model and seed)."""
     parts = [tag] if tag else []
     if prof.learning_rate != base.learning_rate:
         parts.append(lr_tag(prof.learning_rate))
     if prof.batch_size != base.batch_size:
         parts.append(f"bs{prof.batch_size}")
+    if prof.validation != base.validation:
+        parts.append(config.VALIDATIONS[prof.validation] or prof.validation)
     return "-".join(parts)
 
 
-_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+")
+_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+|vpub")
 
 
 def split_variant(tag: str) -> tuple[str, str]:
@@ -218,8 +226,15 @@ def backend_label(gpu_epochs: int = 0) -> str:
 # --------------------------------------------------------------------------- what a run sees
 def prepare(ds: data.FERDataset, profile: config.Profile, seed: int = 0) -> dict:
     """Split and scale the data for a profile: train / val / each labelled test split as float32 [0,1],
-    and ``rows``: the data set rows of the train and val images (a teacher file is keyed by them)."""
-    train, val = data.train_val_split(ds, 0.1, seed=0)  # one fixed validation split for every run
+    and ``rows``: the data set rows of the train and val images (a teacher file is keyed by them).
+    ``profile.validation``: ``holdout`` validates on a fixed 10 % of Training, ``public`` trains on
+    all of Training and validates on PublicTest (the original study's protocol)."""
+    if profile.validation == "public":
+        train, val = ds.subset("Training"), ds.subset("PublicTest")
+        if len(val) == 0:
+            raise ValueError(f"{ds.source}: validation 'public' needs PublicTest rows; it has none")
+    else:
+        train, val = data.train_val_split(ds, 0.1, seed=0)  # one fixed validation split for every run
     if profile.train_limit is not None:
         train = data.stratified_subset(train, profile.train_limit, seed)
         val = data.stratified_subset(val, max(profile.train_limit // 5, 50), seed)
@@ -262,6 +277,11 @@ def atomic_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _profile_defaults() -> dict:
+    """The defaults of :class:`config.Profile`'s fields: what a state written before a field existed had."""
+    return {f.name: f.default for f in fields(config.Profile) if f.default is not MISSING}
+
+
 def check_schedule(run_dir: Path, prof: config.Profile) -> None:
     """Refuse to resume or read back a run folder trained on another schedule.
 
@@ -271,8 +291,7 @@ def check_schedule(run_dir: Path, prof: config.Profile) -> None:
     state_path = run_dir / "state.json"
     if not state_path.exists():
         return
-    defaults = {f.name: f.default for f in fields(config.Profile) if f.default is not MISSING}
-    had = {**defaults, **json.loads(state_path.read_text()).get("profile", {})}  # older folders lack newer fields
+    had = {**_profile_defaults(), **json.loads(state_path.read_text()).get("profile", {})}  # older folders lack newer fields
     want = {k: v for k, v in asdict(prof).items() if k != "name"}
     diff = {k: (had.get(k), v) for k, v in want.items() if had.get(k) != v}
     if diff:
@@ -426,7 +445,7 @@ def branch_source(runs_root: Path, rid: str, prof: config.Profile) -> Path | Non
             epoch = int(snap.name[1:])
             if not (sched.warmup <= epoch <= sched.decay_start()) or not (snap / "last.keras").exists():
                 continue
-            had = json.loads((snap / "state.json").read_text())["profile"]
+            had = {**_profile_defaults(), **json.loads((snap / "state.json").read_text())["profile"]}
             if {k: v for k, v in had.items() if k != "epochs"} != want:
                 continue
             if best is None or epoch > int(best.name[1:]):

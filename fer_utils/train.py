@@ -175,7 +175,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
           precision: str = "float32", stop_after: int | None = None, callbacks=None,
-          batch_size: int | None = None, peak_lr: float | None = None) -> dict | None:
+          batch_size: int | None = None, peak_lr: float | None = None, validation: str | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -190,13 +190,15 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     hook (quantisation-aware fine-tuning: :mod:`fer_utils.qat`). ``batch_size`` overrides the
     profile's (same peak learning rate and epochs); the run is then tagged ``bs<N>``
     (:func:`runs.variant_tag`). ``peak_lr`` overrides the profile's peak learning rate (the same
-    schedule's shape, budget and batch size); the run is then tagged ``lr<peak>``.
+    schedule's shape, budget and batch size); the run is then tagged ``lr<peak>``. ``validation``
+    ``"public"`` trains on all of Training and picks the best epoch on PublicTest (the original
+    study's protocol; :func:`runs.prepare`); the run is then tagged ``vpub``.
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
     base = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr)
+    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr, validation)
     tag = runs.variant_tag(tag, base, prof)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
@@ -327,6 +329,9 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
                         help="override the profile's batch size (the run is tagged bs<N>, a variant of the plain run)")
     parser.add_argument("--peak-lr", type=float, default=None,
                         help="override the profile's peak learning rate (the run is tagged lr<peak>, a variant)")
+    parser.add_argument("--validation", choices=list(config.VALIDATIONS), default=None,
+                        help="public: train on all of Training, pick the best epoch on PublicTest (the original "
+                             "study's protocol; the run is tagged vpub, a variant)")
     return parser
 
 
@@ -335,7 +340,7 @@ def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
                   registry_path=reg, precision=args.precision, batch_size=args.batch_size,
-                  peak_lr=args.peak_lr)
+                  peak_lr=args.peak_lr, validation=args.validation)
     return ds, setup, common
 
 

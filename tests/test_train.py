@@ -403,3 +403,52 @@ def test_the_registry_backend_says_gpu_when_any_epoch_of_the_run_trained_on_one(
     assert runs.backend_label() == here
     # resumed on a CPU from a lent GPU's checkpoint: its wall time is not all CPU time
     assert runs.backend_label(gpu_epochs=3) == keras.backend.backend() + "-gpu"
+
+
+def test_validating_on_publictest_is_a_tagged_variant_that_trains_on_all_of_training(tmp_path):
+    from fer_utils import config, results, train
+
+    full = config.PROFILES["full"]
+    asked = runs.requested(full, validation="public")
+    assert asked.validation == "public" and runs.variant_tag("", full, asked) == "vpub"
+    assert runs.variant_tag("kdh-x", full, runs.requested(full, peak_lr=1e-3, validation="public")) == "kdh-x-lr0.001-vpub"
+    assert runs.split_variant("kdh-x-lr0.001-vpub") == ("kdh-x", "lr0.001-vpub")
+    assert runs.variant_tag("", full, runs.requested(full, validation="holdout")) == ""  # the profile's own
+    with pytest.raises(ValueError, match="unknown validation"):
+        runs.requested(full, validation="private")
+    assert "|valPublicTest|" in recipe.describe(asked) and "|val10%|" in recipe.describe(full)
+
+    ds = data.synthetic(300, seed=3)
+    held, public = runs.prepare(ds, full), runs.prepare(ds, asked)
+    training = int((ds.splits == "Training").sum())
+    assert len(public["train"][0]) == training and len(held["train"][0]) + len(held["val"][0]) == training
+    assert (ds.splits[public["rows"]["val"]] == "PublicTest").all()
+    assert len(public["val"][0]) == int((ds.splits == "PublicTest").sum())
+    assert (ds.splits[public["rows"]["train"]] == "Training").all()
+    with pytest.raises(ValueError, match="needs PublicTest rows"):
+        runs.prepare(ds.subset("Training"), asked)
+
+    kw = dict(dataset=data.synthetic(200, seed=5), runs_root=tmp_path / "runs",
+              registry_path=tmp_path / "runs.csv", verbose=0, epochs=1, train_limit=100)
+    plain = train.train("irnet", 0.5, "smoke", **kw)
+    variant = train.train("irnet", 0.5, "smoke", validation="public", **kw)
+    assert variant["run_id"] == plain["run_id"] + "-vpub" and "|valPublicTest|" in variant["recipe"]
+    rows = pd.read_csv(tmp_path / "runs.csv")
+    assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]  # never stands in for it
+
+
+def test_a_snapshot_from_before_a_profile_field_existed_is_still_a_branch_source(tmp_path):
+    from dataclasses import asdict, replace
+
+    from fer_utils import config
+
+    prof = runs.requested(config.PROFILES["full"], epochs=120)
+    snap = tmp_path / "irnet-w1-full-s0-abc-wsd200" / "stable" / "e0096"
+    snap.mkdir(parents=True)
+    (snap / "last.keras").write_bytes(b"checkpoint")
+    old = {k: v for k, v in asdict(replace(prof, epochs=200)).items() if k != "validation"}  # written before it
+    (snap / "state.json").write_text(json.dumps({"epoch": 96, "profile": old}))
+    assert runs.branch_source(tmp_path, "irnet-w1-full-s0-abc-wsd120", prof) == snap
+    # another protocol is another trajectory: no branch
+    other = runs.requested(prof, validation="public")
+    assert runs.branch_source(tmp_path, "irnet-w1-full-s0-abc-wsd120", other) is None
