@@ -9,7 +9,7 @@
 #   device run: FER_GIT_COMMIT=<commit> LIMIT=520 bash tools/device/session.sh, timeout_s 570, carry [".devdata", ".whl"]
 #   (a session has 900 s of device time, and the machine's start and the transfers count too)
 # Lessons: the first try (2026-11-30, 13 JAX processes under MPS, conv autotuning on, a 150 s speed probe)
-# finished nothing in 555 s. Now: no probe, autotuning off, 8 jobs, a deadline checked after every batch,
+# finished nothing in 555 s. Now: no probe, autotuning off, 10 jobs, a deadline checked after every batch,
 # budgets chosen from measured epoch times, and the collection step run whatever training did.
 T0=$(date +%s); LIMIT=${LIMIT:-560}; OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 PY=${PY:-python3}
