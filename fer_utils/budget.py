@@ -52,7 +52,7 @@ def fitting_budget(prof: config.Profile, budgets, current: int, epoch: int, epoc
         start = replace(prof, epochs=b).lr_schedule().decay_start()
         if b == current or start > epoch:
             if need(b - epoch) <= left_s:
-                return None if b == current or start > epoch else b
+                return None
             continue
         if need(b - start) + restart_s <= left_s and has_snapshot(start):
             return b

@@ -94,10 +94,19 @@ def cpu_seconds(rows: pd.DataFrame) -> pd.Series:
     return rows["wall_s"].astype(float).where(~on_gpu(rows))
 
 
+def _row_on_gpu(row) -> bool:
+    """:func:`on_gpu` for one registry row (a dict or a Series)."""
+    return str(row.get("backend", "")).endswith("-gpu")
+
+
+def row_cpu_seconds(row) -> float:
+    """:func:`cpu_seconds` for one registry row: NaN where it has no wall time or trained on a GPU."""
+    return np.nan if _row_on_gpu(row) else float(row.get("wall_s", np.nan))
+
+
 def hours_text(row) -> str:
     """A row's training time as the report writes it: ``1.23 CPU h``, or ``0.05 GPU h`` for a GPU row."""
-    gpu = str(row.get("backend", "")).endswith("-gpu")
-    return f"{float(row['wall_s']) / 3600:.2f} {'GPU' if gpu else 'CPU'} h"
+    return f"{float(row['wall_s']) / 3600:.2f} {'GPU' if _row_on_gpu(row) else 'CPU'} h"
 
 
 def schedule(recipe: str) -> str:
@@ -245,7 +254,7 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
             for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
                 entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
                 gain = row is kd
-                seconds = float(cpu_seconds(pd.DataFrame([row])).iloc[0]) if "wall_s" in row else np.nan
+                seconds = row_cpu_seconds(row)
                 out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
                             "cpu_h": round(seconds / 3600, 2) if np.isfinite(seconds) else None,
                             "schedule": schedule(row["recipe"]),
@@ -628,7 +637,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             "private_drop_before": round(100 * (src["private_acc"] - before["private_acc"]), 2),
             "private_drop_after": round(100 * (src["private_acc"] - after["private_acc"]), 2),
             "bytes_before": int(before["bytes"]), "bytes_after": int(after["bytes"]),
-            "qat_epochs": int(run["epochs"]), "qat_cpu_h": round(float(cpu_seconds(pd.DataFrame([run])).iloc[0]) / 3600, 2),
+            "qat_epochs": int(run["epochs"]), "qat_cpu_h": round(row_cpu_seconds(run) / 3600, 2),
             "run_id": run["run_id"], "source_run_id": src_id,
         })
     return pd.DataFrame(out, columns=list(QAT_COLUMNS))

@@ -26,10 +26,10 @@ PROFILE = config.get_profile("full")  # the jobs' profile: its warm-up and decay
 
 
 class Job:
-    def __init__(self, name, argv, budgets, runs_root, env):
+    def __init__(self, name, argv, budgets, runs_root, env, finished):
         self.name, self.argv, self.budgets, self.root, self.env = name, argv, budgets, runs_root, env
         self.budget, self.proc, self.rid, self.done = None, None, None, False
-        self.finished = set()  # run ids the registry has already (main sets it)
+        self.finished = finished  # run ids the registry has already
         self.log = runs_root / "_logs" / f"{name}.log"
 
     def start(self, budget):
@@ -98,15 +98,14 @@ def main(argv=None):
     runs_root = Path(os.environ.get("FER_RUNS_DIR", ROOT / "runs"))
     env = dict(os.environ, FER_DEADLINE=str(args.deadline))
     budgets = sorted(args.budgets, reverse=True)
+    registry = ROOT / "results" / "runs.csv"
+    finished = {r["run_id"] for r in csv.DictReader(open(registry))} if registry.exists() else set()
     jobs = []
     for line in args.jobs.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, *rest = line.split()
-            jobs.append(Job(name, rest + args.extra, budgets, runs_root, env))
-    registry = ROOT / "results" / "runs.csv"
-    finished = {r["run_id"] for r in csv.DictReader(open(registry))} if registry.exists() else set()
+            jobs.append(Job(name, rest + args.extra, budgets, runs_root, env, finished))
     for j in jobs:
-        j.finished = finished
         j.start(budgets[0])
     while not all(j.done for j in jobs):
         time.sleep(POLL_S)
