@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .runs import run_prefix, split_variant
+from .runs import GPU_SUFFIX, run_prefix, split_variant
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
@@ -82,10 +82,10 @@ def run_label(run) -> str:
 
 
 def on_gpu(rows: pd.DataFrame) -> pd.Series:
-    """Whether each registry row trained on a GPU (its ``backend`` ends in ``-gpu``, ``runs.backend_label``)."""
+    """Whether each registry row trained on a GPU (its ``backend`` ends in ``runs.GPU_SUFFIX``)."""
     if "backend" not in rows:
         return pd.Series(False, index=rows.index)
-    return rows["backend"].astype(str).str.endswith("-gpu")
+    return rows["backend"].astype(str).str.endswith(GPU_SUFFIX)
 
 
 def cpu_seconds(rows: pd.DataFrame) -> pd.Series:
@@ -96,7 +96,7 @@ def cpu_seconds(rows: pd.DataFrame) -> pd.Series:
 
 def _row_on_gpu(row) -> bool:
     """:func:`on_gpu` for one registry row (a dict or a Series)."""
-    return str(row.get("backend", "")).endswith("-gpu")
+    return str(row.get("backend", "")).endswith(GPU_SUFFIX)
 
 
 def row_cpu_seconds(row) -> float:

@@ -214,13 +214,17 @@ def trains_on_cpu() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
+#: what :func:`backend_label` appends for a run with any epoch on a GPU (``results.on_gpu`` reads it)
+GPU_SUFFIX = "-gpu"
+
+
 def backend_label(gpu_epochs: int = 0) -> str:
-    """The registry's ``backend``: Keras's backend, ``-gpu`` appended when this process trains on a GPU
+    """The registry's ``backend``: Keras's backend, :data:`GPU_SUFFIX` appended when this process trains on a GPU
     or ``gpu_epochs`` of the run were trained on one (a run resumed here from a GPU machine's
     checkpoint): its ``wall_s`` is then not all CPU time, so the report's CPU-hour columns leave it out."""
     import keras
 
-    return keras.backend.backend() + ("-gpu" if gpu_epochs > 0 or not trains_on_cpu() else "")
+    return keras.backend.backend() + (GPU_SUFFIX if gpu_epochs > 0 or not trains_on_cpu() else "")
 
 
 # --------------------------------------------------------------------------- what a run sees
