@@ -1,6 +1,6 @@
 """Benchmark: test-time augmentation beyond the mirror. Do shifted copies of each face raise accuracy?
 
-    python benchmarks/tta_views.py                        # the committed deliverable folders (results/weights/best-*)
+    python benchmarks/tta_views.py                        # the committed deliverable folders (deliverables.csv)
     python benchmarks/tta_views.py --files a.kmeans-4 b.int8 --sizes 2
 
 The deliverable ships mirror TTA (``predict.MIRROR_TTA``): each image's softmax is averaged with its
@@ -19,13 +19,13 @@ measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from fer_utils import compress, data, paths, predict
+from fer_utils import compress, data, deliverable, paths, predict
 from fer_utils.measure import file_digest
 
 SPLITS = ("PublicTest", "PrivateTest")
@@ -61,22 +61,17 @@ def outputs(model, x: np.ndarray, shifts) -> dict:
     return out
 
 
-def folders(weights_dir: Path) -> dict:
-    """The committed deliverable folders: ``best-<budget>[-<i>].<codec>`` files grouped by budget, in member order."""
-    groups: dict[str, list[Path]] = {}
-    for p in sorted(weights_dir.glob("best-*")):
-        m = re.fullmatch(r"best-([a-z]+)(?:-(\d+))?\..+", p.name)
-        if m and p.is_file():
-            groups.setdefault(m.group(1), []).append(p)
-    return groups
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", nargs="+", type=Path, help="codec files forming one folder (default: the committed folders)")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 2, 3], help="shift sizes in pixels")
     args = parser.parse_args(argv)
-    groups = {"files": args.files} if args.files else folders(paths.RESULTS_DIR / "weights")
+    table = paths.RESULTS_DIR / "deliverables.csv"
+    if args.files:
+        groups = {"files": args.files}
+    else:  # the committed folders, as notebook 04 chose them (results/weights/best-*)
+        chosen = deliverable.chosen_files(pd.read_csv(table), paths.RESULTS_DIR) if table.exists() else {}
+        groups = {budget: files for budget, (files, _, _) in chosen.items()}
     if not groups:
         print("no deliverable files to measure")
         return 0
@@ -85,6 +80,7 @@ def main(argv=None) -> int:
     if any(len(t) == 0 for t in tests.values()):
         print(f"{ds.label}: no labelled PublicTest / PrivateTest rows; nothing to measure")
         return 0
+    xs = {s: tests[s].images.astype(np.float32) / 255.0 for s in SPLITS}
     sets = view_sets(args.sizes)
     shifts = sorted({d for v in sets.values() for d in v})
     cache: dict[str, dict] = {}  # by sha256: a file in two folders is measured once
@@ -96,7 +92,7 @@ def main(argv=None) -> int:
         for f, d in zip(files, digests):
             if d not in cache:
                 model = compress.decode(f)
-                cache[d] = {s: outputs(model, tests[s].images.astype(np.float32) / 255.0, shifts) for s in SPLITS}
+                cache[d] = {s: outputs(model, xs[s], shifts) for s in SPLITS}
         rows = [(f.name, [cache[d]]) for f, d in zip(files, digests)] if len(files) > 1 else []
         rows.append(("folder" if len(files) > 1 else files[0].name, [cache[d] for d in digests]))
         for label, members in rows:
