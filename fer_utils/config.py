@@ -66,6 +66,15 @@ KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 KD_TARGET_VIEWS = ("tta", "plain")
 #: ``fer_utils.distill``'s view for a teacher run in the loop, on each augmented batch the student sees
 KD_ONLINE_VIEW = "online"
+#: the precision a teacher in the loop computes in, by architecture (``benchmarks/teacher_precision.py``,
+#: compiled forward passes of one batch on this CPU): bfloat16 where not named (the HW3 CNN ~4x, the
+#: seed MobileNet ~3x faster than in float32), float32 where bfloat16 measured slower (IRNet ~1.5x)
+TEACHER_POLICY = {"irnet": "float32"}
+
+
+def teacher_policy(arch: str) -> str:
+    """The Keras dtype policy a teacher of ``arch`` runs in the loop with (:data:`TEACHER_POLICY`)."""
+    return TEACHER_POLICY.get(arch, "mixed_bfloat16")
 
 #: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, the peak of its cosine schedule,
 #: and whether BatchNorm is frozen. Of three fine-tunes of the 60-epoch seed MobileNet on kmeans-3

@@ -136,16 +136,39 @@ def pack(soft: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.concatenate([soft, np.eye(NUM_CLASSES)[y]], axis=1).astype(np.float32)
 
 
-def online_targets(teacher: dict, y: np.ndarray, temperature: float, alpha: float,
+def ensemble_model(models):
+    """One model whose output is the mean of ``models``' softmax outputs (the one model itself when alone):
+    an ensemble of teachers, run in the loop as one."""
+    if len(models) == 1:
+        return models[0]
+    for i, model in enumerate(models):  # unique names: two runs of one architecture share theirs
+        model.name = f"teacher_{i}_{model.name}"
+    x = keras.Input(models[0].input_shape[1:])
+    mean = keras.layers.Average(name="teacher_mean")([m(x) for m in models])
+    return keras.Model(x, mean, name="teacher_ensemble")
+
+
+def teacher_runs(teacher) -> list[dict]:
+    """The teacher run(s) ``distill`` was given: one registry row, or a list of them (an ensemble)."""
+    return list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+
+
+def online_targets(teacher, y: np.ndarray, temperature: float, alpha: float,
                    runs_root: Path | None = None) -> train.Targets:
-    """What the engine trains on with a finished teacher run in the loop: the one-hot labels ``y``,
-    :class:`OnlineDistillationLoss` at ``temperature`` and ``alpha``, the student's accuracy, and the
-    teacher's model, loaded in bfloat16 (its forward pass on every augmented batch is the cost)."""
+    """What the engine trains on with a finished teacher run (or a list of them: an ensemble, the mean
+    of their softmax) in the loop: the one-hot labels ``y``, :class:`OnlineDistillationLoss` at
+    ``temperature`` and ``alpha``, the student's accuracy, and the teacher's model, each run loaded in
+    its architecture's faster precision (:func:`fer_utils.config.teacher_policy`: its forward pass on
+    every augmented batch is the cost)."""
     loss = OnlineDistillationLoss(temperature, alpha)  # checks T and alpha before the teacher loads
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the teacher's forward pass only
+    loaded = []
     try:
-        model = runs.load_trained(teacher, runs_root)
+        for run in teacher_runs(teacher):  # the teachers' forward passes only
+            keras.mixed_precision.set_global_policy(config.teacher_policy(run["arch"]))
+            loaded.append(runs.load_trained(run, runs_root))
+        keras.mixed_precision.set_global_policy("float32")
+        model = ensemble_model(loaded)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
@@ -157,10 +180,11 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     """Train ``arch``/``width`` on a teacher's soft targets (same recipe, seed and data as a plain run).
 
     ``teacher``: a finished run's registry row (the teacher's weights are loaded and run on the
-    clean training images; run tag ``…-<arch><width>-…``), or a committed teacher file
+    clean training images; run tag ``…-<arch><width>-…``, :func:`fer_utils.results.teacher_name`) or a
+    list of them (an ensemble: the mean of their softmax; tag ``…-<name>+<name>…-``), or a committed teacher file
     (:class:`fer_utils.teachers.TeacherFile`, no weights needed; ``view`` picks its targets; run tag
     ``…-<file name>-<view>-…``). A run's row with ``view="online"`` (``hinton`` only) runs the teacher
-    in the loop instead, on every augmented batch the student sees, in bfloat16 (run tag
+    in the loop instead, on every augmented batch the student sees, in its faster precision (run tag
     ``…-<arch><width>-online-…``): the targets then match the augmented view, at the cost of a
     teacher forward pass per step.
     """
@@ -175,16 +199,16 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         if isinstance(teacher, teachers.TeacherFile) or method != "hinton":
             raise ValueError("a teacher in the loop (view 'online') needs a finished run's weights and the hinton method")
         targets = online_targets(teacher, y, temperature, alpha, kwargs.get("runs_root"))
-        name = f"{results.teacher_name(teacher)}-{ONLINE}"
+        name = f"{results.teachers_name(teacher_runs(teacher))}-{ONLINE}"
     else:
         if isinstance(teacher, teachers.TeacherFile):
             teacher.check_data(ds)
             p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
             name = f"{teacher.path.stem}-{view}"
         else:
-            model = runs.load_trained(teacher, kwargs.get("runs_root"))
-            p, pv = (model.predict(v, batch_size=256, verbose=0) for v in (x, xv))
-            name = results.teacher_name(teacher)
+            models = [runs.load_trained(t, kwargs.get("runs_root")) for t in teacher_runs(teacher)]
+            p, pv = (np.mean([m.predict(v, batch_size=256, verbose=0) for m in models], axis=0) for v in (x, xv))
+            name = results.teachers_name(teacher_runs(teacher))
         if method == "mix":
             targets = train.Targets(mixed_targets(p, y, temperature, alpha))
         else:
@@ -243,8 +267,10 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
 def main(argv=None) -> int:
     parser = train.cli_parser("Distil a student from a finished teacher run (resumable).")
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--teacher", metavar="ARCH:WIDTH",
-                     help="a finished plain run of the same profile and data (e.g. cnn:1.0), run in the loop")
+    who.add_argument("--teacher", metavar="ARCH:WIDTH|RUN_ID", action="append",
+                     help="a finished plain run of the same profile and data (e.g. cnn:1.0), or any finished "
+                          "run by its run id (a distilled one, another seed); repeat for an ensemble (the mean "
+                          "of their softmax)")
     who.add_argument("--teacher-file", type=Path, metavar="NPZ",
                      help="a committed teacher file (results/teachers/<name>.npz; python -m fer_utils.teachers)")
     parser.add_argument("--view", choices=["tta", "plain", ONLINE], default=None,
@@ -269,11 +295,14 @@ def main(argv=None) -> int:
     if args.teacher_file is not None:
         teacher = teachers.read(args.teacher_file, ds)
     else:
-        teacher = results.find_run(args.teacher, args.teacher_registry or common["registry_path"], setup.profile.name,
-                               ds.fingerprint())
-        if teacher is None:
-            parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in "
-                         f"{args.teacher_registry or common['registry_path']}")
+        where = args.teacher_registry or common["registry_path"]
+        found = []
+        for spec in args.teacher:
+            run = results.find_run(spec, where, setup.profile.name, ds.fingerprint())
+            if run is None:
+                parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {where}")
+            found.append(run)
+        teacher = found[0] if len(found) == 1 else found
     if len(args.temperature) * len(args.alpha) > 1:
         done = search(args.arch, args.width, teacher, setup.profile, args.seed, args.temperature, args.alpha,
                       method=args.kd_method, view=view, **common)

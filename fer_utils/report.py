@@ -929,10 +929,15 @@ def teacher_text(tag: str, teachers_dir: Path) -> str:
     accuracies where the run learnt from a committed file."""
     teacher, view = results.kd_teacher(tag)
     if view is None or view == config.KD_ONLINE_VIEW:
-        run = results.teacher_run(teacher)
-        who = f"the {results.model_label(*run)} (`{teacher}`)" if run else f"`{teacher}`"
         how = ("run in the loop on every augmented batch the student sees" if view else
                "run once on the clean training images")
+        parts = results.teacher_parts(teacher)
+        if parts is not None and (len(parts) > 1 or parts[0]["epochs"] is not None):
+            # named runs (an ensemble's members, or a run with its seed and epochs)
+            mean = ", the mean of their softmax," if len(parts) > 1 else ""
+            return f"{results.teacher_label(teacher)} (`{teacher}`){mean} {how}"
+        run = results.teacher_run(teacher)
+        who = f"the {results.model_label(*run)} (`{teacher}`)" if run else f"`{teacher}`"
         return f"{who}, its latest finished run of the profile then, {how}"
     target = "its mirror-TTA distribution" if view == "tta" else "its clean-image distribution"
     path = teachers_dir / f"{teacher}.npz"

@@ -47,7 +47,7 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
 #: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run in the
 #: loop, Hinton's loss instead of the labels alone), then the source run's own suffix
 QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?"
-                     r"(?:-teacher-(?P<teacher>[a-z]+\d[\d.]*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
+                     r"(?:-teacher-(?P<teacher>[a-z]+\d[\d.]*(?:s\d+e\d+[a-z]*)?)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
 
 
 def qat_spec(tag: str) -> dict | None:
@@ -343,15 +343,66 @@ KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature"
 
 
 def teacher_name(run) -> str:
-    """A teacher run's name (in teacher files' and distilled runs' tags): arch and width (``cnn1``)."""
-    return f"{run['arch']}{float(run['width']):g}"
+    """A teacher run's name (in teacher files' and distilled runs' tags): arch and width (``cnn1``) for
+    a plain seed-0 run, the one ``ARCH:WIDTH`` names (:func:`find_run`); any other run (another seed,
+    a distilled run) adds its seed, epochs and its tag's method: ``irnet1.2s1e200kdh``."""
+    name = f"{run['arch']}{float(run['width']):g}"
+    tag = recipe_tag_of(run.get("recipe", ""))
+    seed = run.get("seed", 0)
+    seed = 0 if seed is None or seed == "" or pd.isna(seed) else int(seed)
+    if not tag and not seed:
+        return name
+    return f"{name}s{seed}e{int(run['epochs'])}{tag.split('-')[0]}"
+
+
+#: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method
+TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>[a-z]*))?")
+#: how teacher names join in an ensemble's name (a distilled run's tag, a teacher file's default name)
+ENSEMBLE_JOIN = "+"
+
+
+def teachers_name(runs) -> str:
+    """The name of one teacher run or of an ensemble of them (their names joined by ``+``)."""
+    return ENSEMBLE_JOIN.join(teacher_name(r) for r in runs)
 
 
 def teacher_run(name: str) -> tuple[str, float] | None:
-    """(arch, width) of a teacher named after its run (:func:`teacher_name`: ``cnn1`` -> ("cnn", 1.0));
-    None for a file's name."""
-    found = re.fullmatch(r"(\D+)([\d.]+)", name)
-    return (found[1], float(found[2])) if found and found[1] in ARCH_NAMES else None
+    """(arch, width) of a teacher named after its plain seed-0 run (:func:`teacher_name`: ``cnn1`` ->
+    ("cnn", 1.0)); None for a file's name, an ensemble or a run named with its seed (:func:`teacher_parts`)."""
+    found = TEACHER_NAME.fullmatch(name)
+    return ((found["arch"], float(found["width"])) if found and found["arch"] in ARCH_NAMES and found["seed"] is None
+            else None)
+
+
+def teacher_parts(name: str) -> list[dict] | None:
+    """The teacher runs an online teacher's name stands for (``+``-joined for an ensemble), each as
+    ``arch``, ``width``, ``seed``, ``epochs`` (None: the profile's latest plain run) and ``method`` (the
+    tag's method, "" for a plain run); None where any part is not a run's name (a teacher file's)."""
+    out = []
+    for part in name.split(ENSEMBLE_JOIN):
+        found = TEACHER_NAME.fullmatch(part)
+        if not found or found["arch"] not in ARCH_NAMES:
+            return None
+        out.append({"arch": found["arch"], "width": float(found["width"]),
+                    "seed": int(found["seed"]) if found["seed"] else 0,
+                    "epochs": int(found["epochs"]) if found["epochs"] else None, "method": found["method"] or ""})
+    return out
+
+
+def teacher_label(name: str) -> str:
+    """A teacher's display name from its name in a tag: ``HW3 CNN`` for ``cnn1``; ``IRNet (ours) w1.2 + KD
+    (seed 1, 200 epochs)`` for ``irnet1.2s1e200kdh``; an ensemble's members joined by `` + ``… in words;
+    the name itself for anything else (a teacher file's)."""
+    parts = teacher_parts(name)
+    if parts is None:
+        return name
+    labels = []
+    for p in parts:
+        label = model_label(p["arch"], p["width"], p["method"])
+        if p["epochs"] is not None:
+            label += f" (seed {p['seed']}, {p['epochs']} epochs)"
+        labels.append(label)
+    return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
@@ -596,13 +647,7 @@ def _qat_targets(run) -> str:
     spec = qat_spec(recipe_tag_of(run["recipe"]))
     if not spec["teacher"]:
         return QAT_LABELS
-    return f"teacher {_teacher_label(spec['teacher'])} in the loop (T {spec['temperature']:g}, alpha {spec['alpha']:g})"
-
-
-def _teacher_label(name: str) -> str:
-    """A teacher run's display name from its tag name (``cnn1`` -> ``HW3 CNN``); the name itself otherwise."""
-    run = teacher_run(name)
-    return model_label(*run) if run else name
+    return f"teacher {teacher_label(spec['teacher'])} in the loop (T {spec['temperature']:g}, alpha {spec['alpha']:g})"
 
 
 def qat_source(run_id: str) -> str:
@@ -786,10 +831,18 @@ def sweep_todo(runs: pd.DataFrame, epochs: int, plan, macs=None) -> pd.DataFrame
 
 def find_run(spec: str, registry_path, profile: str, fingerprint: str) -> dict | None:
     """The newest finished plain run ``ARCH:WIDTH`` of ``profile`` (on its headline budget) on the
-    data with ``fingerprint`` in the registry at ``registry_path``, or None (a teacher, say)."""
+    data with ``fingerprint`` in the registry at ``registry_path``, or None (a teacher, say). A
+    ``spec`` without a colon is a run id: that run's newest row of ``profile`` on that data (any
+    recipe: a distilled run, another seed), or None."""
     from . import registry
 
+    table = registry.read(registry_path)
+    if ":" not in spec:
+        if table.empty:
+            return None
+        rows = table[(table.run_id == spec) & (table.profile == profile) & (table.data_fingerprint == fingerprint)]
+        return None if rows.empty else rows.sort_values("timestamp").iloc[-1].to_dict()
     arch, width = spec.split(":")
-    rows = latest_runs(registry.read(registry_path), profile)
+    rows = latest_runs(table, profile)
     rows = rows[(rows.arch == arch) & (rows.width == float(width)) & (rows.data_fingerprint == fingerprint)]
     return None if rows.empty else rows.iloc[0].to_dict()

@@ -164,8 +164,9 @@ def main(argv=None) -> int:
     from . import results, runs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH",
-                        help="a finished plain run of the profile (repeat for an ensemble)")
+    parser.add_argument("--teacher", action="append", required=True, metavar="ARCH:WIDTH|RUN_ID",
+                        help="a finished plain run of the profile, or any finished run by its run id "
+                             "(repeat for an ensemble)")
     parser.add_argument("--name", default=None, help="file name (default: the teachers, e.g. cnn1)")
     config.add_cli_arguments(parser)
     args = parser.parse_args(argv)
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
         if run is None:
             parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {reg}")
         found.append(run)
-    name = args.name or "+".join(results.teacher_name(r) for r in found)
+    name = args.name or results.teachers_name(found)
     rows, probs, info = compute(found, ds, runs.prepare(ds, setup.profile))
     path = setup.results / "teachers" / f"{name}.npz"
     size = write(path, rows, probs, info)

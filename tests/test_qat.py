@@ -135,7 +135,7 @@ def test_a_fine_tune_with_its_teacher_in_the_loop_is_named_and_read_back():
 def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path):
     import keras
 
-    from fer_utils import distill, recipe, train
+    from fer_utils import distill, recipe, results, train
 
     ds = data.synthetic(200, seed=5)
     prof = config.PROFILES["smoke"]
@@ -146,12 +146,13 @@ def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path):
     first = qat.fine_tune(src, "int8", prof, epochs=2, teacher=teacher, temperature=2.0, alpha=0.5,
                           stop_after=1, **kw)
     assert first is None  # stopped after epoch 1 of 2: resumable, shadow weights kept
-    run_dir = next(p for p in (tmp_path / "runs").iterdir() if "-teacher-irnet0.5-T2-a0.5" in p.name)
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if "-teacher-irnet0.5s1e1-T2-a0.5" in p.name)
     saved = keras.models.load_model(run_dir / "last.keras")
     assert isinstance(saved.layers[-1], recipe.WithTeacher) and isinstance(saved.loss, distill.OnlineDistillationLoss)
     out = qat.fine_tune(src, "int8", prof, epochs=2, teacher=teacher, temperature=2.0, alpha=0.5, **kw)
     assert out["epochs"] == 2 and out["run_id"] == run_dir.name
-    assert "|tag:qat-int8-lr0.00003-teacher-irnet0.5-T2-a0.5-wsd1" in out["recipe"]
+    assert "|tag:qat-int8-lr0.00003-teacher-irnet0.5s1e1-T2-a0.5-wsd1" in out["recipe"]
+    assert results.qat_spec("qat-int8-lr0.00003-teacher-irnet0.5s1e1-T2-a0.5-wsd1")["teacher"] == "irnet0.5s1e1"
     assert qat.on_grid(runs_load(out, tmp_path), "int8")  # the teacher changes the targets, not the grid
     with pytest.raises(ValueError, match="teacher run .* other data"):
         qat.fine_tune(src, "int8", prof, teacher={**teacher, "data_fingerprint": "other"}, **kw)

@@ -652,6 +652,59 @@ def test_a_teacher_runs_name_reads_back_to_its_arch_and_width():
     assert results.teacher_run("cnn1+mobilenet2.2+irnet1.7") is None  # an ensemble file's name
 
 
+def test_a_distilled_or_other_seed_teacher_is_named_with_its_seed_and_epochs():
+    from fer_utils import results
+
+    kd = {"arch": "irnet", "width": 1.2, "seed": 1, "epochs": 200,
+          "recipe": "adam|wsd200/warm2/decay0.2/peak0.003|bs128|tag:kdh-cnn1-online-T2-a0.5"}
+    plain = {"arch": "irnet", "width": 1.2, "seed": 0, "epochs": 120, "recipe": "adam|wsd120/warm2/decay0.2/peak0.003"}
+    other_seed = {**plain, "seed": 2}
+    assert results.teacher_name(kd) == "irnet1.2s1e200kdh" and results.teacher_name(plain) == "irnet1.2"
+    assert results.teacher_name(other_seed) == "irnet1.2s2e120"
+    name = results.teachers_name([kd, plain])
+    assert name == "irnet1.2s1e200kdh+irnet1.2"
+    assert results.teacher_run("irnet1.2s1e200kdh") is None and results.teacher_run("irnet1.2") == ("irnet", 1.2)
+    assert results.teacher_parts(name) == [
+        {"arch": "irnet", "width": 1.2, "seed": 1, "epochs": 200, "method": "kdh"},
+        {"arch": "irnet", "width": 1.2, "seed": 0, "epochs": None, "method": ""}]
+    assert results.teacher_parts("cnn1-e120") is None and results.teacher_parts("cnn1+t1") is None
+    assert results.teacher_label("irnet1.2s1e200kdh") == "IRNet (ours) w1.2 + KD (seed 1, 200 epochs)"
+    assert results.teacher_label(name) == ("an ensemble of IRNet (ours) w1.2 + KD (seed 1, 200 epochs) and "
+                                           "IRNet (ours) w1.2")
+    assert results.teacher_label("cnn1") == "HW3 CNN" and results.teacher_label("t1") == "t1"
+    # an ensemble teacher's tag reads back whole, and the report says who taught
+    tag = f"kdh-{name}-online-T2-a0.5"
+    assert results.kd_teacher(tag) == (name, "online") and results.kd_point(tag) == (2.0, 0.5)
+    assert report.teacher_text(tag, Path("teachers")) == (
+        "an ensemble of IRNet (ours) w1.2 + KD (seed 1, 200 epochs) and IRNet (ours) w1.2 "
+        "(`irnet1.2s1e200kdh+irnet1.2`), the mean of their softmax, run in the loop on every augmented batch "
+        "the student sees")
+    assert report.teacher_text("kdh-irnet1.2s1e200kdh-online-T2-a0.5", Path("teachers")) == (
+        "IRNet (ours) w1.2 + KD (seed 1, 200 epochs) (`irnet1.2s1e200kdh`) run in the loop on every augmented "
+        "batch the student sees")
+
+
+def test_find_run_takes_a_run_id_as_well_as_arch_and_width(tmp_path):
+    from fer_utils import registry, results
+
+    reg = tmp_path / "runs.csv"
+    base = {"arch": "irnet", "width": 1.2, "params": 100, "profile": "full", "data_fingerprint": "f",
+            "best_val_acc": 0.6, "public_acc": 0.6, "private_acc": 0.6}
+    rows = [{**base, "run_id": "plain", "seed": 0, "epochs": 40, "recipe": "adam|wsd40/warm2/decay0.2/peak0.003",
+             "timestamp": "1"},
+            {**base, "run_id": "kd", "seed": 1, "epochs": 40, "timestamp": "2",
+             "recipe": "adam|wsd40/warm2/decay0.2/peak0.003|tag:kdh-cnn1-online-T2-a0.5"},
+            {**base, "run_id": "kd", "seed": 1, "epochs": 40, "timestamp": "3", "private_acc": 0.7,
+             "recipe": "adam|wsd40/warm2/decay0.2/peak0.003|tag:kdh-cnn1-online-T2-a0.5"}]
+    for r in rows:
+        registry.append({c: r.get(c, "") for c in registry.COLUMNS}, reg)
+    assert results.find_run("irnet:1.2", reg, "full", "f")["run_id"] == "plain"
+    found = results.find_run("kd", reg, "full", "f")
+    assert found["private_acc"] == 0.7 and results.teacher_name(found) == "irnet1.2s1e40kdh"  # its newest row
+    assert results.find_run("kd", reg, "smoke", "f") is None and results.find_run("kd", reg, "full", "g") is None
+    assert results.find_run("nope", reg, "full", "f") is None
+
+
 def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one():
     from fer_utils import report
 

@@ -269,6 +269,36 @@ def test_online_distillation_resumes_with_its_teacher_frozen(tmp_path):
         distill.distill("irnet", 0.5, teacher, prof, method="mix", view="online", **kw)
 
 
+def test_an_ensemble_of_teachers_runs_in_the_loop_as_the_mean_of_their_softmax(tmp_path):
+    import keras
+    import numpy as np
+
+    from fer_utils import config, results, train
+
+    ds = data.synthetic(200, seed=5)
+    prof = config.PROFILES["smoke"]
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              train_limit=120)
+    first = train.train("irnet", 0.5, prof, epochs=1, **kw)
+    second = train.train("irnet", 0.5, prof, seed=1, epochs=1, **kw)
+    pair = [first, second]
+    assert distill.distill("irnet", 0.5, pair, prof, temperature=2.0, alpha=0.5, view="online", epochs=2,
+                           stop_after=1, **kw) is None
+    tag = "kdh-irnet0.5+irnet0.5s1e1-online-T2-a0.5"
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith(tag))
+    saved = keras.models.load_model(run_dir / "last.keras")  # the checkpoint a resumed run reads
+    teacher = saved.layers[-1].teacher
+    x = ds.images[:16].astype(np.float32) / 255.0
+    want = np.mean([runs.load_trained(t, tmp_path / "runs").predict(x, verbose=0) for t in pair], axis=0)
+    # IRNet teachers compute in float32 (config.teacher_policy: bfloat16 measured slower for them)
+    assert {layer.dtype_policy.compute_dtype for layer in teacher.layers[1:-1]} == {"float32"}
+    np.testing.assert_allclose(np.asarray(teacher(x, training=False), dtype=np.float64), want, atol=1e-5)
+    student = distill.distill("irnet", 0.5, pair, prof, temperature=2.0, alpha=0.5, view="online", epochs=2, **kw)
+    assert student["epochs"] == 2 and f"|tag:{tag}" in student["recipe"]
+    assert results.kd_teacher(tag) == ("irnet0.5+irnet0.5s1e1", "online")
+    assert distill.ensemble_model([first_model := runs.load_trained(first, tmp_path / "runs")]) is first_model
+
+
 def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path):
     from fer_utils import config
 
