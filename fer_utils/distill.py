@@ -295,13 +295,11 @@ def main(argv=None) -> int:
     if args.teacher_file is not None:
         teacher = teachers.read(args.teacher_file, ds)
     else:
-        where = args.teacher_registry or common["registry_path"]
-        found = []
-        for spec in args.teacher:
-            run = results.find_run(spec, where, setup.profile.name, ds.fingerprint())
-            if run is None:
-                parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {where}")
-            found.append(run)
+        try:
+            found = results.find_runs(args.teacher, args.teacher_registry or common["registry_path"],
+                                      setup.profile.name, ds.fingerprint())
+        except LookupError as exc:
+            parser.error(str(exc))
         teacher = found[0] if len(found) == 1 else found
     if len(args.temperature) * len(args.alpha) > 1:
         done = search(args.arch, args.width, teacher, setup.profile, args.seed, args.temperature, args.alpha,

@@ -846,3 +846,14 @@ def find_run(spec: str, registry_path, profile: str, fingerprint: str) -> dict |
     rows = latest_runs(table, profile)
     rows = rows[(rows.arch == arch) & (rows.width == float(width)) & (rows.data_fingerprint == fingerprint)]
     return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def find_runs(specs, registry_path, profile: str, fingerprint: str) -> list[dict]:
+    """:func:`find_run` of each of ``specs`` (teachers, say); a ``LookupError`` names the first not found."""
+    found = []
+    for spec in specs:
+        run = find_run(spec, registry_path, profile, fingerprint)
+        if run is None:
+            raise LookupError(f"no finished {spec} run of profile {profile} on this data in {registry_path}")
+        found.append(run)
+    return found

@@ -171,12 +171,10 @@ def main(argv=None) -> int:
     config.add_cli_arguments(parser)
     args = parser.parse_args(argv)
     ds, setup, reg = config.from_cli(args)
-    found = []
-    for spec in args.teacher:
-        run = results.find_run(spec, reg, setup.profile.name, ds.fingerprint())
-        if run is None:
-            parser.error(f"no finished {spec} run of profile {setup.profile.name} on this data in {reg}")
-        found.append(run)
+    try:
+        found = results.find_runs(args.teacher, reg, setup.profile.name, ds.fingerprint())
+    except LookupError as exc:
+        parser.error(str(exc))
     name = args.name or results.teachers_name(found)
     rows, probs, info = compute(found, ds, runs.prepare(ds, setup.profile))
     path = setup.results / "teachers" / f"{name}.npz"

@@ -43,3 +43,13 @@ def kaggle_csv(tmp_path):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def smoke_kw(tmp_path):
+    """Keyword arguments of a small training on the smoke profile: 200 synthetic faces (120 to train
+    on), the run folders and registry under ``tmp_path``, quiet."""
+    from fer_utils import data
+
+    return dict(dataset=data.synthetic(200, seed=5), runs_root=tmp_path / "runs",
+                registry_path=tmp_path / "runs.csv", verbose=0, train_limit=120)

@@ -132,15 +132,12 @@ def test_a_fine_tune_with_its_teacher_in_the_loop_is_named_and_read_back():
     assert results._qat_targets(run) == "teacher HW3 CNN in the loop (T 2, alpha 0.5)"
 
 
-def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path):
+def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path, smoke_kw):
     import keras
 
     from fer_utils import distill, recipe, results, train
 
-    ds = data.synthetic(200, seed=5)
-    prof = config.PROFILES["smoke"]
-    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
-              train_limit=120)
+    prof, kw = config.PROFILES["smoke"], smoke_kw
     teacher = train.train("irnet", 0.5, prof, epochs=1, seed=1, **kw)
     src = train.train("irnet", 0.5, prof, epochs=1, **kw)
     first = qat.fine_tune(src, "int8", prof, epochs=2, teacher=teacher, temperature=2.0, alpha=0.5,

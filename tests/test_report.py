@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fer_utils import config, recipe, report
 from fer_utils.report import figure_link, fmt, md_table
@@ -703,6 +704,9 @@ def test_find_run_takes_a_run_id_as_well_as_arch_and_width(tmp_path):
     assert found["private_acc"] == 0.7 and results.teacher_name(found) == "irnet1.2s1e40kdh"  # its newest row
     assert results.find_run("kd", reg, "smoke", "f") is None and results.find_run("kd", reg, "full", "g") is None
     assert results.find_run("nope", reg, "full", "f") is None
+    assert [r["run_id"] for r in results.find_runs(["kd", "irnet:1.2"], reg, "full", "f")] == ["kd", "plain"]
+    with pytest.raises(LookupError, match="no finished nope run of profile full"):
+        results.find_runs(["kd", "nope"], reg, "full", "f")
 
 
 def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one():

@@ -241,16 +241,13 @@ def test_online_distillation_loss_equals_hintons_on_precomputed_targets():
     assert np.isclose(float(acc.result()), np.mean(student.argmax(1) == y))
 
 
-def test_online_distillation_resumes_with_its_teacher_frozen(tmp_path):
+def test_online_distillation_resumes_with_its_teacher_frozen(tmp_path, smoke_kw):
     import keras
     import numpy as np
 
     from fer_utils import config, results, train
 
-    ds = data.synthetic(200, seed=5)
-    prof = config.PROFILES["smoke"]
-    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
-              train_limit=120)
+    prof, kw = config.PROFILES["smoke"], smoke_kw
     teacher = train.train("irnet", 0.5, prof, epochs=1, **kw)
     first = distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, view="online", epochs=2,
                             stop_after=1, **kw)
@@ -269,16 +266,13 @@ def test_online_distillation_resumes_with_its_teacher_frozen(tmp_path):
         distill.distill("irnet", 0.5, teacher, prof, method="mix", view="online", **kw)
 
 
-def test_an_ensemble_of_teachers_runs_in_the_loop_as_the_mean_of_their_softmax(tmp_path):
+def test_an_ensemble_of_teachers_runs_in_the_loop_as_the_mean_of_their_softmax(tmp_path, smoke_kw):
     import keras
     import numpy as np
 
     from fer_utils import config, results, train
 
-    ds = data.synthetic(200, seed=5)
-    prof = config.PROFILES["smoke"]
-    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
-              train_limit=120)
+    prof, kw = config.PROFILES["smoke"], smoke_kw
     first = train.train("irnet", 0.5, prof, epochs=1, **kw)
     second = train.train("irnet", 0.5, prof, seed=1, epochs=1, **kw)
     pair = [first, second]
@@ -288,7 +282,7 @@ def test_an_ensemble_of_teachers_runs_in_the_loop_as_the_mean_of_their_softmax(t
     run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith(tag))
     saved = keras.models.load_model(run_dir / "last.keras")  # the checkpoint a resumed run reads
     teacher = saved.layers[-1].teacher
-    x = ds.images[:16].astype(np.float32) / 255.0
+    x = kw["dataset"].images[:16].astype(np.float32) / 255.0
     want = np.mean([runs.load_trained(t, tmp_path / "runs").predict(x, verbose=0) for t in pair], axis=0)
     # IRNet teachers compute in float32 (config.teacher_policy: bfloat16 measured slower for them)
     assert {layer.dtype_policy.compute_dtype for layer in teacher.layers[1:-1]} == {"float32"}
