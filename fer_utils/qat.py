@@ -152,7 +152,7 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
-def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN, teacher: dict | None = None,
+def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN, teacher: dict | list | None = None,
         temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA) -> str:
     """The fine-tune's run tag: ``qat-<codec>``, ``-fbn`` with BatchNorm frozen, ``-lr<peak>`` where the
     peak is not ``config.QAT_UNTAGGED_LR``, ``-teacher-<run>-T<t>-a<alpha>`` with a teacher run in the loop,
@@ -164,12 +164,15 @@ def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FR
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
     lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
-    kd = f"-teacher-{results.teacher_name(teacher)}-T{temperature:g}-a{alpha:g}" if teacher is not None else ""
+    from .distill import teacher_runs
+
+    kd = (f"-teacher-{results.teachers_name(teacher_runs(teacher))}-T{temperature:g}-a{alpha:g}"
+          if teacher is not None else "")
     return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{kd}{rest}"
 
 
 def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
-              peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, teacher: dict | None = None,
+              peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, teacher: dict | list | None = None,
               temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA,
               **kwargs) -> dict | None:
     """Fine-tune a finished run (a registry row) on ``codec``'s grid; the fine-tune's result (its
@@ -177,7 +180,7 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
 
     ``freeze_bn``: BatchNorm layers keep the source's statistics and scales (inference mode, not
     trained), so the short fine-tune moves only the kernels on their grid and the biases.
-    ``teacher``: a finished run (a registry row) run in the loop on every augmented batch, as
+    ``teacher``: a finished run (a registry row; a list of them: an ensemble) run in the loop on every augmented batch, as
     ``fer_utils.distill`` does with ``view="online"``: the fine-tune then fits Hinton's loss at
     ``temperature`` and ``alpha`` instead of the labels alone, so a distilled source keeps what its
     teacher gave it while its kernels settle on the grid."""
@@ -189,8 +192,8 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
     prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr,
                    validation=recipe.validation_of(source.get("recipe", "")))
     ds = dataset if dataset is not None else data.load()
-    for run, role in ((source, "run"), (teacher, "teacher run")):
-        if run is not None and run["data_fingerprint"] != ds.fingerprint():
+    for run, role in ((source, "run"), *((t, "teacher run") for t in distill.teacher_runs(teacher or []))):
+        if run["data_fingerprint"] != ds.fingerprint():
             raise ValueError(f"{role} {run['run_id']} was trained on other data (fingerprint "
                              f"{run['data_fingerprint']}, this data {ds.fingerprint()})")
     targets = None
@@ -249,8 +252,9 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="the cosine schedule's peak")
     parser.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=FREEZE_BN,
                         help="keep BatchNorm's statistics and scales fixed")
-    parser.add_argument("--teacher", metavar="ARCH:WIDTH", default=None,
-                        help="a finished plain run (e.g. cnn:1.0) run in the loop: Hinton's loss instead of the labels alone")
+    parser.add_argument("--teacher", metavar="ARCH:WIDTH|RUN_ID", action="append", default=None,
+                        help="a finished plain run (e.g. cnn:1.0), or any finished run by its run id, run in the "
+                             "loop: Hinton's loss instead of the labels alone; repeat for an ensemble")
     parser.add_argument("--temperature", type=float, default=config.QAT_KD_TEMPERATURE, help="with --teacher")
     parser.add_argument("--alpha", type=float, default=config.QAT_KD_ALPHA, help="with --teacher: its term's weight")
     config.add_cli_arguments(parser)
@@ -263,9 +267,11 @@ def main(argv=None) -> int:
     if args.teacher is not None:
         from . import results
 
-        teacher = results.find_run(args.teacher, reg, setup.profile.name, ds.fingerprint())
-        if teacher is None:
-            parser.error(f"no finished {args.teacher} run of profile {setup.profile.name} on this data in {reg}")
+        try:
+            found = results.find_runs(args.teacher, reg, setup.profile.name, ds.fingerprint())
+        except LookupError as exc:
+            parser.error(str(exc))
+        teacher = found[0] if len(found) == 1 else found
     done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn, teacher,
                      args.temperature, args.alpha, registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3

@@ -130,6 +130,16 @@ def test_a_fine_tune_with_its_teacher_in_the_loop_is_named_and_read_back():
     run = {"recipe": f"adam|cosine3|tag:{name}", "epochs": 3}
     assert results._qat_how(run) == "3 epochs, peak LR 3e-05, BatchNorm trained"
     assert results._qat_targets(run) == "teacher HW3 CNN in the loop (T 2, alpha 0.5)"
+    # an ensemble teacher (distilled runs named with seed and epochs) reads back whole
+    pair = [{"arch": "irnet", "width": 1.2, "seed": 1, "epochs": 200, "recipe": "adam|tag:kdh-cnn1-online-T2-a0.5"},
+            {"arch": "irnet", "width": 1.2, "seed": 0, "epochs": 120, "recipe": "adam"}]
+    both = qat.tag(src, "kmeans-3", 3e-5, False, teacher=pair, temperature=2, alpha=0.5)
+    assert both == "qat-kmeans-3-lr0.00003-teacher-irnet1.2s1e200kdh+irnet1.2-T2-a0.5-wsd40-kdh-cnn1-online-T2-a0.5"
+    assert results.qat_spec(both)["teacher"] == "irnet1.2s1e200kdh+irnet1.2"
+    assert results.qat_source(f"irnet-w1.2-full-s0-abc-cos3-{both}") == src["run_id"]
+    assert results._qat_targets({"recipe": f"adam|cosine3|tag:{both}"}) == (
+        "teacher an ensemble of IRNet (ours) w1.2 + KD (seed 1, 200 epochs) and IRNet (ours) w1.2 in the loop "
+        "(T 2, alpha 0.5)")
 
 
 def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path, smoke_kw):
