@@ -300,7 +300,7 @@ def main(argv=None) -> int:
                                       setup.profile.name, ds.fingerprint())
         except LookupError as exc:
             parser.error(str(exc))
-        teacher = found[0] if len(found) == 1 else found
+        teacher = found  # one run or an ensemble: distill takes either as a list
     if len(args.temperature) * len(args.alpha) > 1:
         done = search(args.arch, args.width, teacher, setup.profile, args.seed, args.temperature, args.alpha,
                       method=args.kd_method, view=view, **common)

@@ -271,7 +271,7 @@ def main(argv=None) -> int:
             found = results.find_runs(args.teacher, reg, setup.profile.name, ds.fingerprint())
         except LookupError as exc:
             parser.error(str(exc))
-        teacher = found[0] if len(found) == 1 else found
+        teacher = found  # one run or an ensemble: fine_tune takes either as a list
     done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn, teacher,
                      args.temperature, args.alpha, registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3

@@ -46,8 +46,9 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
 #: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an
 #: ensemble ``<run>+<run>…``, in the loop: Hinton's loss instead of the labels alone), then the source run's own suffix
+_TEACHER = r"[a-z]+\d[\d.]*(?:s\d+e\d+[a-z]*)?"  # one teacher run's name (:func:`teacher_name`)
 QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?"
-                     r"(?:-teacher-(?P<teacher>[a-z]+\d[\d.]*(?:s\d+e\d+[a-z]*)?(?:\+[a-z]+\d[\d.]*(?:s\d+e\d+[a-z]*)?)*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
+                     rf"(?:-teacher-(?P<teacher>{_TEACHER}(?:\+{_TEACHER})*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
 
 
 def qat_spec(tag: str) -> dict | None:
