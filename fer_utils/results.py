@@ -43,10 +43,12 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     return name
 
 
+#: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method
+TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>[a-z]*))?")
+_TEACHER = re.sub(r"\(\?P<\w+>", "(?:", TEACHER_NAME.pattern)  # the same name, unnamed groups: repeatable in a tag
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
 #: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an
 #: ensemble ``<run>+<run>…``, in the loop: Hinton's loss instead of the labels alone), then the source run's own suffix
-_TEACHER = r"[a-z]+\d[\d.]*(?:s\d+e\d+[a-z]*)?"  # one teacher run's name (:func:`teacher_name`)
 QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?"
                      rf"(?:-teacher-(?P<teacher>{_TEACHER}(?:\+{_TEACHER})*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
 
@@ -356,8 +358,6 @@ def teacher_name(run) -> str:
     return f"{name}s{seed}e{int(run['epochs'])}{tag.split('-')[0]}"
 
 
-#: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method
-TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>[a-z]*))?")
 #: how teacher names join in an ensemble's name (a distilled run's tag, a teacher file's default name)
 ENSEMBLE_JOIN = "+"
 
