@@ -247,7 +247,8 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     """Notebook 04's distillation table: in the smoke profile, ``student`` (arch, width) is distilled
     here from the finished ``teacher`` (arch, width) run; in any other profile the distilled runs come
     from the command line. Every distilled run in the registry is then paired with its plain twin
-    (``results.distillation_pairs``), written to ``distillation.csv`` and returned; the temperature /
+    (``results.distillation_pairs``), written to ``distillation.csv`` and returned (the distilled runs
+    with no twin yet, ``results.unpaired_students``, to ``distillation_unpaired.csv``); the temperature /
     weight searches among the pairs (``results.kd_search``) go to ``kd_search.csv``, and a teacher in the
     loop beside its precomputed targets (``results.kd_views``) to ``kd_views.csv``."""
     reg = setup.results / "runs.csv"
@@ -256,8 +257,11 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
         if found is not None:
             distill(*student, found, setup.profile, dataset=dataset, temperature=temperature, alpha=alpha,
                     method=method, verbose=2, registry_path=reg)
-    table = results.distillation_pairs(registry.read(reg), setup.profile.name)
+    runs = registry.read(reg)
+    table = results.distillation_pairs(runs, setup.profile.name)
     table.to_csv(setup.results / "distillation.csv", index=False)
+    results.unpaired_students(runs, setup.profile.name).to_csv(setup.results / "distillation_unpaired.csv",
+                                                               index=False)
     results.kd_search(table).to_csv(setup.results / "kd_search.csv", index=False)
     results.kd_views(table, teachers.members(setup.results / "teachers")).to_csv(
         setup.results / "kd_views.csv", index=False)

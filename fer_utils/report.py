@@ -896,11 +896,13 @@ method, softened student matched to the softened teacher; `+ KD (mixed targets)`
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`, one row per pair: `twin_` the plain twin's PublicTest, PrivateTest
 and CPU hours beside the student's; `distilled`: the student's recipe tag; a distilled run without a plain
-twin of the same recipe is not shown; `cpu_h`: training wall time on this 2-core CPU):
+twin of the same recipe is listed after the pairs; `cpu_h`: training wall time on this 2-core CPU):
 
 {distillation}
 
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
+
+{unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
 {kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}"""
 
 
@@ -988,6 +990,28 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
     if not lines:
         return ""
     return (f"Distillation raised PrivateTest accuracy in {up} of {len(lines)} pairs:\n\n" + "\n".join(lines))
+
+
+def unpaired_text(rows: pd.DataFrame) -> str:
+    """The distilled students with no plain twin of the same recipe yet (``results.unpaired_students``,
+    ``distillation_unpaired.csv``): a sentence saying what is not measured and what measuring it costs,
+    then each student's accuracies beside the twin it needs."""
+    if rows.empty:
+        return ""
+    n, cost = len(rows), rows["twin_cpu_h_est"].sum(min_count=1)
+    unknown = int(rows["twin_cpu_h_est"].isna().sum())
+    costs = (f"; training {'it' if n == 1 else 'each'} alone would take about {fmt(float(cost), 1)} CPU hours in all"
+             if pd.notna(cost) else "")
+    costs += f" ({unknown} with no plain run of its arch and width timed yet)" if unknown and pd.notna(cost) else ""
+    table = md_table(rows[["student", "schedule", "epochs", "distilled", "public_acc", "private_acc",
+                           "public_tta_acc", "private_tta_acc", "cpu_h", "twin_run_id", "twin_cpu_h_est"]],
+                     column_digits={"cpu_h": 2, "twin_cpu_h_est": 2})
+    return (f"{n} distilled student{' has' if n == 1 else 's have'} no plain twin of the same recipe yet, so "
+            f"what distillation gained {'it' if n == 1 else 'them'} is not measured{costs} "
+            f"(`distillation_unpaired.csv`; `twin_run_id`: the plain run that would pair with the student; "
+            f"`twin_cpu_h_est`: its training time estimated from the newest plain run of the same arch and "
+            f"width on this CPU, trained alone; twins of one seed on several budgets can instead branch from "
+            f"the longest one's stable phase, as the budget study does):\n\n{table}\n")
 
 
 def kd_search_text(path: Path) -> str:

@@ -220,6 +220,29 @@ def _untagged(recipe: str) -> str:
     return "|".join(p for p in str(recipe).split("|") if not p.startswith("tag:"))
 
 
+def _students(runs: pd.DataFrame, profile: str | None, tag_prefix: str):
+    """(tag, distilled run, its plain-twin candidates) for each distilled run of ``profile`` (recipe tag
+    starting with ``tag_prefix``; the newest per arch, width, seed, data, recipe and tag, so every budget
+    of a distilled recipe is its own student): the candidates are the plain runs (for a distilled
+    ``lr``/``bs`` variant, the plain run's same variant: :func:`runs.split_variant`) of the same arch,
+    width, seed, data and recipe, schedule and precision included; empty where none trained yet."""
+    if runs.empty:
+        return
+    df = runs if profile is None else runs[runs["profile"] == profile]
+    tags = df["recipe"].map(recipe_tag_of)
+    untagged = df["recipe"].map(_untagged)
+    keys = ["arch", "width", "seed", "data_fingerprint", "_untagged"]
+    for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
+        variant = split_variant(t)[1]
+        own = (df[tags == t].assign(_untagged=untagged[tags == t], _budget=df["recipe"].map(budget_of))
+               .sort_values("timestamp").groupby(keys, as_index=False, dropna=False).tail(1)
+               .sort_values(["arch", "params", "seed", "_budget"], na_position="first"))
+        for _, kd in own.iterrows():
+            yield t, kd, df[(tags == variant) & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
+                            & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
+                            & (untagged == _untagged(kd["recipe"]))]
+
+
 def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd") -> pd.DataFrame:
     """Each distilled run next to the plain run it is compared with, two rows per pair.
 
@@ -233,37 +256,50 @@ def distillation_pairs(runs: pd.DataFrame, profile: str | None = None, tag_prefi
     """
     columns = ["pair", "training", "model", "params", "schedule", "epochs", "best_val_acc", "public_acc",
                "private_acc", "public_gain", "private_gain", "cpu_h", "run_id"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    df = runs if profile is None else runs[runs["profile"] == profile]
-    tags = df["recipe"].map(recipe_tag_of)
-    untagged = df["recipe"].map(_untagged)
     out = []
-    keys = ["arch", "width", "seed", "data_fingerprint", "_untagged"]
-    for t in sorted(set(tags[tags.str.startswith(tag_prefix)])):
-        variant = split_variant(t)[1]  # a distilled lr/bs variant's twin is the plain run's same variant
-        # every budget of a distilled recipe has its own pair (a search's short runs beside a full run)
-        own = (df[tags == t].assign(_untagged=untagged[tags == t], _budget=df["recipe"].map(budget_of))
-               .sort_values("timestamp").groupby(keys, as_index=False, dropna=False).tail(1)
-               .sort_values(["arch", "params", "seed", "_budget"], na_position="first"))
-        for _, kd in own.iterrows():
-            plain = df[(tags == variant) & (df["arch"] == kd["arch"]) & (df["width"] == kd["width"])
-                       & (df["seed"] == kd["seed"]) & (df["data_fingerprint"] == kd["data_fingerprint"])
-                       & (untagged == _untagged(kd["recipe"]))]
-            if plain.empty:
-                continue
-            base = plain.sort_values("timestamp").iloc[-1]
-            pair = run_label(kd)
-            for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
-                entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
-                gain = row is kd
-                seconds = row_cpu_seconds(row)
-                out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
-                            "cpu_h": round(seconds / 3600, 2) if np.isfinite(seconds) else None,
-                            "schedule": schedule(row["recipe"]),
-                            "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
-                            "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})
+    for t, kd, plain in _students(runs, profile, tag_prefix):
+        if plain.empty:
+            continue
+        base = plain.sort_values("timestamp").iloc[-1]
+        pair = run_label(kd)
+        for row, training in ((base, "labels only"), (kd, f"distilled ({t})")):
+            entry = {c: row[c] for c in ("params", "epochs", "best_val_acc", "public_acc", "private_acc", "run_id")}
+            gain = row is kd
+            seconds = row_cpu_seconds(row)
+            out.append({**entry, "pair": pair, "training": training, "model": run_label(row),
+                        "cpu_h": round(seconds / 3600, 2) if np.isfinite(seconds) else None,
+                        "schedule": schedule(row["recipe"]),
+                        "public_gain": round(100 * (kd["public_acc"] - base["public_acc"]), 2) if gain else None,
+                        "private_gain": round(100 * (kd["private_acc"] - base["private_acc"]), 2) if gain else None})
     return pd.DataFrame(out, columns=columns)
+
+
+UNPAIRED_COLUMNS = ["student", "params", "schedule", "epochs", "distilled", "public_acc", "private_acc",
+                    "public_tta_acc", "private_tta_acc", "cpu_h", "twin_run_id", "twin_cpu_h_est", "run_id"]
+
+
+def unpaired_students(runs: pd.DataFrame, profile: str | None = None, tag_prefix: str = "kd") -> pd.DataFrame:
+    """The distilled runs :func:`distillation_pairs` leaves out: no plain twin of the same recipe has
+    trained yet, so what distillation gained them is not measured. One row each: the student, its
+    accuracies, ``twin_run_id`` (the run id its plain twin would get: the student's without the
+    distillation part of its tag) and ``twin_cpu_h_est``, that twin's training time estimated from
+    the newest plain run of the same arch and width on this CPU (:func:`sweep_cost`; NaN: none yet)."""
+    out = []
+    pool = runs if profile is None or runs.empty else runs[runs["profile"] == profile]
+    for t, kd, plain in _students(runs, profile, tag_prefix):
+        if not plain.empty:
+            continue
+        epochs = budget_of(kd["recipe"]) or int(kd["epochs"])
+        est = sweep_cost(pool, [(kd["arch"], float(kd["width"]))], epochs)["seconds"].iloc[0]
+        seconds = row_cpu_seconds(kd)
+        out.append({"student": run_label(kd), "params": kd["params"], "schedule": schedule(kd["recipe"]),
+                    "epochs": kd["epochs"], "distilled": t,
+                    **{c: kd.get(c, np.nan) for c in ("public_acc", "private_acc", "public_tta_acc",
+                                                       "private_tta_acc")},
+                    "cpu_h": round(seconds / 3600, 2), "twin_cpu_h_est": round(est / 3600, 2),
+                    "twin_run_id": str(kd["run_id"]).replace(f"-{split_variant(t)[0]}", "", 1),
+                    "run_id": kd["run_id"]})
+    return pd.DataFrame(out, columns=UNPAIRED_COLUMNS)
 
 
 def kd_teacher(tag: str) -> tuple[str, str | None]:

@@ -96,6 +96,39 @@ def test_distillation_pairs_match_the_plain_run_of_the_same_recipe():
     assert on_gpu.cpu_h.iloc[0] == 1.0 and pd.isna(on_gpu.cpu_h.iloc[1])  # GPU time is no CPU cost
 
 
+def test_a_student_without_a_plain_twin_is_listed_with_its_twin_to_train():
+    from fer_utils import results
+
+    prof = config.PROFILES["full-plateau"]
+    bf16, fp32 = recipe.describe(prof, "mixed_bfloat16"), recipe.describe(prof)
+    student = "irnet-w1-full-s0-f-ep60-kdh-cnn1-online-T2-a0.5-lr0.001"
+
+    def row(run_id, arch, recipe, wall, ts):
+        return {"run_id": run_id, "arch": arch, "width": 1.0, "seed": 0, "params": 100, "epochs": 60,
+                "best_val_acc": 0.5, "public_acc": 0.5, "private_acc": 0.51, "public_tta_acc": 0.52,
+                "private_tta_acc": 0.53, "data_fingerprint": "f", "profile": "full", "recipe": recipe,
+                "timestamp": ts, "wall_s": wall, "backend": "tensorflow"}
+
+    runs = pd.DataFrame([
+        row("cnn-a", "cnn", bf16, 3600, "1"),
+        row("cnn-b", "cnn", bf16 + "|tag:kdh-cnn1-T2-a0.5", 3600, "2"),    # paired: not listed
+        row("irnet-old", "irnet", fp32 + "|tag:lr0.01", 1800, "3"),         # another variant: no twin, but timed
+        row(student, "irnet", fp32 + "|tag:kdh-cnn1-online-T2-a0.5-lr0.001", 7200, "4"),
+    ])
+    out = results.unpaired_students(runs, "full")
+    assert list(out.run_id) == [student]
+    assert out.twin_run_id.iloc[0] == "irnet-w1-full-s0-f-ep60-lr0.001"  # the distillation part of the tag cut
+    assert out.cpu_h.iloc[0] == 2.0 and out.private_tta_acc.iloc[0] == 0.53
+    assert pd.isna(out.twin_cpu_h_est.iloc[0])  # no plain (untagged) irnet run timed yet
+    plain = pd.DataFrame([row("irnet-p", "irnet", fp32, 1800, "0")])
+    timed = results.unpaired_students(pd.concat([runs, plain], ignore_index=True), "full")
+    assert timed.twin_cpu_h_est.iloc[0] == 0.5  # 30 s per epoch x 60 epochs
+    assert results.unpaired_students(runs.iloc[:0], "full").empty
+    text = report.unpaired_text(out)
+    assert "1 distilled student has no plain twin" in text and "irnet-w1-full-s0-f-ep60-lr0.001" in text
+    assert report.unpaired_text(out.iloc[:0]) == ""
+
+
 def _kd_rows():
     """Registry rows of a search on a 15-epoch budget (3 points, one shared with a 40-epoch run) and
     its plain twins; validation and test disagree on the best point."""
