@@ -158,15 +158,13 @@ def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FR
     peak is not ``config.QAT_UNTAGGED_LR``, ``-teacher-<run>-T<t>-a<alpha>`` with a teacher run in the loop,
     and whatever follows the source run's common prefix (its schedule, tag and precision), so fine-tunes
     of different runs, or done otherwise, never share a folder (read back by ``results.qat_spec``)."""
-    from . import results
+    from . import distill, results
 
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
     lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
-    from .distill import teacher_runs
-
-    kd = (f"-teacher-{results.teachers_name(teacher_runs(teacher))}-T{temperature:g}-a{alpha:g}"
+    kd = (f"-teacher-{results.teachers_name(distill.teacher_runs(teacher))}-T{temperature:g}-a{alpha:g}"
           if teacher is not None else "")
     return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{kd}{rest}"
 

@@ -284,13 +284,14 @@ def unpaired_students(runs: pd.DataFrame, profile: str | None = None, tag_prefix
     accuracies, ``twin_run_id`` (the run id its plain twin would get: the student's without the
     distillation part of its tag) and ``twin_cpu_h_est``, that twin's training time estimated from
     the newest plain run of the same arch and width on this CPU (:func:`sweep_cost`; NaN: none yet)."""
+    alone = [(t, kd) for t, kd, plain in _students(runs, profile, tag_prefix) if plain.empty]
+    if not alone:
+        return pd.DataFrame(columns=UNPAIRED_COLUMNS)
+    pool = runs if profile is None else runs[runs["profile"] == profile]
+    per_epoch = sweep_cost(pool, [(kd["arch"], float(kd["width"])) for _, kd in alone], 1)["seconds"]
     out = []
-    pool = runs if profile is None or runs.empty else runs[runs["profile"] == profile]
-    for t, kd, plain in _students(runs, profile, tag_prefix):
-        if not plain.empty:
-            continue
-        epochs = budget_of(kd["recipe"]) or int(kd["epochs"])
-        est = sweep_cost(pool, [(kd["arch"], float(kd["width"]))], epochs)["seconds"].iloc[0]
+    for (t, kd), s_per_epoch in zip(alone, per_epoch):
+        est = s_per_epoch * (budget_of(kd["recipe"]) or int(kd["epochs"]))
         seconds = row_cpu_seconds(kd)
         out.append({"student": run_label(kd), "params": kd["params"], "schedule": schedule(kd["recipe"]),
                     "epochs": kd["epochs"], "distilled": t,
