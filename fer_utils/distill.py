@@ -250,7 +250,8 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     (``results.distillation_pairs``), written to ``distillation.csv`` and returned (the distilled runs
     with no twin yet, ``results.unpaired_students``, to ``distillation_unpaired.csv``); the temperature /
     weight searches among the pairs (``results.kd_search``) go to ``kd_search.csv``, and a teacher in the
-    loop beside its precomputed targets (``results.kd_views``) to ``kd_views.csv``."""
+    loop beside its precomputed targets (``results.kd_views``) to ``kd_views.csv``, and one student from
+    several teachers (``results.kd_teachers``) to ``kd_teachers.csv``."""
     reg = setup.results / "runs.csv"
     if setup.profile.name == "smoke":
         found = results.find_run(f"{teacher[0]}:{teacher[1]}", reg, setup.profile.name, dataset.fingerprint())
@@ -265,6 +266,7 @@ def pairs(setup, dataset, student, teacher, temperature: float, alpha: float, me
     results.kd_search(table).to_csv(setup.results / "kd_search.csv", index=False)
     results.kd_views(table, teachers.members(setup.results / "teachers")).to_csv(
         setup.results / "kd_views.csv", index=False)
+    results.kd_teachers(table).to_csv(setup.results / "kd_teachers.csv", index=False)
     return table
 
 

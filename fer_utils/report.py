@@ -903,7 +903,7 @@ twin of the same recipe is listed after the pairs; `cpu_h`: training wall time o
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
 
 {unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
-{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}"""
+{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv")}"""
 
 
 def teacher_files_text(folder: Path) -> str:
@@ -1084,6 +1084,52 @@ the same plain twin (`kd_views.csv`; gains in points):
 {chr(10).join(lines)}
 
 {md_table(views.drop(columns=["comparison", "view", "teacher_file"]), column_digits={**POINTS, "temperature": 1, "alpha": 2})}
+"""
+
+
+def _teacher_words(row) -> str:
+    """A ``kd_teachers.csv`` row's teacher in words: a committed file by its name, a run (or an
+    ensemble of runs) by its model's label and how it gave its targets."""
+    targets = str(row["targets"])
+    if targets.startswith("precomputed ("):
+        return f"the teacher file `{row['teacher']}.npz` ({targets[len('precomputed ('):-1]} targets)"
+    return f"{results.teacher_label(row['teacher'])} {targets}"
+
+
+def kd_teachers_text(path: Path) -> str:
+    """Which teacher (``results.kd_teachers``, ``kd_teachers.csv``): a sentence per student naming the
+    teacher validation picks and how each other teacher's student compares with it, then the table."""
+    found = csv_or_empty(path)
+    if found.empty:
+        return ""
+    lines = []
+    for _, group in found.groupby("comparison", sort=False):
+        chosen = group["chosen"].astype(bool)
+        pick = group[chosen].iloc[0]
+        line = (f"- {pick['student']}, {int(pick['epochs'])} epochs ({pick['schedule']}), "
+                f"T={pick['temperature']:g}, alpha={pick['alpha']:g}: validation picks "
+                f"{_teacher_words(pick)}, validation {pick['val_acc']:.3f}, PrivateTest {pick['private_acc']:.3f} "
+                f"({pick['private_gain']:+.2f} points against the plain twin), {fmt(pick['cpu_h'], 2)} CPU h")
+        for _, other in group[~chosen].iterrows():
+            line += (f"; from {_teacher_words(other)}, validation {other['val_acc']:.3f} "
+                     f"({100 * (other['val_acc'] - pick['val_acc']):+.2f} points), PrivateTest "
+                     f"{other['private_acc']:.3f} ({100 * (other['private_acc'] - pick['private_acc']):+.2f}), "
+                     f"{fmt(other['cpu_h'], 2)} CPU h")
+        lines.append(line + ".")
+    table = md_table(found[["student", "epochs", "teacher", "targets", "val_acc", "public_acc", "private_acc",
+                            "val_gain", "private_gain", "cpu_h", "chosen"]], column_digits=POINTS)
+    return f"""
+#### Which teacher
+
+The same student, budget, T and alpha distilled from different teachers: the HW3 CNN, a teacher
+file of an ensemble, or an ensemble of earlier distilled students run in the loop. Validation
+accuracy, never a test split, picks the teacher; each row's gains are against the plain twin all
+rows share (`kd_teachers.csv`; gains in points, `cpu_h` the student's training time, teachers'
+forward passes included):
+
+{chr(10).join(lines)}
+
+{table}
 """
 
 

@@ -334,8 +334,9 @@ def kd_point(tag: str) -> tuple[float, float] | None:
 
 def _kd_points(pairs: pd.DataFrame) -> list[dict]:
     """Each distilled pair with a (T, alpha) in its tag, as one dict: the student, schedule, epochs, T,
-    alpha, the tag's method prefix, the teacher's name and view (:func:`kd_teacher`), the gains in
-    points against the plain twin (``val_gain`` on validation) and both runs' CPU hours."""
+    alpha, the tag's method prefix, the teacher's name and view (:func:`kd_teacher`), the distilled
+    run's accuracies (``val_acc``: its best epoch's), the gains in points against the plain twin
+    (``val_gain`` on validation) and both runs' CPU hours."""
     out = []
     for plain, kd, tag in distilled_pairs(pairs):
         point = kd_point(tag)
@@ -345,6 +346,7 @@ def _kd_points(pairs: pd.DataFrame) -> list[dict]:
         out.append({"student": plain["model"], "schedule": kd["schedule"], "epochs": int(kd["epochs"]),
                     "temperature": point[0], "alpha": point[1], "method": tag.split("-")[0],
                     "view": view, "teacher_name": teacher,
+                    "val_acc": kd["best_val_acc"], "public_acc": kd["public_acc"], "private_acc": kd["private_acc"],
                     "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
                     "public_gain": kd["public_gain"], "private_gain": kd["private_gain"],
                     "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h")})
@@ -380,6 +382,45 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
 
 KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature", "alpha", "targets", "view",
                     "teacher", "teacher_file", "val_gain", "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
+
+
+KD_TEACHERS_COLUMNS = ["comparison", "student", "schedule", "epochs", "method", "temperature", "alpha", "teacher",
+                       "targets", "val_acc", "public_acc", "private_acc", "val_gain", "public_gain", "private_gain",
+                       "cpu_h", "chosen"]
+
+
+def kd_targets(view: str | None) -> str:
+    """How a distilled run's teacher gave its targets, in words, from the view in its tag."""
+    if view == config.KD_ONLINE_VIEW:
+        return "in the loop (augmented view)"
+    return f"precomputed ({view})" if view else "run once on the clean images"
+
+
+def kd_teachers(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The same student distilled from different teachers: which teacher to distil from.
+
+    A comparison is every distilled pair of one student (arch, width, seed) on one schedule and budget,
+    by one method at one (T, alpha), from two or more teachers (a run or an ensemble of runs in the
+    loop, or a committed teacher file: :func:`kd_teacher`); the same teacher in the loop and from its
+    file counts twice, with its ``targets`` said. Each row has the distilled run's accuracies and its
+    gains in points against the one plain twin they share; the teacher with the highest validation
+    accuracy is ``chosen`` (test splits never pick). Comparisons are numbered in ``comparison``,
+    rows in each by ``val_acc``, best first.
+    """
+    keys = ["student", "schedule", "epochs", "method", "temperature", "alpha"]
+    rows = [{**r, "teacher": r["teacher_name"], "targets": kd_targets(r["view"])} for r in _kd_points(pairs)]
+    df = pd.DataFrame(rows, columns=KD_TEACHERS_COLUMNS[1:-1])
+    if df.empty:
+        return pd.DataFrame(columns=KD_TEACHERS_COLUMNS)
+    size = df.assign(_who=df["teacher"] + "|" + df["targets"]).groupby(keys)["_who"].transform("nunique")
+    df = df[size >= 2]
+    if df.empty:
+        return pd.DataFrame(columns=KD_TEACHERS_COLUMNS)
+    df = df.sort_values(keys + ["val_acc"], ascending=[True] * len(keys) + [False], kind="stable")
+    number = df.groupby(keys, sort=False).ngroup() + 1
+    df = df.assign(comparison=number, chosen=~df.duplicated(keys)).sort_values(["comparison", "val_acc"],
+                                                                                ascending=[True, False], kind="stable")
+    return df[KD_TEACHERS_COLUMNS].reset_index(drop=True)
 
 
 def teacher_name(run) -> str:
@@ -471,7 +512,7 @@ def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
         for o in [r, *same]:
             online = o is r
             out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o}, "comparison": comparison,
-                        "targets": "in the loop (augmented view)" if online else f"precomputed ({o['view']})",
+                        "targets": kd_targets(o["view"]),
                         "teacher": (f"{o['teacher_name']} (weights)" if online
                                     else f"{o['teacher_name']}.npz ({file_members[o['teacher_name']][0]})"),
                         "teacher_file": "" if online else f"{o['teacher_name']}.npz"})

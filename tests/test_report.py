@@ -240,6 +240,37 @@ def test_kd_views_keeps_two_teachers_in_the_loop_at_one_point_apart(tmp_path):
     assert "precomputed `t1.npz` (tta) +2.00 PrivateTest" in text and "`cnn1-e120.npz` (tta) +1.00" in text
 
 
+def test_kd_teachers_sets_one_student_from_several_teachers_side_by_side_picked_on_validation(tmp_path):
+    from fer_utils import report, results
+
+    rows = _kd_rows()
+    extra = rows.iloc[[2, 2, 2]].assign(  # three more teachers at the t1 file's 15-epoch point (T=2, alpha=0.5)
+        run_id=["a", "b", "c"], timestamp=["8", "9", "10"], wall_s=[1800, 900, 2700],
+        best_val_acc=[0.60, 0.57, 0.58], public_acc=[0.58, 0.56, 0.60], private_acc=[0.59, 0.56, 0.61])
+    tags = ["kdh-cnn1-online-T2-a0.5", "kdh-cnn1-e120-tta-T2-a0.5", "kdh-irnet1.2s1e200kdh+irnet1-online-T2-a0.5"]
+    extra["recipe"] = [r.rsplit("|tag:", 1)[0] + f"|tag:{t}" for r, t in zip(extra["recipe"], tags)]
+    found = results.kd_teachers(results.distillation_pairs(pd.concat([rows, extra], ignore_index=True), "full"))
+    assert list(found.columns) == results.KD_TEACHERS_COLUMNS
+    # T=2: four teachers; T=4: the t1 and t2 files (_kd_rows); the 40-epoch point has one teacher, no comparison
+    assert list(found.comparison) == [1, 1, 1, 1, 2, 2] and set(found.epochs) == {15}
+    assert list(found.teacher) == ["cnn1", "irnet1.2s1e200kdh+irnet1", "cnn1-e120", "t1", "t1", "t2"]
+    assert list(found.targets[:3]) == ["in the loop (augmented view)", "in the loop (augmented view)",
+                                       "precomputed (tta)"]
+    assert list(found.chosen) == [True, False, False, False, True, False]  # validation picks, not PrivateTest
+    assert list(found.val_gain[:4]) == [5.0, 3.0, 2.0, 1.0] and list(found.private_gain[:4]) == [4.0, 6.0, 1.0, 2.0]
+    assert list(found.cpu_h[:3]) == [0.5, 0.75, 0.25]
+    assert results.kd_teachers(results.distillation_pairs(rows.iloc[:-1], "full")).empty  # one teacher per point
+    found.to_csv(tmp_path / "kd_teachers.csv", index=False)
+    text = report.kd_teachers_text(tmp_path / "kd_teachers.csv")
+    assert ("- IRNet (ours) w1, 15 epochs (wsd15/warm2/decay0.2/peak0.003 bs128), T=2, alpha=0.5: validation picks "
+            "HW3 CNN in the loop (augmented view), validation 0.600, PrivateTest 0.590 (+4.00 points against the "
+            "plain twin), 0.50 CPU h; from an ensemble of IRNet (ours) w1.2 + KD (seed 1, 200 epochs) and IRNet "
+            "(ours) w1 in the loop (augmented view), validation 0.580 (-2.00 points), PrivateTest 0.610 (+2.00), "
+            "0.75 CPU h; from the teacher file `cnn1-e120.npz` (tta targets), validation 0.570") in text
+    assert "| IRNet (ours) w1 | 15 | t2 | precomputed (tta) | 0.570 | 0.570 | 0.570 | 2.00 | 2.00 | 0.25 | no |" in text
+    assert report.kd_teachers_text(tmp_path / "none.csv") == ""
+
+
 def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
     from fer_utils import results
 
