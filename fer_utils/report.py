@@ -892,7 +892,8 @@ outputs, and they meet or miss the PrivateTest target set for that budget (`targ
 
 {teacher_files_text(R / "teachers")}Each student trained on the labels alone and distilled from a teacher (a finished run's
 weights, run once on the clean images or in the loop on each augmented batch, or a committed teacher file; the list below the table names each pair's teacher; `+ KD`: Hinton's
-method, softened student matched to the softened teacher; `+ KD (mixed targets)`: the student's plain
+method, softened student matched to the softened teacher, followed by `(teacher <name>)` where the teacher is
+not the HW3 CNN (its name in the run's tag); `+ KD (mixed targets)`: the student's plain
 softmax fitted to a mix of softened teacher and label), same seed, data and recipe; gains in
 percentage points (`distillation.csv`, one row per pair: `twin_` the plain twin's PublicTest, PrivateTest
 and CPU hours beside the student's; `distilled`: the student's recipe tag; a distilled run without a plain

@@ -19,9 +19,15 @@ ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
 
 
+#: the study's teacher (arch, width), the HW3 CNN: a student distilled from any other says so in its name
+STUDY_TEACHER = ("cnn", 1.0)
+
+
 def model_label(arch: str, width: float, tag: str = "") -> str:
     """Display name: the seed models by their role, others by family and width; a tagged
-    recipe says so (``+ KD`` for a distilled run), so two runs never share a name."""
+    recipe says so (``+ KD`` for a distilled run, with ``(teacher <name>)`` where the teacher is not
+    the study's, the HW3 CNN: :data:`STUDY_TEACHER`), so runs of one budget from different teachers
+    never share a name."""
     width = float(width)
     if width == 1.0 and arch == "mobilenet":
         name = "seed MobileNet"
@@ -33,12 +39,17 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
         spec = qat_spec(tag)
         tag = spec["source_tag"] if spec else tag
         suffix = {config.KD_METHODS["hinton"]: " + KD", config.KD_METHODS["mix"]: " + KD (mixed targets)"}
+        teacher, named = "", False
         if tag:
             name += suffix.get(tag.split("-")[0], f" [{tag}]")
+            teacher = kd_teacher(tag)[0] if tag.split("-")[0] in suffix else ""
+            named = teacher and teacher_run(teacher) != STUDY_TEACHER
+            name += f" (teacher {teacher})" if named else ""
         if spec:
+            same = named and spec["teacher"] == teacher  # said once, in the source's part
             how = (["frozen BN"] if spec["freeze_bn"] else []) + (
                 [f"peak LR {spec['peak_lr']:g}"] if spec["peak_lr"] is not None else []) + (
-                [f"teacher {spec['teacher']}"] if spec["teacher"] else [])
+                ["the same teacher" if same else f"teacher {spec['teacher']}"] if spec["teacher"] else [])
             name += f" + QAT {spec['codec']}" + (f" ({', '.join(how)})" if how else "")
     return name
 

@@ -363,6 +363,25 @@ def test_distilled_runs_get_their_own_name_and_latest_row():
     assert results.model_label("cnn", 1.0, "other") == "HW3 CNN [other]"
 
 
+def test_a_student_of_another_teacher_than_the_hw3_cnn_names_its_teacher_once():
+    from fer_utils import results
+
+    ens = "irnet1.2s0e200kdh+irnet1.2"
+    assert results.model_label("irnet", 1.2, "kdh-cnn1-online-T2-a0.5") == "IRNet (ours) w1.2 + KD"  # the study's
+    assert results.model_label("irnet", 1.2, "kdh-cnn1-tta-T4-a0.7") == "IRNet (ours) w1.2 + KD"  # its file
+    assert (results.model_label("irnet", 1.2, f"kdh-{ens}-online-T2-a0.5")
+            == f"IRNet (ours) w1.2 + KD (teacher {ens})")
+    assert (results.model_label("irnet", 1.2, "kdh-cnn1-e120-tta-T2-a0.5")
+            == "IRNet (ours) w1.2 + KD (teacher cnn1-e120)")  # another file, even of the HW3 CNN
+    # a fine-tune in the loop of its source's own (named) teacher says so once; of the HW3 CNN as before
+    assert (results.model_label("irnet", 1.2, f"qat-kmeans-3-lr0.00003-teacher-{ens}-T2-a0.5-wsd120-kdh-{ens}-online-T2-a0.5")
+            == f"IRNet (ours) w1.2 + KD (teacher {ens}) + QAT kmeans-3 (peak LR 3e-05, the same teacher)")
+    assert (results.model_label("irnet", 1.2, "qat-kmeans-4-lr0.00003-teacher-cnn1-T2-a0.5-wsd200-kdh-cnn1-online-T2-a0.5")
+            == "IRNet (ours) w1.2 + KD + QAT kmeans-4 (peak LR 3e-05, teacher cnn1)")
+    assert (results.model_label("irnet", 1.2, f"qat-kmeans-4-lr0.00003-teacher-cnn1-T2-a0.5-wsd120-kdh-{ens}-online-T2-a0.5")
+            == f"IRNet (ours) w1.2 + KD (teacher {ens}) + QAT kmeans-4 (peak LR 3e-05, teacher cnn1)")
+
+
 def test_every_family_has_its_own_colour():
     from fer_utils import plots, results
 
