@@ -212,6 +212,18 @@ def valid_rows(table: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
     return table[np.array(keep, dtype=bool)]  # (a plain empty list would select columns)
 
 
+def relabel(table: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
+    """An ensemble table whose ``model`` names each member as the codec rows name its run now
+    (``measure.relabel``): a folder kept from an earlier search keeps its members, not their old names;
+    a row with a member the codec rows do not name keeps its name."""
+    names = dict(zip(codecs["run_id"], codecs["model"]))
+    renamed = []
+    for ids, model in zip(table["run_id"], table["model"]):
+        members = [names.get(r) for r in str(ids).split(SEP)]
+        renamed.append(model if None in members else SEP.join(members))
+    return table.assign(model=renamed)
+
+
 def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, code_bytes: int | None = None,
            runs_root: Path | None = None, cache_dir: Path | None = None, runs: pd.DataFrame | None = None,
            codec_table: Path | None = None, mirror: bool | None = None) -> pd.DataFrame:
@@ -273,7 +285,7 @@ def search(codecs: pd.DataFrame, budgets: dict, prepared: dict, table: Path, cod
             rows.append(kept.iloc[-1].to_dict())
         elif new is not None:
             rows.append(new)
-    out = pd.DataFrame(rows, columns=list(COLUMNS))
+    out = relabel(pd.DataFrame(rows, columns=list(COLUMNS)), codecs)
     if codec_table is not None and Path(codec_table).exists():  # a member measured again above: its old row went
         from .measure import read_table as read_codecs
 

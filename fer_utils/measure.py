@@ -219,8 +219,21 @@ def measure_models(runs: pd.DataFrame, codecs: list[str], prepared: dict, table:
             # the source's accuracies: measure_codecs reads them from the run's valid rows (the codecs
             # just measured among them), never from a row of a training before
             measure_codecs(run, pruned_names, prepared, table, runs_root, model=pruned)
-    rows = read_table(table)
+    rows = relabel(table, runs)
     return rows[rows.run_id.isin(runs.run_id)]
+
+
+def relabel(table: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """The codec table with each of ``runs``' rows named as :func:`results.run_label` names its run now
+    (a name is for display, and its rules may change after a row was measured: a cached row keeps
+    its measurement, not its old name); written back where a name changed. Returns the whole table."""
+    rows = read_table(table)
+    names = {r["run_id"]: results.run_label(r) for _, r in runs.iterrows()}
+    renamed = rows["run_id"].map(names).fillna(rows["model"])
+    if not renamed.equals(rows["model"]):
+        rows = rows.assign(model=renamed)
+        rows.to_csv(table, index=False)
+    return rows
 
 
 def check_from_files(codecs: pd.DataFrame, images, labels, runs_root: Path | None = None,

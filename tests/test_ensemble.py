@@ -106,6 +106,10 @@ def test_an_ensemble_deliverable_is_chosen_assembled_predicted_and_rebuilt(three
                                ensembles=ensemble.search(codecs, budgets, prepared, tmp_path / "ensembles.csv", code,
                                                          tmp_path / "elsewhere", cache))
     assert again["run_id"].tolist() == ["a; b"] and again["folder_bytes"].tolist() == [code + ab]
+    # the kept folder names its members as the codec rows name their runs now
+    renamed = codecs.assign(model=["A now", "B now", "C now"])
+    kept = ensemble.search(renamed, budgets, prepared, tmp_path / "ensembles.csv", code, tmp_path / "elsewhere", cache)
+    assert kept["run_id"].tolist() == ["a; b"] and kept["model"].tolist() == ["A now; B now"]
 
 
 def test_the_search_scores_folders_as_they_ship_with_mirror_tta(three_files, tmp_path):

@@ -94,6 +94,21 @@ def test_an_older_codec_table_reads_with_blank_timestamps_and_gains_the_column(t
     assert measure.measured({"run_id": "r", "timestamp": "t"}, table, tmp_path) == set()  # no file: not valid
 
 
+def test_a_cached_row_keeps_its_measurement_and_takes_its_runs_current_name(tmp_path):
+    table = tmp_path / "codecs.csv"
+    rows = {c: [1, 1] for c in measure.COLUMNS} | {"run_id": ["kd", "other"], "codec": ["int8", "int8"],
+                                                   "model": ["IRNet (ours) w1.2 + KD", "kept as measured"],
+                                                   "private_acc": [0.6656, 0.5]}
+    pd.DataFrame(rows).to_csv(table, index=False)
+    registry = pd.DataFrame([{"run_id": "kd", "arch": "irnet", "width": 1.2, "seed": 0,
+                              "recipe": "wsd120|tag:kdh-irnet1.2s0e200kdh+irnet1.2-online-T2-a0.5"}])
+    out = measure.relabel(table, registry)
+    assert list(out.model) == ["IRNet (ours) w1.2 + KD (teacher irnet1.2s0e200kdh+irnet1.2)", "kept as measured"]
+    written = measure.read_table(table)
+    assert list(written.model) == list(out.model) and list(written.private_acc) == [0.6656, 0.5]
+    assert measure.relabel(table, registry.iloc[:0]).equals(written)  # no runs: nothing renamed
+
+
 def test_confusion_is_cached_per_registry_row_and_predicted_again_after_a_retrain(tmp_path):
     import pandas as pd
 
