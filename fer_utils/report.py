@@ -1091,10 +1091,9 @@ the same plain twin (`kd_views.csv`; gains in points):
 def _teacher_words(row) -> str:
     """A ``kd_teachers.csv`` row's teacher in words: a committed file by its name, a run (or an
     ensemble of runs) by its model's label and how it gave its targets."""
-    targets = str(row["targets"])
-    if targets.startswith("precomputed ("):
-        return f"the teacher file `{row['teacher']}.npz` ({targets[len('precomputed ('):-1]} targets)"
-    return f"{results.teacher_label(row['teacher'])} {targets}"
+    if row["view"] in config.KD_TARGET_VIEWS:
+        return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets)"
+    return f"{results.teacher_label(row['teacher'])} {row['targets']}"
 
 
 def kd_teachers_text(path: Path) -> str:

@@ -384,11 +384,18 @@ def kd_search(pairs: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=KD_SEARCH_COLUMNS)
     keys = ["student", "schedule", "teacher", "method"]
-    size = df.assign(_point=list(zip(df["temperature"], df["alpha"]))).groupby(keys)["_point"].transform("nunique")
-    df = df[size >= 2].sort_values(keys + ["temperature", "alpha"]).reset_index(drop=True)
+    points = df.assign(_point=list(zip(df["temperature"], df["alpha"])))
+    return _validation_picks(points, keys, "_point", keys + ["temperature", "alpha"])[KD_SEARCH_COLUMNS]
+
+
+def _validation_picks(df: pd.DataFrame, keys: list, varied: str, order: list, ascending=True) -> pd.DataFrame:
+    """The rows of ``df`` in groups of equal ``keys`` that hold two or more distinct ``varied`` values (a
+    search's points, a comparison's teachers), sorted by ``order`` (``ascending``), with ``chosen``: in
+    each group the first row with the best ``val_gain``, so validation, never a test split, picks."""
+    df = df[df.groupby(keys)[varied].transform("nunique") >= 2]
+    df = df.sort_values(order, ascending=ascending, kind="stable").reset_index(drop=True)
     best = df.groupby(keys)["val_gain"].transform("max")
-    first = df.index.isin(df[df["val_gain"] == best].groupby(keys).head(1).index)
-    return df.assign(chosen=first)[KD_SEARCH_COLUMNS]
+    return df.assign(chosen=df.index.isin(df[df["val_gain"] == best].groupby(keys).head(1).index))
 
 
 KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature", "alpha", "targets", "view",
@@ -396,7 +403,7 @@ KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature"
 
 
 KD_TEACHERS_COLUMNS = ["comparison", "student", "schedule", "epochs", "method", "temperature", "alpha", "teacher",
-                       "targets", "val_acc", "public_acc", "private_acc", "val_gain", "public_gain", "private_gain",
+                       "targets", "view", "val_acc", "public_acc", "private_acc", "val_gain", "public_gain", "private_gain",
                        "cpu_h", "chosen"]
 
 
@@ -413,25 +420,19 @@ def kd_teachers(pairs: pd.DataFrame) -> pd.DataFrame:
     A comparison is every distilled pair of one student (arch, width, seed) on one schedule and budget,
     by one method at one (T, alpha), from two or more teachers (a run or an ensemble of runs in the
     loop, or a committed teacher file: :func:`kd_teacher`); the same teacher in the loop and from its
-    file counts twice, with its ``targets`` said. Each row has the distilled run's accuracies and its
-    gains in points against the one plain twin they share; the teacher with the highest validation
-    accuracy is ``chosen`` (test splits never pick). Comparisons are numbered in ``comparison``,
-    rows in each by ``val_acc``, best first.
+    file counts twice, with its ``targets`` (``view``, as in the tag) said. Each row has the distilled
+    run's accuracies and its gains in points against the one plain twin they share; the teacher with
+    the highest validation gain is ``chosen`` (test splits never pick). Comparisons are numbered in
+    ``comparison``, rows in each by ``val_acc``, best first.
     """
     keys = ["student", "schedule", "epochs", "method", "temperature", "alpha"]
     rows = [{**r, "teacher": r["teacher_name"], "targets": kd_targets(r["view"])} for r in _kd_points(pairs)]
     df = pd.DataFrame(rows, columns=KD_TEACHERS_COLUMNS[1:-1])
     if df.empty:
         return pd.DataFrame(columns=KD_TEACHERS_COLUMNS)
-    size = df.assign(_who=df["teacher"] + "|" + df["targets"]).groupby(keys)["_who"].transform("nunique")
-    df = df[size >= 2]
-    if df.empty:
-        return pd.DataFrame(columns=KD_TEACHERS_COLUMNS)
-    df = df.sort_values(keys + ["val_acc"], ascending=[True] * len(keys) + [False], kind="stable")
-    number = df.groupby(keys, sort=False).ngroup() + 1
-    df = df.assign(comparison=number, chosen=~df.duplicated(keys)).sort_values(["comparison", "val_acc"],
-                                                                                ascending=[True, False], kind="stable")
-    return df[KD_TEACHERS_COLUMNS].reset_index(drop=True)
+    df = _validation_picks(df.assign(_who=df["teacher"] + "|" + df["targets"]), keys, "_who", keys + ["val_acc"],
+                           [True] * len(keys) + [False])
+    return df.assign(comparison=df.groupby(keys, sort=False).ngroup() + 1)[KD_TEACHERS_COLUMNS]
 
 
 def teacher_name(run) -> str:

@@ -256,6 +256,7 @@ def test_kd_teachers_sets_one_student_from_several_teachers_side_by_side_picked_
     assert list(found.teacher) == ["cnn1", "irnet1.2s1e200kdh+irnet1", "cnn1-e120", "t1", "t1", "t2"]
     assert list(found.targets[:3]) == ["in the loop (augmented view)", "in the loop (augmented view)",
                                        "precomputed (tta)"]
+    assert list(found.view[:3]) == ["online", "online", "tta"]  # the tag's view, which the report words from
     assert list(found.chosen) == [True, False, False, False, True, False]  # validation picks, not PrivateTest
     assert list(found.val_gain[:4]) == [5.0, 3.0, 2.0, 1.0] and list(found.private_gain[:4]) == [4.0, 6.0, 1.0, 2.0]
     assert list(found.cpu_h[:3]) == [0.5, 0.75, 0.25]
