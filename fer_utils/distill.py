@@ -171,7 +171,8 @@ def online_targets(teacher, y: np.ndarray, temperature: float, alpha: float,
         model = ensemble_model(loaded)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    return train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model)
+    return train.Targets(fit_targets(y), None, loss, HardLabelAccuracy(online=True), teacher=model,
+                         teachers=tuple(r["run_id"] for r in teacher_runs(teacher)))
 
 
 def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=None,
@@ -204,16 +205,16 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
         if isinstance(teacher, teachers.TeacherFile):
             teacher.check_data(ds)
             p, pv = (teacher.probabilities(prepared["rows"][k], view) for k in ("train", "val"))
-            name = f"{teacher.path.stem}-{view}"
+            name, ids = f"{teacher.path.stem}-{view}", tuple(teacher.info.get("teachers", ()))
         else:
             models = [runs.load_trained(t, kwargs.get("runs_root")) for t in teacher_runs(teacher)]
             p, pv = (np.mean([m.predict(v, batch_size=256, verbose=0) for m in models], axis=0) for v in (x, xv))
-            name = results.teachers_name(teacher_runs(teacher))
+            name, ids = results.teachers_name(teacher_runs(teacher)), tuple(t["run_id"] for t in teacher_runs(teacher))
         if method == "mix":
-            targets = train.Targets(mixed_targets(p, y, temperature, alpha))
+            targets = train.Targets(mixed_targets(p, y, temperature, alpha), teachers=ids)
         else:
             targets = train.Targets(pack(soften(p, temperature), y), pack(soften(pv, temperature), yv),
-                                    DistillationLoss(temperature, alpha), HardLabelAccuracy())
+                                    DistillationLoss(temperature, alpha), HardLabelAccuracy(), teachers=ids)
     tag = f"{config.KD_METHODS[method]}-{name}-T{temperature:g}-a{alpha:g}"
     return train.train(arch, width, prof, seed, dataset=ds, targets=targets, tag=tag, **kwargs)
 

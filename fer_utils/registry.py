@@ -19,10 +19,13 @@ COLUMNS = (
     # the fraction of the run's training time spent beside another training run on the same
     # machine (``runs.others_training``; blank in rows written before it was recorded)
     "shared",
+    # a distilled run's teachers: the run ids its targets came from (in the loop, run once, or behind
+    # its teacher file), ``;``-joined; blank for a plain run and in rows written before it was recorded
+    "teachers",
 )
 #: columns added after the registry's first rows, oldest first: a file whose header stops before
 #: some of them is an older registry, read with those columns blank and extended on the next append
-ADDED = ("public_tta_acc", "private_tta_acc", "shared")
+ADDED = ("public_tta_acc", "private_tta_acc", "shared", "teachers")
 
 
 def _older_header(header) -> bool:

@@ -904,7 +904,7 @@ twin of the same recipe is listed after the pairs; `cpu_h`: training wall time o
 {distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
 
 {unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
-{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv")}"""
+{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv")}{teacher_runs_text(R / "teacher_runs.csv")}"""
 
 
 def teacher_files_text(folder: Path) -> str:
@@ -1126,6 +1126,42 @@ file of an ensemble, or an ensemble of earlier distilled students run in the loo
 accuracy, never a test split, picks the teacher; each row's gains are against the plain twin all
 rows share (`kd_teachers.csv`; gains in points, `cpu_h` the student's training time, teachers'
 forward passes included):
+
+{chr(10).join(lines)}
+
+{table}
+"""
+
+
+def teacher_runs_text(path: Path) -> str:
+    """The teachers run from their weights (``teachers.run_teachers_table``, ``teacher_runs.csv``): a
+    sentence per teacher on its own accuracy, its best member's and its best student's, then the table."""
+    found = csv_or_empty(path)
+    if found.empty:
+        return ""
+    lines = []
+    for _, t in found.iterrows():
+        line = (f"- {t['teacher']} ({int(t['students'])} student{'s' if int(t['students']) != 1 else ''}, "
+                f"{t['targets']}): validation {fmt(t['val_acc'])}, PrivateTest {fmt(t['private_acc'])}"
+                + (f" ({fmt(t['private_tta_acc'])} with mirror TTA)" if pd.notna(t["private_tta_acc"]) else ""))
+        if pd.notna(t["best_member_private_tta_acc"]):
+            line += (f", {100 * (t['private_tta_acc'] - t['best_member_private_tta_acc']):+.2f} points over its "
+                     f"best member")
+        line += (f"; its best student on validation, {t['best_student']}, validation "
+                 f"{fmt(t['best_student_val_acc'])} ({100 * (t['best_student_val_acc'] - t['val_acc']):+.2f} points "
+                 f"against the teacher), PrivateTest {fmt(t['best_student_private_acc'])} "
+                 f"({100 * (t['best_student_private_acc'] - t['private_acc']):+.2f}).")
+        lines.append(line)
+    table = md_table(found[["teacher", "students", "targets", "val_acc", "public_acc", "private_acc", "public_tta_acc",
+                            "private_tta_acc", "best_member_private_tta_acc", "best_student_private_acc"]])
+    return f"""
+#### The teachers themselves
+
+Each set of teacher runs that taught from its weights (in the loop or once on the clean images), scored
+as its students saw it (an ensemble: the mean of its members' softmax; the registry's `teachers` column,
+or for older rows the teacher the run's tag named, resolved as of its start), beside its best member
+and its best student on validation (`teacher_runs.csv`; gaps in points, the student's against its
+teacher's plain accuracy):
 
 {chr(10).join(lines)}
 

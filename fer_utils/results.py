@@ -496,6 +496,58 @@ def teacher_label(name: str) -> str:
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
+def started_at(row) -> pd.Timestamp:
+    """When a registry row's training started, at the latest: its finishing time less its training time
+    (pauses between sessions make the true start earlier, never later)."""
+    return pd.Timestamp(row["timestamp"]) - pd.Timedelta(seconds=float(row["wall_s"]))
+
+
+def _teacher_part_run(part: dict, rows: pd.DataFrame, profile: str) -> pd.Series | None:
+    """The registry row one :func:`teacher_parts` part names among ``rows``: a plain seed-0 run named by
+    arch and width alone is the model's longest finished training (:func:`latest_runs`, as
+    :func:`find_run` picks it); a run named with its seed and epochs is the newest of them with the
+    named method; None where ``rows`` hold none."""
+    rows = rows[(rows["arch"] == part["arch"]) & (rows["width"].astype(float) == part["width"])
+                & (rows["seed"].astype(int) == part["seed"])]
+    tags = rows["recipe"].map(recipe_tag_of)
+    if part["epochs"] is None:
+        found = latest_runs(rows, profile)
+        return None if found.empty else found.iloc[0]
+    rows = rows[(rows["epochs"].astype(int) == part["epochs"]) & (tags.str.split("-").str[0] == part["method"])]
+    return None if rows.empty else rows.sort_values("timestamp").iloc[-1]
+
+
+def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd.DataFrame:
+    """Which runs taught each distilled run (recipe tag starting ``kd``): ``teachers`` (their run ids,
+    ``;``-joined) and ``how`` the project knows it: ``recorded`` (the row's ``teachers`` column, written
+    by the run since the column exists), ``teacher file`` (the members of the committed file its tag
+    names: ``file_members``, :func:`fer_utils.teachers.members`) or ``by name`` (an older row: its tag's
+    teacher name resolved among the rows of its profile and data that finished before it started, by
+    the rule the command line applied then: :func:`_teacher_part_run`); ``teachers`` is blank where
+    none resolves. ``view`` is the tag's (:func:`kd_teacher`)."""
+    columns = ["run_id", "teachers", "how", "view"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    file_members = file_members or {}
+    tags = runs["recipe"].map(recipe_tag_of)
+    out = []
+    for _, row in runs[tags.str.startswith("kd")].iterrows():
+        name, view = kd_teacher(recipe_tag_of(row["recipe"]))
+        recorded = row.get("teachers", "")
+        if isinstance(recorded, str) and recorded.strip():
+            ids, how = recorded.split(";"), "recorded"
+        elif view in config.KD_TARGET_VIEWS:
+            ids, how = list(file_members.get(name, [])), "teacher file"
+        else:
+            before = runs[(runs["profile"] == row["profile"]) & (runs["data_fingerprint"] == row["data_fingerprint"])
+                          & (pd.to_datetime(runs["timestamp"]) < started_at(row))]
+            found = [_teacher_part_run(p, before, row["profile"]) for p in (teacher_parts(name) or [])]
+            ids = [] if not found or any(f is None for f in found) else [f["run_id"] for f in found]
+            how = "by name"
+        out.append({"run_id": row["run_id"], "teachers": ";".join(ids), "how": how, "view": view})
+    return pd.DataFrame(out, columns=columns)
+
+
 def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
     """A teacher in the loop (``online``: on every augmented batch) against its soft targets
     precomputed once (a committed teacher file of that one teacher, on the clean image and its mirror).

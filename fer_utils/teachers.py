@@ -158,6 +158,89 @@ def members(folder: Path) -> dict:
     return {p.stem: list(read(p).info.get("teachers", [])) for p in sorted(Path(folder).glob("*.npz"))}
 
 
+#: the columns of ``teacher_runs.csv`` (:func:`run_teachers_table`)
+RUN_TEACHERS_COLUMNS = ["teacher", "members", "students", "targets", "val_acc", "public_acc", "private_acc",
+                        "public_tta_acc", "private_tta_acc", "best_member_private_tta_acc", "best_student",
+                        "best_student_val_acc", "best_student_private_acc", "key"]
+
+
+def _member_label(row) -> str:
+    from . import results
+
+    return f"{results.run_label(row)}, {int(row['epochs'])} epochs"
+
+
+ACCURACIES = ("public_acc", "private_acc", "public_tta_acc", "private_tta_acc")
+
+
+def _ensemble_accuracy(ids: list, rows: list, prepared: dict, runs_root: Path | None) -> dict:
+    """An ensemble of finished runs scored as one (the mean of their softmax, ``runs.evaluate``); NaN
+    where a member's weights are on neither this machine nor in the committed float16 copies."""
+    from . import runs
+
+    try:
+        models = [runs.load_trained({**r.to_dict(), "run_id": i}, runs_root) for i, r in zip(ids, rows)]
+    except (FileNotFoundError, OSError) as exc:
+        print(f"teacher {' + '.join(ids)}: not scored, a member's weights are not here ({exc})", flush=True)
+        return {k: float("nan") for k in ("val_acc", *ACCURACIES)}
+    scores = runs.evaluate(models, prepared, mirror=True)
+    split = {"public_acc": "PublicTest", "private_acc": "PrivateTest", "public_tta_acc": "PublicTest_tta",
+             "private_tta_acc": "PrivateTest_tta"}
+    return {"val_acc": scores["val"], **{k: scores.get(split[k], float("nan")) for k in ACCURACIES}}
+
+
+def run_teachers_table(runs: pd.DataFrame, prepared: dict, profile: str, fingerprint: str, path: Path,
+                       runs_root: Path | None = None) -> pd.DataFrame:
+    """The teachers that taught from their weights (in the loop on augmented batches, or run once on
+    the clean images), each set of teacher runs once, with its own accuracy: what a teacher file's
+    table says of a file, for the teachers no file holds.
+
+    The distilled runs of ``profile`` on the data ``fingerprint`` (:func:`results.student_teachers`)
+    are grouped by their teacher runs; each group's teachers are loaded (an ensemble: the mean of their
+    softmax, as the student saw it) and scored on validation and the test splits, plain and with
+    mirror TTA (``runs.evaluate``), beside the best member's own PrivateTest TTA accuracy (its registry
+    row) and the group's best student by validation. Measurements already in ``path`` for the same
+    teacher runs (``key``: each run id with its row's timestamp) are kept, not redone; the table is
+    written to ``path`` and returned, the best teacher on validation first (all scored in float32)."""
+    from . import results
+
+    mine = runs[(runs["profile"] == profile) & (runs["data_fingerprint"] == fingerprint)]
+    taught = results.student_teachers(mine)
+    taught = taught[(taught["how"] != "teacher file") & (taught["teachers"] != "")]
+    old = pd.read_csv(path) if Path(path).exists() else pd.DataFrame(columns=RUN_TEACHERS_COLUMNS)
+    by_id = mine.sort_values("timestamp").groupby("run_id").tail(1).set_index("run_id")
+    out = []
+    for members, group in taught.groupby("teachers", sort=True):
+        ids = members.split(";")
+        if not all(i in by_id.index for i in ids):
+            continue  # a teacher of another registry (a test's, say): nothing to load
+        rows = [by_id.loc[i] for i in ids]
+        key = ";".join(f"{i}@{r['timestamp']}" for i, r in zip(ids, rows))
+        students = by_id.loc[group["run_id"]].reset_index()
+        best = students.sort_values(["best_val_acc", "timestamp"], ascending=[False, True]).iloc[0]
+        kept = old[old["key"] == key]
+        if len(rows) == 1:  # one teacher: its own registry row says it
+            acc = {"val_acc": rows[0]["best_val_acc"], **{k: rows[0][k] for k in ACCURACIES}}
+        elif len(kept):
+            acc = kept.iloc[0].to_dict()
+        else:
+            acc = _ensemble_accuracy(ids, rows, prepared, runs_root)
+        views = sorted(set(group["view"].fillna("once")))
+        out.append({"teacher": " + ".join(_member_label(r) for r in rows), "members": members,
+                    "students": len(group),
+                    "targets": "; ".join(results.kd_targets(None if v == "once" else v) for v in views),
+                    **{k: round(float(acc[k]), 4) for k in ("val_acc", *ACCURACIES)},
+                    "best_member_private_tta_acc": (max(float(r["private_tta_acc"]) for r in rows)
+                                                    if len(rows) > 1 else None),
+                    "best_student": results.run_label(best), "best_student_val_acc": best["best_val_acc"],
+                    "best_student_private_acc": best["private_acc"], "key": key})
+    table = pd.DataFrame(out, columns=RUN_TEACHERS_COLUMNS)
+    table = table.sort_values(["val_acc", "teacher"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
 def main(argv=None) -> int:
     import argparse
 

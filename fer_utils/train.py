@@ -48,12 +48,15 @@ class Targets:
     ``val`` None: one-hot validation labels. The metric must be named ``accuracy`` (the schedule
     reads ``val_accuracy``). ``teacher``: a Keras model run in the loop on every augmented batch
     (:class:`fer_utils.recipe.WithTeacher`); the loss then reads ``[student | teacher]`` predictions.
+    ``teachers``: the run ids of the teacher(s) the targets come from, recorded in the run's registry
+    row (its ``teachers`` column) so which runs taught it never rests on a name that later runs reuse.
     """
     train: np.ndarray
     val: np.ndarray | None = None
     loss: object = "categorical_crossentropy"
     metric: object = "accuracy"
     teacher: object = None
+    teachers: tuple = ()
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -298,6 +301,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
         "wall_s": round(state["train_seconds"], 1),
         "train_images_per_s": round(len(x_train) * epochs_run / max(state["train_seconds"], 1e-9), 1),
         "shared": shared_fraction(state),
+        "teachers": ";".join(targets.teachers),
         "backend": runs.backend_label(int(state.get("gpu_epochs", 0))), "data_source": ds.label, "data_fingerprint": fp,
         "profile": prof.name, "seed": seed, "recipe": describe(prof, precision) + (f"|tag:{tag}" if tag else ""),
         "git_commit": runs.git_commit(),

@@ -272,6 +272,29 @@ def test_kd_teachers_sets_one_student_from_several_teachers_side_by_side_picked_
     assert report.kd_teachers_text(tmp_path / "none.csv") == ""
 
 
+def test_the_teachers_themselves_say_their_own_accuracy_beside_their_best_member_and_student(tmp_path):
+    from fer_utils import report, teachers
+
+    rows = [{"teacher": "A, 200 epochs + B, 120 epochs", "members": "a;b", "students": 1,
+             "targets": "in the loop (augmented view)", "val_acc": 0.66, "public_acc": 0.65, "private_acc": 0.67,
+             "public_tta_acc": 0.66, "private_tta_acc": 0.68, "best_member_private_tta_acc": 0.665,
+             "best_student": "S", "best_student_val_acc": 0.67, "best_student_private_acc": 0.665, "key": "k"},
+            {"teacher": "HW3 CNN, 35 epochs", "members": "c", "students": 2, "targets": "run once on the clean images",
+             "val_acc": 0.61, "public_acc": 0.59, "private_acc": 0.6, "public_tta_acc": None, "private_tta_acc": None,
+             "best_member_private_tta_acc": None, "best_student": "T", "best_student_val_acc": 0.5,
+             "best_student_private_acc": 0.49, "key": "c@1"}]
+    pd.DataFrame(rows, columns=teachers.RUN_TEACHERS_COLUMNS).to_csv(tmp_path / "teacher_runs.csv", index=False)
+    text = report.teacher_runs_text(tmp_path / "teacher_runs.csv")
+    assert ("- A, 200 epochs + B, 120 epochs (1 student, in the loop (augmented view)): validation 0.660, PrivateTest "
+            "0.670 (0.680 with mirror TTA), +1.50 points over its best member; its best student on validation, S, "
+            "validation 0.670 (+1.00 points against the teacher), PrivateTest 0.665 (-0.50).") in text
+    assert ("- HW3 CNN, 35 epochs (2 students, run once on the clean images): validation 0.610, PrivateTest 0.600; "
+            "its best student on validation, T, validation 0.500 (-11.00 points") in text
+    assert "| HW3 CNN, 35 epochs | 2 | run once on the clean images | 0.610 | 0.590 | 0.600 | — | — | — | 0.490 |" in text
+    assert "key" not in text and "a;b" not in text
+    assert report.teacher_runs_text(tmp_path / "none.csv") == ""
+
+
 def test_kd_teacher_reads_the_teacher_and_view_from_the_tag():
     from fer_utils import results
 

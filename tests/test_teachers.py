@@ -56,6 +56,7 @@ def test_a_student_is_distilled_from_the_file_alone(tmp_path):
     out = distill.distill("irnet", 0.5, tf, config.PROFILES["smoke"], dataset=ds, runs_root=tmp_path / "runs",
                           registry_path=tmp_path / "runs.csv", verbose=0, epochs=1, train_limit=200)
     assert out["run_id"].endswith("-kdh-t-tta-T4-a0.7") and out["epochs"] == 1
+    assert out["teachers"] == "untrained"  # the file's teacher runs
 
 
 COMMITTED = sorted((config.paths.RESULTS_DIR / "teachers").glob("*.npz"))
@@ -64,7 +65,7 @@ COMMITTED = sorted((config.paths.RESULTS_DIR / "teachers").glob("*.npz"))
 @pytest.mark.skipif(not COMMITTED, reason="no teacher file committed under results/teachers/ yet")
 @pytest.mark.skipif(real_data_path() is None, reason="needs the real FER2013 (../shared/data/fer2013/)")
 def test_committed_soft_targets_on_a_slice_of_the_real_data():
-    ds = data.load(real_data_path())
+    ds = data.load_path(real_data_path())  # that file, whatever data/ holds
     prepared = runs.prepare(ds, config.PROFILES["smoke"])  # a stratified slice of 1,200 training images
     for path in COMMITTED:
         tf = teachers.read(path, ds)
@@ -115,3 +116,33 @@ def test_the_teacher_table_shows_an_ensembles_best_member(tmp_path):
     text = report.teacher_files_text(tmp_path)
     assert "| a+b.npz | a + b |" in text and "| 0.700 | 0.660 | 0.670 | 0.645 |" in text
     assert report.teacher_files_text(tmp_path / "none") == ""
+
+
+def test_a_students_teachers_are_recorded_read_from_its_file_or_resolved_as_of_its_start():
+    from fer_utils import results
+
+    def row(run_id, epochs, tag, finished, wall_h, teachers=None, seed=0):
+        return {"run_id": run_id, "arch": "irnet", "width": 1.2, "params": 100, "seed": seed, "epochs": epochs,
+                "profile": "full",
+                "data_fingerprint": "d", "wall_s": wall_h * 3600, "timestamp": f"2026-01-01T{finished}:00:00+00:00",
+                "recipe": f"adam|wsd{epochs}/warm2/decay0.2/peak0.003|bs128" + (f"|tag:{tag}" if tag else ""),
+                "teachers": teachers}
+
+    runs_ = pd.DataFrame([
+        row("plain40", 40, "", "01", 1), row("plain120", 120, "", "04", 3),
+        row("early", 40, "kdh-irnet1.2-online-T2-a0.5", "05", 3),  # started at 02: only plain40 had finished
+        row("late", 120, "kdh-irnet1.2-online-T2-a0.5", "09", 4),  # started at 05: plain120, the longest
+        row("kd60s1", 60, "kdh-irnet1.2-online-T2-a0.5", "06", 1, seed=1),
+        row("ens", 120, "kdh-irnet1.2+irnet1.2s1e60kdh-online-T2-a0.5", "12", 2),
+        row("rec", 120, "kdh-irnet1.2-online-T2-a0.5", "13", 1, teachers="x;y"),
+        row("file", 40, "kdh-f-tta-T2-a0.5", "14", 1),
+        row("none", 40, "kdh-cnn1-online-T2-a0.5", "15", 1),
+    ])
+    got = results.student_teachers(runs_, {"f": ["a", "b"]}).set_index("run_id")
+    assert list(got.index) == ["early", "late", "kd60s1", "ens", "rec", "file", "none"]  # distilled rows only
+    assert got.loc["early", "teachers"] == "plain40" and got.loc["early", "how"] == "by name"
+    assert got.loc["late", "teachers"] == "plain120"
+    assert got.loc["ens", "teachers"] == "plain120;kd60s1" and got.loc["ens", "view"] == "online"
+    assert (got.loc["rec", "teachers"], got.loc["rec", "how"]) == ("x;y", "recorded")
+    assert (got.loc["file", "teachers"], got.loc["file", "how"], got.loc["file", "view"]) == ("a;b", "teacher file", "tta")
+    assert got.loc["none", "teachers"] == ""  # no CNN ever finished here: unresolved, never guessed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fer_utils import data, distill, paths, recipe, runs
+from fer_utils import data, distill, paths, recipe, registry, runs, teachers
 
 
 def _cli(env, *args):
@@ -291,6 +291,25 @@ def test_an_ensemble_of_teachers_runs_in_the_loop_as_the_mean_of_their_softmax(t
     assert student["epochs"] == 2 and f"|tag:{tag}" in student["recipe"]
     assert results.kd_teacher(tag) == ("irnet0.5+irnet0.5s1e1", "online")
     assert distill.ensemble_model([first_model := runs.load_trained(first, tmp_path / "runs")]) is first_model
+    # the row records which runs taught it, and the teachers' table scores them as the student saw them
+    assert student["teachers"] == f"{first['run_id']};{second['run_id']}"
+    reg = registry.read(kw["registry_path"])
+    assert reg.set_index("run_id").loc[student["run_id"], "teachers"] == student["teachers"]
+    assert pd.isna(reg.set_index("run_id").loc[first["run_id"], "teachers"])  # a plain run: blank
+    prepared = runs.prepare(kw["dataset"], runs.requested(prof, train_limit=120))
+    path = tmp_path / "teacher_runs.csv"
+    table = teachers.run_teachers_table(reg, prepared, "smoke", kw["dataset"].fingerprint(), path, tmp_path / "runs")
+    assert len(table) == 1 and table.students.iloc[0] == 1 and table.members.iloc[0] == student["teachers"]
+    want = runs.evaluate([runs.load_trained(t, tmp_path / "runs") for t in pair], prepared, mirror=True)
+    assert table.val_acc.iloc[0] == round(want["val"], 4)
+    assert table.private_tta_acc.iloc[0] == round(want["PrivateTest_tta"], 4)
+    assert table.best_member_private_tta_acc.iloc[0] == max(first["private_tta_acc"], second["private_tta_acc"])
+    assert table.best_student_private_acc.iloc[0] == student["private_acc"]
+    assert table.targets.iloc[0] == "in the loop (augmented view)"
+    # measured once: a kept row is read back for the same teacher runs, not scored again
+    pd.read_csv(path).assign(val_acc=0.5).to_csv(path, index=False)
+    again = teachers.run_teachers_table(reg, prepared, "smoke", kw["dataset"].fingerprint(), path, tmp_path / "runs")
+    assert again.val_acc.iloc[0] == 0.5
 
 
 def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path):
