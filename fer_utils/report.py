@@ -901,7 +901,7 @@ twin of the same recipe is listed after the pairs; `cpu_h`: training wall time o
 
 {distillation}
 
-{distillation_paragraph(pairs, R / "teachers") if not pairs.empty else ""}
+{distillation_paragraph(pairs, R / "teachers", registry_rows) if not pairs.empty else ""}
 
 {unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
 {kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv")}{teacher_runs_text(R / "teacher_runs.csv")}"""
@@ -927,9 +927,10 @@ the Training images the student learns from; `_tta`: averaged with the mirror;
 """
 
 
-def teacher_text(tag: str, teachers_dir: Path) -> str:
+def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None) -> str:
     """Who taught a distilled run (``results.kd_teacher`` of its tag), with the teacher file's own
-    accuracies where the run learnt from a committed file."""
+    accuracies where the run learnt from a committed file; ``epochs``: each teacher run's, where the
+    runs that taught are known (``results.student_teachers``)."""
     teacher, view = results.kd_teacher(tag)
     if view is None or view == config.KD_ONLINE_VIEW:
         how = ("run in the loop on every augmented batch the student sees" if view else
@@ -938,10 +939,12 @@ def teacher_text(tag: str, teachers_dir: Path) -> str:
         if parts is not None and (len(parts) > 1 or parts[0]["epochs"] is not None):
             # named runs (an ensemble's members, or a run with its seed and epochs)
             mean = ", the mean of their softmax," if len(parts) > 1 else ""
-            return f"{results.teacher_label(teacher)} (`{teacher}`){mean} {how}"
+            return f"{results.teacher_label(teacher, epochs)} (`{teacher}`){mean} {how}"
         run = results.teacher_run(teacher)
         who = f"the {results.model_label(*run)} (`{teacher}`)" if run else f"`{teacher}`"
-        return f"{who}, its latest finished run of the profile then, {how}"
+        which = (f"its {int(epochs[0])}-epoch run (the longest finished when the student started)"
+                 if epochs is not None and len(epochs) == 1 else "its latest finished run of the profile then")
+        return f"{who}, {which}, {how}"
     target = "its mirror-TTA distribution" if view == "tta" else "its clean-image distribution"
     path = teachers_dir / f"{teacher}.npz"
     if not path.exists():
@@ -969,17 +972,33 @@ def distillation_side_by_side(table: pd.DataFrame) -> pd.DataFrame:
                                        "twin_cpu_h", "cpu_h"])
 
 
-def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path) -> str:
+def teacher_epochs(runs: pd.DataFrame | None) -> dict:
+    """Each distilled run's teacher runs' epochs (``results.student_teachers``), by the student's run id;
+    a student whose teachers do not all resolve is left out."""
+    if runs is None or runs.empty:
+        return {}
+    epochs = runs.drop_duplicates("run_id", keep="last").set_index("run_id")["epochs"]
+    out = {}
+    for _, r in results.student_teachers(runs).iterrows():
+        ids = [i for i in str(r["teachers"]).split(";") if i]
+        if ids and all(i in epochs.index for i in ids):
+            out[r["run_id"]] = [int(epochs[i]) for i in ids]
+    return out
+
+
+def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path, runs: pd.DataFrame | None = None) -> str:
     """What each distillation pair (``results.distillation_pairs``: the plain twin, then the distilled
-    run) gained on PrivateTest and PublicTest, from which teacher, and at what CPU cost."""
+    run) gained on PrivateTest and PublicTest, from which teacher (``runs``: the registry, to say each
+    teacher run's epochs), and at what CPU cost."""
     if table.empty:
         return ""
     lines, up, last = [], 0, None
+    known = teacher_epochs(runs)
     for plain, kd, tag in results.distilled_pairs(table):
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
-        teacher = full = teacher_text(tag, teachers_dir)
+        teacher = full = teacher_text(tag, teachers_dir, known.get(kd.get("run_id")))
         if full == last:  # said in full once: a search repeats one teacher at every grid point
             teacher = "the same teacher as the line above"
         last = full

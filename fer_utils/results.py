@@ -480,18 +480,23 @@ def teacher_parts(name: str) -> list[dict] | None:
     return out
 
 
-def teacher_label(name: str) -> str:
+def teacher_label(name: str, epochs: list | None = None) -> str:
     """A teacher's display name from its name in a tag: ``HW3 CNN`` for ``cnn1``; ``IRNet (ours) w1.2 + KD
     (seed 1, 200 epochs)`` for ``irnet1.2s1e200kdh``; an ensemble's members joined by `` + ``… in words;
-    the name itself for anything else (a teacher file's)."""
+    the name itself for anything else (a teacher file's). ``epochs``: each member's, where the runs
+    that taught are known (:func:`student_teachers`): a member named without them (``irnet1.2``) says
+    its own (``IRNet (ours) w1.2 (120 epochs)``)."""
     parts = teacher_parts(name)
     if parts is None:
         return name
+    known = epochs if epochs is not None and len(epochs) == len(parts) else [None] * len(parts)
     labels = []
-    for p in parts:
+    for p, e in zip(parts, known):
         label = model_label(p["arch"], p["width"], p["method"])
         if p["epochs"] is not None:
             label += f" (seed {p['seed']}, {p['epochs']} epochs)"
+        elif e is not None:
+            label += f" ({int(e)} epochs)"
         labels.append(label)
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 

@@ -367,6 +367,19 @@ def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):
     # only the line right above counts: another teacher between them names it again
     text = report.distillation_paragraph(pd.concat([pairs, again], ignore_index=True), tmp_path)
     assert text.count("the teacher file `cnn1.npz`") == 2 and "same teacher" not in text
+    # with the registry, the run that taught is said by its epochs: the teachers it recorded
+    pairs["run_id"] = ["p1", "s1", "p2", "s2"]
+    runs_ = pd.DataFrame({"run_id": ["cnn120", "s2"], "arch": ["cnn", "cnn"], "width": [1.0, 0.125], "epochs": [120, 56],
+                          "recipe": ["adam|wsd120", "adam|ep60|tag:kd-cnn1-T4-a0.7"], "teachers": [None, "cnn120"],
+                          "profile": "full", "data_fingerprint": "d", "seed": 0, "wall_s": 1.0,
+                          "timestamp": ["2026-01-01T00:00:00", "2026-01-02T00:00:00"]})
+    text = report.distillation_paragraph(pairs, tmp_path, runs_)
+    assert ("from the HW3 CNN (`cnn1`), its 120-epoch run (the longest finished when the student started), run once "
+            "on the clean training images: -3.12 points") in text
+    assert report.teacher_text("kdh-irnet1.2s1e60kdh+irnet1.2-online-T2-a0.5", tmp_path, [60, 120]) == (
+        "an ensemble of IRNet (ours) w1.2 + KD (seed 1, 60 epochs) and IRNet (ours) w1.2 (120 epochs) "
+        "(`irnet1.2s1e60kdh+irnet1.2`), the mean of their softmax, run in the loop on every augmented batch the "
+        "student sees")
 
 
 def test_distilled_runs_get_their_own_name_and_latest_row():
