@@ -535,6 +535,7 @@ def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd
         return pd.DataFrame(columns=columns)
     file_members = file_members or {}
     tags = runs["recipe"].map(recipe_tag_of)
+    finished = pd.to_datetime(runs["timestamp"])  # parsed once, not once per student
     out = []
     for _, row in runs[tags.str.startswith("kd")].iterrows():
         name, view = kd_teacher(recipe_tag_of(row["recipe"]))
@@ -545,7 +546,7 @@ def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd
             ids, how = list(file_members.get(name, [])), "teacher file"
         else:
             before = runs[(runs["profile"] == row["profile"]) & (runs["data_fingerprint"] == row["data_fingerprint"])
-                          & (pd.to_datetime(runs["timestamp"]) < started_at(row))]
+                          & (finished < started_at(row))]
             found = [_teacher_part_run(p, before, row["profile"]) for p in (teacher_parts(name) or [])]
             ids = [] if not found or any(f is None for f in found) else [f["run_id"] for f in found]
             how = "by name"
