@@ -927,10 +927,10 @@ the Training images the student learns from; `_tta`: averaged with the mirror;
 """
 
 
-def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None) -> str:
+def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None, tags: list | None = None) -> str:
     """Who taught a distilled run (``results.kd_teacher`` of its tag), with the teacher file's own
-    accuracies where the run learnt from a committed file; ``epochs``: each teacher run's, where the
-    runs that taught are known (``results.student_teachers``)."""
+    accuracies where the run learnt from a committed file; ``epochs`` and ``tags``: each teacher run's
+    epochs and recipe tag, where the runs that taught are known (``results.student_teachers``)."""
     teacher, view = results.kd_teacher(tag)
     if view is None or view == config.KD_ONLINE_VIEW:
         how = ("run in the loop on every augmented batch the student sees" if view else
@@ -939,7 +939,7 @@ def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None) -> st
         if parts is not None and (len(parts) > 1 or parts[0]["epochs"] is not None):
             # named runs (an ensemble's members, or a run with its seed and epochs)
             mean = ", the mean of their softmax," if len(parts) > 1 else ""
-            return f"{results.teacher_label(teacher, epochs)} (`{teacher}`){mean} {how}"
+            return f"{results.teacher_label(teacher, epochs, tags)} (`{teacher}`){mean} {how}"
         run = results.teacher_run(teacher)
         who = f"the {results.model_label(*run)} (`{teacher}`)" if run else f"`{teacher}`"
         which = (f"its {int(epochs[0])}-epoch run (the longest finished when the student started)"
@@ -972,17 +972,18 @@ def distillation_side_by_side(table: pd.DataFrame) -> pd.DataFrame:
                                        "twin_cpu_h", "cpu_h"])
 
 
-def teacher_epochs(runs: pd.DataFrame | None) -> dict:
-    """Each distilled run's teacher runs' epochs (``results.student_teachers``), by the student's run id;
-    a student whose teachers do not all resolve is left out."""
+def teacher_rows(runs: pd.DataFrame | None) -> dict:
+    """Each distilled run's teacher runs' registry rows (``results.student_teachers``; each run's newest
+    row), in the teachers' order, by the student's run id; a student whose teachers do not all resolve
+    is left out."""
     if runs is None or runs.empty:
         return {}
-    epochs = runs.drop_duplicates("run_id", keep="last").set_index("run_id")["epochs"]
+    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
     out = {}
     for _, r in results.student_teachers(runs).iterrows():
         ids = [i for i in str(r["teachers"]).split(";") if i]
-        if ids and all(i in epochs.index for i in ids):
-            out[r["run_id"]] = [int(epochs[i]) for i in ids]
+        if ids and all(i in rows.index for i in ids):
+            out[r["run_id"]] = [rows.loc[i] for i in ids]
     return out
 
 
@@ -993,12 +994,15 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path, runs: pd.Dat
     if table.empty:
         return ""
     lines, up, last = [], 0, None
-    known = teacher_epochs(runs)
+    known = teacher_rows(runs)
     for plain, kd, tag in results.distilled_pairs(table):
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
-        teacher = full = teacher_text(tag, teachers_dir, known.get(kd.get("run_id")))
+        rows = known.get(kd.get("run_id"))
+        teacher = full = teacher_text(tag, teachers_dir, *(([int(r["epochs"]) for r in rows],
+                                                            [results.recipe_tag_of(r["recipe"]) for r in rows])
+                                                           if rows else ()))
         if full == last:  # said in full once: a search repeats one teacher at every grid point
             teacher = "the same teacher as the line above"
         last = full

@@ -480,19 +480,22 @@ def teacher_parts(name: str) -> list[dict] | None:
     return out
 
 
-def teacher_label(name: str, epochs: list | None = None) -> str:
+def teacher_label(name: str, epochs: list | None = None, tags: list | None = None) -> str:
     """A teacher's display name from its name in a tag: ``HW3 CNN`` for ``cnn1``; ``IRNet (ours) w1.2 + KD
     (seed 1, 200 epochs)`` for ``irnet1.2s1e200kdh``; an ensemble's members joined by `` + ``… in words;
     the name itself for anything else (a teacher file's). ``epochs``: each member's, where the runs
     that taught are known (:func:`student_teachers`): a member named without them (``irnet1.2``) says
-    its own (``IRNet (ours) w1.2 (120 epochs)``)."""
+    its own (``IRNet (ours) w1.2 (120 epochs)``). ``tags``: each member's own recipe tag, where known:
+    a member distilled from a teacher other than the study's then says which (:func:`model_label`), so
+    two members of one name (seed 0, 200 epochs, one from the HW3 CNN, one from an ensemble) differ."""
     parts = teacher_parts(name)
     if parts is None:
         return name
     known = epochs if epochs is not None and len(epochs) == len(parts) else [None] * len(parts)
+    own = tags if tags is not None and len(tags) == len(parts) else [p["method"] for p in parts]
     labels = []
-    for p, e in zip(parts, known):
-        label = model_label(p["arch"], p["width"], p["method"])
+    for p, e, t in zip(parts, known, own):
+        label = model_label(p["arch"], p["width"], t)
         if p["epochs"] is not None:
             label += f" (seed {p['seed']}, {p['epochs']} epochs)"
         elif e is not None:

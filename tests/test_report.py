@@ -374,6 +374,7 @@ def test_distillation_paragraph_names_the_teacher_gain_and_cost(tmp_path):
                           "profile": "full", "data_fingerprint": "d", "seed": 0, "wall_s": 1.0,
                           "timestamp": ["2026-01-01T00:00:00", "2026-01-02T00:00:00"]})
     text = report.distillation_paragraph(pairs, tmp_path, runs_)
+    assert report.teacher_rows(runs_)["s2"][0]["epochs"] == 120 and "cnn120" not in report.teacher_rows(runs_)
     assert ("from the HW3 CNN (`cnn1`), its 120-epoch run (the longest finished when the student started), run once "
             "on the clean training images: -3.12 points") in text
     assert report.teacher_text("kdh-irnet1.2s1e60kdh+irnet1.2-online-T2-a0.5", tmp_path, [60, 120]) == (
@@ -793,6 +794,15 @@ def test_a_distilled_or_other_seed_teacher_is_named_with_its_seed_and_epochs():
     assert results.teacher_label(name) == ("an ensemble of IRNet (ours) w1.2 + KD (seed 1, 200 epochs) and "
                                            "IRNet (ours) w1.2")
     assert results.teacher_label("cnn1") == "HW3 CNN" and results.teacher_label("t1") == "t1"
+    # two members of one name (seed 0, 200 epochs), one taught by the HW3 CNN, one by an ensemble: their
+    # own tags, where the runs are known, tell them apart
+    twins = "irnet1.2s0e200kdh+irnet1.2s0e200kdh"
+    assert results.teacher_label(twins, [200, 200], ["kdh-irnet1.2s1e120kdh+irnet1.2-online-T2-a0.5",
+                                                     "kdh-cnn1-online-T2-a0.5"]) == (
+        "an ensemble of IRNet (ours) w1.2 + KD (teacher irnet1.2s1e120kdh+irnet1.2) (seed 0, 200 epochs) and "
+        "IRNet (ours) w1.2 + KD (seed 0, 200 epochs)")
+    assert results.teacher_label(twins, tags=["kdh-cnn1-T2-a0.5"]) == (  # tags for another count: unused
+        "an ensemble of IRNet (ours) w1.2 + KD (seed 0, 200 epochs) and IRNet (ours) w1.2 + KD (seed 0, 200 epochs)")
     # an ensemble teacher's tag reads back whole, and the report says who taught
     tag = f"kdh-{name}-online-T2-a0.5"
     assert results.kd_teacher(tag) == (name, "online") and results.kd_point(tag) == (2.0, 0.5)
