@@ -904,7 +904,7 @@ twin of the same recipe is listed after the pairs; `cpu_h`: training wall time o
 {distillation_paragraph(pairs, R / "teachers", registry_rows) if not pairs.empty else ""}
 
 {unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
-{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv")}{teacher_runs_text(R / "teacher_runs.csv")}"""
+{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv", registry_rows, R / "teacher_runs.csv", R / "teachers")}{teacher_runs_text(R / "teacher_runs.csv")}"""
 
 
 def teacher_files_text(folder: Path) -> str:
@@ -1113,18 +1113,29 @@ the same plain twin (`kd_views.csv`; gains in points):
 
 def _teacher_words(row) -> str:
     """A ``kd_teachers.csv`` row's teacher in words: a committed file by its name, a run (or an
-    ensemble of runs) by its model's label and how it gave its targets."""
+    ensemble of runs) by its model's label and how it gave its targets; its own PrivateTest accuracy
+    where known (``teachers.with_teacher_accuracy``)."""
     if row["view"] in config.KD_TARGET_VIEWS:
-        return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets)"
-    return f"{results.teacher_label(row['teacher'])} {row['targets']}"
+        words = f"the teacher file `{row['teacher']}.npz` ({row['view']} targets)"
+    else:
+        words = f"{results.teacher_label(row['teacher'])} {row['targets']}"
+    own = row.get("teacher_private_acc")
+    return words + (f" (the teacher's own PrivateTest {own:.3f})" if own is not None and pd.notna(own) else "")
 
 
-def kd_teachers_text(path: Path) -> str:
+def kd_teachers_text(path: Path, runs: pd.DataFrame | None = None, run_teachers: Path | None = None,
+                     teachers_dir: Path | None = None) -> str:
     """Which teacher (``results.kd_teachers``, ``kd_teachers.csv``): a sentence per student naming the
-    teacher validation picks and how each other teacher's student compares with it, then the table."""
+    teacher validation picks and how each other teacher's student compares with it, then the table;
+    with the registry ``runs``, ``teacher_runs.csv`` and the teacher files' folder, each teacher's own
+    PrivateTest accuracy beside its student's (``teachers.with_teacher_accuracy``)."""
     found = csv_or_empty(path)
     if found.empty:
         return ""
+    if runs is not None and run_teachers is not None and teachers_dir is not None and "run_id" in found:
+        from . import teachers
+
+        found = teachers.with_teacher_accuracy(found, runs, csv_or_empty(run_teachers), teachers_dir)
     lines = []
     for _, group in found.groupby("comparison", sort=False):
         chosen = group["chosen"].astype(bool)
@@ -1139,8 +1150,11 @@ def kd_teachers_text(path: Path) -> str:
                      f"{other['private_acc']:.3f} ({100 * (other['private_acc'] - pick['private_acc']):+.2f}), "
                      f"{fmt(other['cpu_h'], 2)} CPU h")
         lines.append(line + ".")
-    table = md_table(found[["student", "epochs", "teacher", "targets", "val_acc", "public_acc", "private_acc",
-                            "val_gain", "private_gain", "cpu_h", "chosen"]], column_digits=POINTS)
+    shown = ["student", "epochs", "teacher", "targets", "teacher_private_acc", "val_acc", "public_acc", "private_acc",
+             "val_gain", "private_gain", "cpu_h", "chosen"]
+    table = md_table(found[[c for c in shown if c in found]], column_digits=POINTS)
+    own = ("; `teacher_private_acc`: the teacher's own PrivateTest accuracy, from its file or from\n"
+           "`teacher_runs.csv` below" if "teacher_private_acc" in found else "")
     return f"""
 #### Which teacher
 
@@ -1148,7 +1162,7 @@ The same student, budget, T and alpha distilled from different teachers: the HW3
 file of an ensemble, or an ensemble of earlier distilled students run in the loop. Validation
 accuracy, never a test split, picks the teacher; each row's gains are against the plain twin all
 rows share (`kd_teachers.csv`; gains in points, `cpu_h` the student's training time, teachers'
-forward passes included):
+forward passes included{own}):
 
 {chr(10).join(lines)}
 

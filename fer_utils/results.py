@@ -360,7 +360,7 @@ def _kd_points(pairs: pd.DataFrame) -> list[dict]:
                     "val_acc": kd["best_val_acc"], "public_acc": kd["public_acc"], "private_acc": kd["private_acc"],
                     "val_gain": round(100 * (kd["best_val_acc"] - plain["best_val_acc"]), 2),
                     "public_gain": kd["public_gain"], "private_gain": kd["private_gain"],
-                    "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h")})
+                    "cpu_h": kd.get("cpu_h"), "plain_cpu_h": plain.get("cpu_h"), "run_id": kd.get("run_id")})
     return out
 
 
@@ -402,9 +402,10 @@ KD_VIEWS_COLUMNS = ["comparison", "student", "schedule", "epochs", "temperature"
                     "teacher", "teacher_file", "val_gain", "public_gain", "private_gain", "cpu_h", "plain_cpu_h"]
 
 
+#: ``run_id``: the distilled run's (its teachers' own accuracies join on it: ``teachers.with_teacher_accuracy``)
 KD_TEACHERS_COLUMNS = ["comparison", "student", "schedule", "epochs", "method", "temperature", "alpha", "teacher",
                        "targets", "view", "val_acc", "public_acc", "private_acc", "val_gain", "public_gain", "private_gain",
-                       "cpu_h", "chosen"]
+                       "cpu_h", "run_id", "chosen"]
 
 
 def kd_targets(view: str | None) -> str:

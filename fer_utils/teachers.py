@@ -241,6 +241,45 @@ def run_teachers_table(runs: pd.DataFrame, prepared: dict, profile: str, fingerp
     return table
 
 
+#: what :func:`with_teacher_accuracy` adds: the teacher's own PrivateTest accuracy, plain and with mirror TTA
+TEACHER_ACCURACY_COLUMNS = ["teacher_private_acc", "teacher_private_tta_acc"]
+
+
+def with_teacher_accuracy(kd: pd.DataFrame, runs: pd.DataFrame, run_teachers: pd.DataFrame,
+                          folder: Path) -> pd.DataFrame:
+    """The "which teacher" table (``results.kd_teachers``, ``kd_teachers.csv``) with each teacher's own
+    PrivateTest accuracy, plain and with mirror TTA (:data:`TEACHER_ACCURACY_COLUMNS`), so a student's
+    gain reads beside its teacher's strength: a teacher file's from the file itself (``folder``), a
+    teacher run from its weights from :func:`run_teachers_table` (``run_teachers``), found by the runs
+    that taught the row's student (``results.student_teachers`` of the registry ``runs``, joined on
+    ``run_id``). NaN where the teacher is not known: a file not in ``folder``, a student whose
+    teachers do not resolve, or a set of teacher runs not in ``run_teachers``."""
+    from . import results
+
+    out = kd.copy()
+    for c in TEACHER_ACCURACY_COLUMNS:
+        out[c] = np.nan
+    if out.empty:
+        return out
+    taught = (results.student_teachers(runs).set_index("run_id")["teachers"] if not runs.empty
+              else pd.Series(dtype=str))
+    scored = run_teachers.drop_duplicates("members").set_index("members") if not run_teachers.empty else None
+    for i, row in out.iterrows():
+        acc = None
+        if row["view"] in config.KD_TARGET_VIEWS:
+            path = Path(folder) / f"{row['teacher']}.npz"
+            if path.exists():
+                private = read(path).info.get("PrivateTest", {})
+                acc = (private.get("plain"), private.get("tta"))
+        else:
+            ids = taught.get(row.get("run_id"), "")
+            if isinstance(ids, str) and ids and scored is not None and ids in scored.index:
+                acc = (scored.at[ids, "private_acc"], scored.at[ids, "private_tta_acc"])
+        if acc is not None:
+            out.loc[i, TEACHER_ACCURACY_COLUMNS] = [np.nan if a is None else float(a) for a in acc]
+    return out
+
+
 def main(argv=None) -> int:
     import argparse
 

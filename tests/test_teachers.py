@@ -146,3 +146,45 @@ def test_a_students_teachers_are_recorded_read_from_its_file_or_resolved_as_of_i
     assert (got.loc["rec", "teachers"], got.loc["rec", "how"]) == ("x;y", "recorded")
     assert (got.loc["file", "teachers"], got.loc["file", "how"], got.loc["file", "view"]) == ("a;b", "teacher file", "tta")
     assert got.loc["none", "teachers"] == ""  # no CNN ever finished here: unresolved, never guessed
+
+
+def test_which_teacher_rows_get_their_teachers_own_accuracy(tmp_path):
+    """A file teacher's accuracy comes from the file, a run teacher's from teacher_runs.csv by the runs
+    that taught the student; an unknown teacher stays NaN; the report says it beside the student."""
+    from fer_utils import report
+
+    info = {"teachers": ["c"], "training": {"tta": 0.7}, "PrivateTest": {"plain": 0.64, "tta": 0.65}}
+    teachers.write(tmp_path / "cnn1.npz", np.arange(4), np.full((4, 2, 7), 1 / 7), info)
+    base = {"student": "IRNet (ours) w1", "schedule": "wsd15", "epochs": 15, "method": "kdh", "temperature": 2.0,
+            "alpha": 0.5, "public_acc": 0.6, "private_acc": 0.6, "val_gain": 1.0, "public_gain": 1.0,
+            "private_gain": 1.0, "cpu_h": 0.3, "comparison": 1}
+    kd = pd.DataFrame([
+        {**base, "teacher": "cnn1", "targets": "precomputed (tta)", "view": "tta", "val_acc": 0.59, "run_id": "s_file",
+         "chosen": False},
+        {**base, "teacher": "irnet1.2+irnet1.2s1e60kdh", "targets": "in the loop (augmented view)", "view": "online",
+         "val_acc": 0.61, "run_id": "s_ens", "chosen": True},
+        {**base, "teacher": "irnet1.7", "targets": "in the loop (augmented view)", "view": "online", "val_acc": 0.58,
+         "run_id": "s_unknown", "chosen": False}])
+    runs_ = pd.DataFrame([{"run_id": r, "arch": "irnet", "width": 1.0, "seed": 0, "epochs": 15, "profile": "full",
+                           "data_fingerprint": "d", "wall_s": 1.0, "timestamp": "2026-01-01T00:00:00+00:00",
+                           "recipe": f"adam|wsd15|tag:kdh-{t}-T2-a0.5", "teachers": rec}
+                          for r, t, rec in [("s_file", "cnn1-tta", None), ("s_ens", "irnet1.2+irnet1.2s1e60kdh-online", "p;k"),
+                                            ("s_unknown", "irnet1.7-online", "q")]])
+    scored = pd.DataFrame([{"members": "p;k", "private_acc": 0.671, "private_tta_acc": 0.683},
+                           {"members": "k;p", "private_acc": 0.5, "private_tta_acc": 0.5}])
+    got = teachers.with_teacher_accuracy(kd, runs_, scored, tmp_path).set_index("run_id")
+    assert list(got.loc["s_file", teachers.TEACHER_ACCURACY_COLUMNS]) == [0.64, 0.65]
+    assert list(got.loc["s_ens", teachers.TEACHER_ACCURACY_COLUMNS]) == [0.671, 0.683]  # the members in order
+    assert got.loc["s_unknown", teachers.TEACHER_ACCURACY_COLUMNS].isna().all()
+    assert list(got.reset_index().columns) == ["run_id"] + [c for c in kd.columns if c != "run_id"] + list(
+        teachers.TEACHER_ACCURACY_COLUMNS)  # the table itself unchanged, two columns added
+    assert teachers.with_teacher_accuracy(kd, runs_, scored.iloc[:0], tmp_path / "none")[
+        teachers.TEACHER_ACCURACY_COLUMNS].isna().all().all()
+    kd.to_csv(tmp_path / "kd_teachers.csv", index=False)
+    scored.to_csv(tmp_path / "teacher_runs.csv", index=False)
+    text = report.kd_teachers_text(tmp_path / "kd_teachers.csv", runs_, tmp_path / "teacher_runs.csv", tmp_path)
+    assert "validation picks an ensemble of IRNet (ours) w1.2 and IRNet (ours) w1.2 + KD (seed 1, 60 epochs) in the loop" in text
+    assert "(the teacher's own PrivateTest 0.671), validation 0.610" in text
+    assert "from the teacher file `cnn1.npz` (tta targets) (the teacher's own PrivateTest 0.640), validation 0.590" in text
+    assert "| teacher_private_acc |" in text
+    assert "teacher's own" not in report.kd_teachers_text(tmp_path / "kd_teachers.csv")  # without the sources: as before
