@@ -1115,12 +1115,11 @@ def _teacher_words(row) -> str:
     """A ``kd_teachers.csv`` row's teacher in words: a committed file by its name, a run (or an
     ensemble of runs) by its model's label and how it gave its targets; its own PrivateTest accuracy
     where known (``teachers.with_teacher_accuracy``)."""
-    if row["view"] in config.KD_TARGET_VIEWS:
-        words = f"the teacher file `{row['teacher']}.npz` ({row['view']} targets)"
-    else:
-        words = f"{results.teacher_label(row['teacher'])} {row['targets']}"
     own = row.get("teacher_private_acc")
-    return words + (f" (the teacher's own PrivateTest {own:.3f})" if own is not None and pd.notna(own) else "")
+    own = f"the teacher's own PrivateTest {own:.3f}" if own is not None and pd.notna(own) else ""
+    if row["view"] in config.KD_TARGET_VIEWS:
+        return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets{'; ' + own if own else ''})"
+    return f"{results.teacher_label(row['teacher'])} {row['targets']}" + (f" ({own})" if own else "")
 
 
 def kd_teachers_text(path: Path, runs: pd.DataFrame | None = None, run_teachers: Path | None = None,

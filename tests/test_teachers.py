@@ -185,6 +185,6 @@ def test_which_teacher_rows_get_their_teachers_own_accuracy(tmp_path):
     text = report.kd_teachers_text(tmp_path / "kd_teachers.csv", runs_, tmp_path / "teacher_runs.csv", tmp_path)
     assert "validation picks an ensemble of IRNet (ours) w1.2 and IRNet (ours) w1.2 + KD (seed 1, 60 epochs) in the loop" in text
     assert "(the teacher's own PrivateTest 0.671), validation 0.610" in text
-    assert "from the teacher file `cnn1.npz` (tta targets) (the teacher's own PrivateTest 0.640), validation 0.590" in text
+    assert "from the teacher file `cnn1.npz` (tta targets; the teacher's own PrivateTest 0.640), validation 0.590" in text
     assert "| teacher_private_acc |" in text
     assert "teacher's own" not in report.kd_teachers_text(tmp_path / "kd_teachers.csv")  # without the sources: as before
