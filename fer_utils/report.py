@@ -999,10 +999,10 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path, runs: pd.Dat
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
-        rows = known.get(kd.get("run_id"))
-        teacher = full = teacher_text(tag, teachers_dir, *(([int(r["epochs"]) for r in rows],
-                                                            [results.recipe_tag_of(r["recipe"]) for r in rows])
-                                                           if rows else ()))
+        rows = known.get(kd.get("run_id"), [])
+        epochs = [int(r["epochs"]) for r in rows] or None
+        tags = [results.recipe_tag_of(r["recipe"]) for r in rows] or None
+        teacher = full = teacher_text(tag, teachers_dir, epochs, tags)
         if full == last:  # said in full once: a search repeats one teacher at every grid point
             teacher = "the same teacher as the line above"
         last = full

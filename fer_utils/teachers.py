@@ -264,19 +264,20 @@ def with_teacher_accuracy(kd: pd.DataFrame, runs: pd.DataFrame, run_teachers: pd
     taught = (results.student_teachers(runs).set_index("run_id")["teachers"] if not runs.empty
               else pd.Series(dtype=str))
     scored = run_teachers.drop_duplicates("members").set_index("members") if not run_teachers.empty else None
+    files = table(folder)  # each file's summary, read once
+    files = files.set_index("file") if not files.empty else None
     for i, row in out.iterrows():
         acc = None
         if row["view"] in config.KD_TARGET_VIEWS:
-            path = Path(folder) / f"{row['teacher']}.npz"
-            if path.exists():
-                private = read(path).info.get("PrivateTest", {})
-                acc = (private.get("plain"), private.get("tta"))
+            name = f"{row['teacher']}.npz"
+            if files is not None and name in files.index:
+                acc = tuple(files.loc[name].get(c) for c in ("PrivateTest_acc", "PrivateTest_tta_acc"))
         else:
             ids = taught.get(row.get("run_id"), "")
             if isinstance(ids, str) and ids and scored is not None and ids in scored.index:
                 acc = (scored.at[ids, "private_acc"], scored.at[ids, "private_tta_acc"])
         if acc is not None:
-            out.loc[i, TEACHER_ACCURACY_COLUMNS] = [np.nan if a is None else float(a) for a in acc]
+            out.loc[i, TEACHER_ACCURACY_COLUMNS] = [np.nan if a is None or pd.isna(a) else float(a) for a in acc]
     return out
 
 
