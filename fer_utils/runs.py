@@ -50,11 +50,34 @@ def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fin
     return run_id(arch, width, prof.name, seed, fingerprint, tag, precision, sched.tag() if sched else "")
 
 
+#: a file name's longest form on the common file systems (ext4, XFS, btrfs, APFS, NTFS), in bytes
+NAME_MAX = 255
+#: the longest run id: it names the run's folder and, with the longest suffix, its committed float16 copy
+#: (``<run id>.fp16``, :func:`exported_path`) and its log (``<run id>.csv``)
+MAX_RUN_ID = NAME_MAX - len(".fp16")
+
+
+def check_run_id(rid: str) -> str:
+    """``rid`` itself where it can name the run's files; else a clear error (the file system's own,
+    ``File name too long``, names neither the cause nor a way out). A fine-tune's id holds its source
+    run's, and a distilled run's its teachers' names, so a fine-tune of a fine-tune, or a long list of
+    teachers, can outgrow a file name."""
+    n = len(rid.encode("utf-8"))
+    if n > MAX_RUN_ID:
+        raise ValueError(f"run id {rid[:80]}... is {n} bytes long; its files are named after it "
+                         f"('<run id>.fp16' under results/weights/), which allows at most {MAX_RUN_ID} bytes. "
+                         "A fine-tune's id repeats its source run's and a distilled run's names each teacher: "
+                         "fine-tune the original run rather than a fine-tune of it, or use fewer teachers")
+    return rid
+
+
 def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerprint: str, tag: str = "",
                precision: str = "float32", runs_root: Path | None = None) -> Path:
     """The folder of the run ``arch``/``width`` trained on ``prof`` (:func:`profile_run_id`) under
-    ``runs_root`` (default ``runs/``): where the engine trains it and where a resume finds it."""
-    return Path(runs_root or paths.runs_dir()) / profile_run_id(arch, width, prof, seed, fingerprint, tag, precision)
+    ``runs_root`` (default ``runs/``): where the engine trains it and where a resume finds it. A run id
+    too long to name its files is a clear error (:func:`check_run_id`) before anything is written."""
+    rid = check_run_id(profile_run_id(arch, width, prof, seed, fingerprint, tag, precision))
+    return Path(runs_root or paths.runs_dir()) / rid
 
 
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,

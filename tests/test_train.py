@@ -328,6 +328,27 @@ def test_a_request_names_its_run_folder_and_counts_its_finished_epochs(tmp_path)
     assert runs.epochs_done(tmp_path) == 7
 
 
+def test_a_run_id_too_long_for_its_file_names_is_a_clear_error_before_anything_is_written(tmp_path):
+    from fer_utils import config, train
+
+    prof = config.get_profile("full")
+    base = runs.profile_run_id("irnet", 1.2, prof, 2, "abc")
+    # a QAT fine-tune of a QAT fine-tune of a run distilled from three teachers (how it came about)
+    tag = "qat-kmeans-3-" + "teacher-irnet1.2s0e200kdh+irnet1.2s1e200kdh+irnet1.2s0e200kdh-T2-a0.5-" * 3 + "x"
+    with pytest.raises(ValueError, match=rf"bytes long;.*at most {runs.MAX_RUN_ID} bytes.*fine-tune the original"):
+        runs.run_folder("irnet", 1.2, prof, 2, "abc", tag, runs_root=tmp_path)
+    with pytest.raises(ValueError, match="bytes long"):
+        train.train("irnet", 1.2, "smoke", dataset=data.synthetic(50, seed=1), runs_root=tmp_path, tag=tag)
+    assert list(tmp_path.iterdir()) == []  # no folder, no log: the file system's own error came after mkdir
+    fits = "k" * (runs.MAX_RUN_ID - len(base) - 1)  # the longest tag that still fits
+    folder = runs.run_folder("irnet", 1.2, prof, 2, "abc", fits, runs_root=tmp_path)
+    assert len(folder.name) == runs.MAX_RUN_ID and runs.check_run_id(folder.name) == folder.name
+    folder.mkdir()  # the folder, and the longest file named after it, can be made
+    (tmp_path / f"{folder.name}.fp16").write_bytes(b"")
+    with pytest.raises(ValueError, match="bytes long"):
+        runs.check_run_id(folder.name + "k")
+
+
 def test_another_batch_size_is_a_tagged_variant_of_the_plain_run(tmp_path):
     from fer_utils import config, results, train
 
