@@ -52,9 +52,11 @@ def profile_run_id(arch: str, width: float, prof: config.Profile, seed: int, fin
 
 #: a file name's longest form on the common file systems (ext4, XFS, btrfs, APFS, NTFS), in bytes
 NAME_MAX = 255
-#: the longest run id: it names the run's folder and, with the longest suffix, its committed float16 copy
-#: (``<run id>.fp16``, :func:`exported_path`) and its log (``<run id>.csv``)
-MAX_RUN_ID = NAME_MAX - len(".fp16")
+#: the suffix of a finished run's committed float16 copy (:func:`exported_path`), the longest a run id is given
+EXPORTED_SUFFIX = ".fp16"
+#: the longest run id: it names the run's folder, its float16 copy (``<run id>`` + :data:`EXPORTED_SUFFIX`)
+#: and its log (``<run id>.csv``)
+MAX_RUN_ID = NAME_MAX - len(EXPORTED_SUFFIX)
 
 
 def check_run_id(rid: str) -> str:
@@ -65,7 +67,7 @@ def check_run_id(rid: str) -> str:
     n = len(rid.encode("utf-8"))
     if n > MAX_RUN_ID:
         raise ValueError(f"run id {rid[:80]}... is {n} bytes long; its files are named after it "
-                         f"('<run id>.fp16' under results/weights/), which allows at most {MAX_RUN_ID} bytes. "
+                         f"('<run id>{EXPORTED_SUFFIX}' under results/weights/), which allows at most {MAX_RUN_ID} bytes. "
                          "A fine-tune's id repeats its source run's and a distilled run's names each teacher: "
                          "fine-tune the original run rather than a fine-tune of it, or use fewer teachers")
     return rid
@@ -359,7 +361,7 @@ def weights_path(run_id: str, runs_root: Path | None = None) -> Path:
 def exported_path(run_id: str, results_dir: Path) -> Path:
     """A finished run's float16 copy beside the registry (``<results>/weights/<run id>.fp16``), committed
     with the results so that codecs, distillation and the report work on a fresh clone."""
-    return Path(results_dir) / "weights" / f"{run_id}.fp16"
+    return Path(results_dir) / "weights" / f"{run_id}{EXPORTED_SUFFIX}"
 
 
 def export_weights(model, run_id: str, results_dir: Path) -> int:
