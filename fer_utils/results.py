@@ -526,6 +526,18 @@ def _teacher_part_run(part: dict, rows: pd.DataFrame, profile: str) -> pd.Series
     return None if rows.empty else rows.sort_values("timestamp").iloc[-1]
 
 
+def teachers_by_name(row, name: str, runs: pd.DataFrame, finished: pd.Series | None = None) -> list:
+    """The run ids a teacher name (:func:`teacher_parts`) stood for when the run ``row`` started: each
+    part resolved among the rows of its profile and data that finished before it
+    (:func:`_teacher_part_run`, the rule the command line applies); [] where any part does not resolve.
+    ``finished``: ``runs``' parsed timestamps, where the caller has them."""
+    finished = pd.to_datetime(runs["timestamp"]) if finished is None else finished
+    before = runs[(runs["profile"] == row["profile"]) & (runs["data_fingerprint"] == row["data_fingerprint"])
+                  & (finished < started_at(row))]
+    found = [_teacher_part_run(p, before, row["profile"]) for p in (teacher_parts(name) or [])]
+    return [] if not found or any(f is None for f in found) else [f["run_id"] for f in found]
+
+
 def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd.DataFrame:
     """Which runs taught each distilled run (recipe tag starting ``kd``): ``teachers`` (their run ids,
     ``;``-joined) and ``how`` the project knows it: ``recorded`` (the row's ``teachers`` column, written
@@ -549,11 +561,7 @@ def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd
         elif view in config.KD_TARGET_VIEWS:
             ids, how = list(file_members.get(name, [])), "teacher file"
         else:
-            before = runs[(runs["profile"] == row["profile"]) & (runs["data_fingerprint"] == row["data_fingerprint"])
-                          & (finished < started_at(row))]
-            found = [_teacher_part_run(p, before, row["profile"]) for p in (teacher_parts(name) or [])]
-            ids = [] if not found or any(f is None for f in found) else [f["run_id"] for f in found]
-            how = "by name"
+            ids, how = teachers_by_name(row, name, runs, finished), "by name"
         out.append({"run_id": row["run_id"], "teachers": ";".join(ids), "how": how, "view": view})
     return pd.DataFrame(out, columns=columns)
 
@@ -794,13 +802,37 @@ def _qat_how(run) -> str:
 QAT_LABELS = "labels only"
 
 
-def _qat_targets(run) -> str:
+def qat_teacher_rows(run, runs: pd.DataFrame | None) -> list | None:
+    """The registry rows (each run's newest) of the teacher runs of a fine-tune with its teacher in the
+    loop, in its tag's order: those its ``teachers`` column records, or, for an older row that records
+    none, its tag's teacher name resolved as the command line did (:func:`teachers_by_name`); None where
+    ``runs`` does not hold them all."""
+    if runs is None or runs.empty:
+        return None
+    recorded = run.get("teachers", "")
+    ids = [i for i in recorded.split(";") if i] if isinstance(recorded, str) else []
+    if not ids and all(k in run for k in ("profile", "data_fingerprint", "timestamp", "wall_s")):
+        ids = teachers_by_name(run, qat_spec(recipe_tag_of(run["recipe"]))["teacher"], runs)
+    if not ids:
+        return None
+    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+    return [rows.loc[i] for i in ids] if all(i in rows.index for i in ids) else None
+
+
+def _qat_targets(run, runs: pd.DataFrame | None = None) -> str:
     """What a fine-tune fitted, in words: the labels alone (:data:`QAT_LABELS`) or its teacher run in the
-    loop with Hinton's temperature and weight."""
+    loop with Hinton's temperature and weight. ``runs``: the registry, to look up the teacher runs the row
+    names (:func:`qat_teacher_rows`), so each member says its epochs and its own teacher
+    (:func:`teacher_label`): two members of one name (seed 0, 200 epochs, one taught by the HW3 CNN, one by
+    an ensemble) then read differently."""
     spec = qat_spec(recipe_tag_of(run["recipe"]))
     if not spec["teacher"]:
         return QAT_LABELS
-    return f"teacher {teacher_label(spec['teacher'])} in the loop (T {spec['temperature']:g}, alpha {spec['alpha']:g})"
+    rows = qat_teacher_rows(run, runs)
+    epochs = [int(r["epochs"]) for r in rows] if rows else None
+    tags = [recipe_tag_of(r["recipe"]) for r in rows] if rows else None
+    return (f"teacher {teacher_label(spec['teacher'], epochs, tags)} in the loop "
+            f"(T {spec['temperature']:g}, alpha {spec['alpha']:g})")
 
 
 def qat_source(run_id: str) -> str:
@@ -828,7 +860,7 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             continue
         src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
         out.append({
-            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "targets": _qat_targets(run), "codec": codec, "params": int(src["params"]),
+            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "targets": _qat_targets(run, runs), "codec": codec, "params": int(src["params"]),
             "float32_public": src["public_acc"], "float32_private": src["private_acc"],
             "before_public": before["public_acc"], "before_private": before["private_acc"],
             "after_public": after["public_acc"], "after_private": after["private_acc"],

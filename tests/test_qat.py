@@ -163,3 +163,34 @@ def test_a_fine_tune_with_a_teacher_ends_on_the_grid_and_resumes(tmp_path, smoke
     assert qat.on_grid(runs_load(out, tmp_path), "int8")  # the teacher changes the targets, not the grid
     with pytest.raises(ValueError, match="teacher run .* other data"):
         qat.fine_tune(src, "int8", prof, teacher={**teacher, "data_fingerprint": "other"}, **kw)
+
+
+def test_a_fine_tunes_teachers_of_one_name_read_apart_by_their_recorded_runs():
+    import pandas as pd
+
+    from fer_utils import results
+
+    # two teacher members share a name (seed 0, 200 epochs, KD) but not a teacher: the registry tells them apart
+    by_cnn, by_pair = "irnet-w1.2-full-s0-f-wsd200-kdh-cnn1-online-T2-a0.5", "irnet-w1.2-full-s0-f-wsd200-kdh-irnet1.2s1e120kdh+irnet1.2-online-T2-a0.5"
+    runs = pd.DataFrame([
+        {"run_id": by_cnn, "arch": "irnet", "width": 1.2, "seed": 0, "epochs": 200, "recipe": "adam|tag:kdh-cnn1-online-T2-a0.5"},
+        {"run_id": by_pair, "arch": "irnet", "width": 1.2, "seed": 0, "epochs": 200,
+         "recipe": "adam|tag:kdh-irnet1.2s1e120kdh+irnet1.2-online-T2-a0.5"}])
+    tag = "qat-kmeans-3-lr0.00003-teacher-irnet1.2s0e200kdh+irnet1.2s0e200kdh-T2-a0.5-wsd100-kdh-cnn1-online-T2-a0.5"
+    run = {"recipe": f"adam|cosine3|tag:{tag}", "teachers": f"{by_pair};{by_cnn}"}
+    text = results._qat_targets(run, runs)
+    same = "IRNet (ours) w1.2 + KD (seed 0, 200 epochs)"
+    assert results._qat_targets(run) == f"teacher an ensemble of {same} and {same} in the loop (T 2, alpha 0.5)"
+    assert text.count(same) == 1 and "(teacher irnet1.2s1e120kdh+irnet1.2) (seed 0, 200 epochs)" in text
+    assert text.index("teacher irnet1.2s1e120kdh") < text.index(same)  # in the recorded order
+    # a teacher run missing from the registry, or none recorded: the name alone, as before
+    assert results._qat_targets(run, runs[runs.run_id == by_cnn]) == results._qat_targets(run)
+    assert results._qat_targets({**run, "teachers": float("nan")}, runs) == results._qat_targets(run)
+    # an older row records no teachers: its tag's name resolves as the command line did, among runs finished before it
+    older = {"recipe": "adam|cosine3|tag:qat-kmeans-3-lr0.00003-teacher-cnn1-T2-a0.5-wsd40", "teachers": "",
+             "profile": "full", "data_fingerprint": "f", "timestamp": "2026-12-02T12:00:00+00:00", "wall_s": 600}
+    cnns = pd.DataFrame([{"run_id": f"cnn-w1-full-s0-f-wsd{e}", "arch": "cnn", "width": 1.0, "seed": 0, "epochs": e,
+                          "recipe": f"adam|wsd{e}/warm2/decay0.2/peak0.003", "profile": "full",
+                          "params": 1, "data_fingerprint": "f", "wall_s": 1,
+                          "timestamp": t} for e, t in ((40, "2026-12-01T00:00:00+00:00"), (120, "2026-12-03T00:00:00+00:00"))])
+    assert results._qat_targets(older, cnns) == "teacher HW3 CNN (40 epochs) in the loop (T 2, alpha 0.5)"
