@@ -149,9 +149,55 @@ def glance_section(setup, runs: pd.DataFrame) -> str:
     lines = glance_lines(deliverables, main[main.arch.isin(list(config.HEADLINE_TARGETS))])
     if not lines:
         return ""
+    every = registry.read(R / "runs.csv")
+    names = teacher_names_text(every[every.profile == setup.profile.name], R / "teachers", R / "teacher_runs.csv")
     return "## At a glance\n\n" + "\n".join(lines) + (
         "\n\nPublicTest chooses every deliverable, validation every model's epoch; PrivateTest only reports. "
-        "Where each number comes from: section 3 (models) and section 6 (deliverables).")
+        "Where each number comes from: section 3 (models) and section 6 (deliverables).") + (
+        f"\n\n{names}" if names else "")
+
+
+def teacher_names_text(runs: pd.DataFrame, teachers_dir: Path, teacher_runs_csv: Path | None = None) -> str:
+    """How to read the teacher names in model labels, and what each one in ``runs`` (the registry rows of
+    the report's profile) stands for (``results.teacher_names``), with the teacher's own PrivateTest
+    accuracy (plain and mirror TTA) where ``teacher_runs.csv`` has its runs; "" where no run learnt from
+    a teacher."""
+    from . import teachers
+
+    table = results.teacher_names(runs, teachers.members(teachers_dir))
+    if table.empty:
+        return ""
+    accs = ["private_acc", "private_tta_acc"]
+    own = csv_or_empty(teacher_runs_csv) if teacher_runs_csv is not None else pd.DataFrame()
+    own = own.drop_duplicates("members", keep="last").set_index("members")[accs] if not own.empty else None
+    newest = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+    scores = []
+    for row in table.to_dict("records"):
+        path = teachers_dir / f"{row['name']}.npz"
+        if own is not None and row["members"] in own.index:  # the teacher as the students saw it
+            scores.append(tuple(own.loc[row["members"], accs]))
+        elif path.exists():  # a teacher file: the accuracies it was written with
+            acc = teachers.read(path).info.get("PrivateTest", {})
+            scores.append((acc.get("plain", np.nan), acc.get("tta", np.nan)))
+        elif row["members"] and ";" not in row["members"] and row["members"] in newest.index:  # one run: its own
+            scores.append(tuple(newest.loc[row["members"], a] if a in newest.columns else np.nan for a in accs))
+        else:
+            scores.append((np.nan, np.nan))
+    table = table.assign(**{a: pd.to_numeric(pd.Series([sc[i] for sc in scores], index=table.index, dtype=object),
+                                             errors="coerce") for i, a in enumerate(accs)})
+    table = table.assign(name=[f"`{n}`" for n in table["name"]]).rename(
+        columns={"private_acc": "PrivateTest", "private_tta_acc": "PrivateTest (mirror TTA)"})
+    return f"""**Teacher names.** A distilled model's label says `+ KD` and names its teacher where it is not the
+HW3 CNN (`(teacher <name>)`); a quantisation-aware fine-tune's says `teacher <name>` where its
+teacher ran in the loop. A name is `<arch><width>` for a plain seed-0 run (the longest finished
+training of that model when the student started, so one name can stand for different runs), with
+`s<seed>e<epochs>` and the run's own method (`kdh`: itself distilled, Hinton's loss) for any other
+run; `+` joins an ensemble, whose members' softmax outputs are averaged; any other name is a committed
+teacher file (`{teachers_dir.parent.name}/{teachers_dir.name}/<name>.npz`). The names in `runs.csv`, with
+the runs each resolved to, how many students learnt from it and the teacher's own accuracy
+(`teacher_runs.csv`, else the teacher file's, else the one run's row in `runs.csv`):
+
+{md_table(table[["name", "teacher", "students", "PrivateTest", "PrivateTest (mirror TTA)"]])}"""
 
 
 def data_section(setup) -> str:

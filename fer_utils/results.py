@@ -785,6 +785,45 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
     return pd.concat([compact, largest_cnn])
 
 
+#: the columns of :func:`teacher_names`
+TEACHER_NAMES_COLUMNS = ["name", "teacher", "students", "members"]
+
+
+def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.DataFrame:
+    """What each teacher name in the model labels stands for: one row per (name, teacher runs), the name
+    as a distilled run's tag or a fine-tune's ``-teacher-`` part gives it, the runs it resolved to
+    (:func:`student_teachers` for a distilled run, :func:`qat_teacher_rows` for a fine-tune: one name
+    may stand for different runs over time, ``cnn1`` for the HW3 CNN's longest finished run when the
+    student started), the teacher in words (:func:`teacher_label` with those runs' epochs and tags),
+    and how many ``students`` (distilled runs and fine-tunes) learnt from it. Sorted by name, then
+    students, most first. ``members``: the run ids, ``;``-joined (blank where they do not resolve)."""
+    if runs.empty:
+        return pd.DataFrame(columns=TEACHER_NAMES_COLUMNS)
+    newest = runs.drop_duplicates("run_id", keep="last")
+    by_id = newest.set_index("run_id")
+    found = []  # (name, ids)
+    for _, r in student_teachers(newest, file_members).iterrows():
+        tag = recipe_tag_of(by_id.loc[r["run_id"], "recipe"])
+        found.append((kd_teacher(tag)[0], str(r["teachers"])))
+    for _, run in newest[newest["recipe"].map(is_qat)].iterrows():
+        name = qat_spec(recipe_tag_of(run["recipe"]))["teacher"]
+        if name:
+            rows = qat_teacher_rows(run, newest)
+            found.append((name, ";".join(r.name for r in rows) if rows else ""))
+    out = []
+    for (name, ids), group in pd.DataFrame(found, columns=["name", "ids"]).groupby(["name", "ids"], sort=False):
+        members = [by_id.loc[i] for i in ids.split(";") if i in by_id.index] if ids else []
+        known = len(members) == len(ids.split(";")) if ids else False
+        epochs = [int(m["epochs"]) for m in members] if known else None
+        tags = [recipe_tag_of(m["recipe"]) for m in members] if known else None
+        words = teacher_label(name, epochs, tags)
+        if words == name and known:  # a teacher file's name: its members say what it is
+            words = "the teacher file of " + ", ".join(f"{run_label(m)} ({int(m['epochs'])} epochs)" for m in members)
+        out.append({"name": name, "teacher": words, "students": len(group), "members": ids})
+    table = pd.DataFrame(out, columns=TEACHER_NAMES_COLUMNS)
+    return table.sort_values(["name", "students"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
 QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "targets", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
                "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
                "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")

@@ -188,3 +188,51 @@ def test_which_teacher_rows_get_their_teachers_own_accuracy(tmp_path):
     assert "from the teacher file `cnn1.npz` (tta targets; the teacher's own PrivateTest 0.640), validation 0.590" in text
     assert "| teacher_private_acc |" in text
     assert "teacher's own" not in report.kd_teachers_text(tmp_path / "kd_teachers.csv")  # without the sources: as before
+
+
+def _named_teachers_registry():
+    def row(run_id, epochs, tag, finished, wall_h, teachers="", seed=0, private=0.6):
+        return {"run_id": run_id, "arch": "irnet", "width": 1.2, "params": 100, "seed": seed, "epochs": epochs,
+                "profile": "full", "data_fingerprint": "d", "wall_s": wall_h * 3600, "private_acc": private,
+                "private_tta_acc": private + 0.01, "timestamp": f"2026-01-01T{finished}:00:00+00:00",
+                "recipe": f"adam|wsd{epochs}/warm2/decay0.2/peak0.003|bs128" + (f"|tag:{tag}" if tag else ""),
+                "teachers": teachers}
+
+    return pd.DataFrame([
+        row("plain40", 40, "", "01", 1, private=0.60), row("plain120", 120, "", "04", 3, private=0.63),
+        row("early", 40, "kdh-irnet1.2-online-T2-a0.5", "05", 3),  # started at 02: plain40 stood for irnet1.2
+        row("late", 120, "kdh-irnet1.2-online-T2-a0.5", "09", 4),  # started at 05: plain120
+        row("late2", 120, "kdh-irnet1.2-online-T2-a0.5", "10", 1, seed=1),
+        row("ens", 120, "kdh-irnet1.2s0e120kdh+irnet1.2-online-T2-a0.5", "12", 2, teachers="late;plain120"),
+        row("ens-cos3-qat", 3, "qat-kmeans-3-lr0.00003-teacher-irnet1.2s0e120kdh+irnet1.2-T2-a0.5-wsd120-kdh-x",
+            "13", 0.1, teachers="late;plain120"),
+    ])
+
+
+def test_each_teacher_name_says_which_runs_it_stood_for_and_how_many_students_it_taught():
+    from fer_utils import results
+
+    got = results.teacher_names(_named_teachers_registry())
+    assert list(got.columns) == results.TEACHER_NAMES_COLUMNS
+    rows = [tuple(r) for r in got[["name", "members", "students"]].itertuples(index=False)]
+    # one name, two runs over time: the one that taught most first; the ensemble taught a student and a fine-tune
+    assert rows == [("irnet1.2", "plain120", 2), ("irnet1.2", "plain40", 1),
+                    ("irnet1.2s0e120kdh+irnet1.2", "late;plain120", 2)]
+    words = dict(zip(got["members"], got["teacher"]))
+    assert words["plain40"] == "IRNet (ours) w1.2 (40 epochs)" and words["plain120"] == "IRNet (ours) w1.2 (120 epochs)"
+    assert words["late;plain120"] == ("an ensemble of IRNet (ours) w1.2 + KD (teacher irnet1.2) (seed 0, 120 epochs) "
+                                      "and IRNet (ours) w1.2 (120 epochs)")  # a member says its own teacher
+    assert results.teacher_names(_named_teachers_registry().iloc[:2]).empty  # no student: no names
+
+
+def test_the_teacher_names_legend_gives_each_teachers_own_accuracy(tmp_path):
+    from fer_utils import report
+
+    runs_ = _named_teachers_registry()
+    own = tmp_path / "teacher_runs.csv"
+    pd.DataFrame([{"members": "late;plain120", "private_acc": 0.655, "private_tta_acc": 0.661}]).to_csv(own, index=False)
+    text = report.teacher_names_text(runs_, tmp_path / "teachers", own)
+    assert "| `irnet1.2s0e120kdh+irnet1.2` | an ensemble of" in text and "| 2 | 0.655 | 0.661 |" in text  # teacher_runs.csv
+    assert "| `irnet1.2` | IRNet (ours) w1.2 (40 epochs) | 1 | 0.600 | 0.610 |" in text  # one run: its own row
+    assert "`s<seed>e<epochs>`" in text  # says how to read a name
+    assert report.teacher_names_text(runs_.iloc[:2], tmp_path / "teachers", own) == ""
