@@ -950,7 +950,7 @@ twin of the same recipe is listed after the pairs; `cpu_h`: training wall time o
 {distillation_paragraph(pairs, R / "teachers", registry_rows) if not pairs.empty else ""}
 
 {unpaired_text(csv_or_empty(R / "distillation_unpaired.csv"))}
-{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv", registry_rows, R / "teacher_runs.csv", R / "teachers")}{teacher_runs_text(R / "teacher_runs.csv")}"""
+{kd_search_text(R / "kd_search.csv")}{kd_views_text(R / "kd_views.csv")}{kd_teachers_text(R / "kd_teachers.csv", registry_rows, R / "teacher_runs.csv", R / "teachers")}{teacher_runs_text(R / "teacher_runs.csv")}{teacher_pool_text(R / "teacher_pool.csv", R / "deliverables.csv")}"""
 
 
 def teacher_files_text(folder: Path) -> str:
@@ -1246,6 +1246,51 @@ and its best student on validation (`teacher_runs.csv`; gaps in points, the stud
 teacher's plain accuracy):
 
 {chr(10).join(lines)}
+
+{table}
+"""
+
+
+#: a member that adds less validation accuracy than this (points) to the best set one smaller adds nothing
+POOL_SATURATION_POINTS = 0.1
+
+
+def teacher_pool_text(path: Path, deliverables_csv: Path | None = None) -> str:
+    """How far ensembles of the finished long runs go (``teachers.pool_table``, ``teacher_pool.csv``): the
+    best set of each size on validation, where adding members stops paying (a gain below
+    :data:`POOL_SATURATION_POINTS`), and how far the best set sits from the strong folder's target
+    (``deliverables.csv``), where one is set."""
+    pool = csv_or_empty(path)
+    if pool.empty:
+        return ""
+    sets = pool.iloc[:-1] if len(pool) > 1 and pool["members"].iloc[-1] == pool["pool"].iloc[-1] else pool
+    best = sets.loc[sets["val_acc"].idxmax()]
+    flat = sets[sets["val_gain"].notna() & (sets["val_gain"] < POOL_SATURATION_POINTS)]
+    stop = (f"from {int(flat['members'].iloc[0])} members on, a member adds less than {POOL_SATURATION_POINTS:g} points "
+            f"of validation ({fmt(float(flat['val_gain'].iloc[0]), 2)}): more runs like these add nothing, a stronger "
+            f"ensemble needs stronger or more different members"
+            if len(flat) else f"each size up to {int(sets['members'].max())} still adds at least "
+                               f"{POOL_SATURATION_POINTS:g} points of validation")
+    target = ""
+    found = csv_or_empty(deliverables_csv) if deliverables_csv is not None else pd.DataFrame()
+    strong = found[found["budget"] == "strong"] if "budget" in found else found
+    if len(strong) and pd.notna(strong.iloc[0].get("target_private")) and pd.notna(best["private_tta_acc"]):
+        t = float(strong.iloc[0]["target_private"])
+        target = (f" The strong folder's target, PrivateTest {fmt(t)}, lies "
+                  f"{100 * (t - best['private_tta_acc']):.1f} points above even this float32 set."
+                  if t > best["private_tta_acc"] else f" This float32 set reaches the strong folder's target, {fmt(t)}.")
+    everyone = pool.iloc[-1]
+    table = md_table(pool[["members", "models", "val_acc", "public_acc", "private_acc", "private_tta_acc", "val_gain"]],
+                     column_digits={"val_gain": 2})
+    return f"""
+#### How far ensembles of these models go
+
+The {int(everyone['pool'])} finished runs that trained at least half the profile's budget (quantisation-aware
+fine-tunes stand behind their sources), in float32: for each size, the set whose averaged softmax
+scores best on validation, every set of that size tried, then all {int(everyone['pool'])} together
+(`{path.name}`; `val_gain`: points of validation over the best set one member smaller). The best set
+has {int(best['members'])} member{'s' if int(best['members']) != 1 else ''}: validation {fmt(best['val_acc'])}, PrivateTest
+{fmt(best['private_acc'])} ({fmt(best['private_tta_acc'])} with mirror TTA); {stop}.{target}
 
 {table}
 """

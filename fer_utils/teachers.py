@@ -241,6 +241,140 @@ def run_teachers_table(runs: pd.DataFrame, prepared: dict, profile: str, fingerp
     return table
 
 
+# --------------------------------------------------------------------------- how far ensembles go
+#: the columns of ``teacher_pool.csv`` (:func:`pool_table`)
+POOL_COLUMNS = ["members", "models", "val_acc", "public_acc", "private_acc", "public_tta_acc", "private_tta_acc",
+                "val_gain", "run_ids", "pool", "key"]
+#: the largest set :func:`best_sets` tries (every set up to it is tried)
+POOL_MAX_MEMBERS = 5
+#: the most runs :func:`best_sets` searches exhaustively: a larger pool keeps its best runs on validation
+POOL_MAX_RUNS = 16
+_POOL_SPLITS = {"val": "val", "public_acc": "PublicTest", "private_acc": "PrivateTest",
+                "public_tta_acc": "PublicTest_tta", "private_tta_acc": "PrivateTest_tta"}
+
+
+def pool_runs(runs: pd.DataFrame, profile: str, fingerprint: str, min_epochs: int,
+              runs_root: Path | None = None) -> pd.DataFrame:
+    """The finished runs an ensemble can be made of: the newest row of every run of ``profile`` on the
+    data ``fingerprint`` trained at least ``min_epochs`` epochs, quantisation-aware fine-tunes left out
+    (their sources stand for them), whose weights are here (``runs.has_weights``); by run id."""
+    from . import results, runs as runs_mod
+
+    mine = runs[(runs["profile"] == profile) & (runs["data_fingerprint"] == fingerprint)]
+    mine = mine.sort_values("timestamp").drop_duplicates("run_id", keep="last")
+    mine = mine[~mine["recipe"].map(results.is_qat) & (mine["epochs"].astype(int) >= int(min_epochs))]
+    mine = mine[mine["run_id"].map(lambda i: runs_mod.has_weights(i, runs_root)).astype(bool)]
+    return mine.sort_values("run_id").reset_index(drop=True)
+
+
+def pool_outputs(pool: pd.DataFrame, prepared: dict, cache_dir: Path, runs_root: Path | None = None) -> dict:
+    """Each pool run's softmax outputs (float64) on validation and the test splits, plain and with mirror
+    TTA (``<split>_tta``), by run id; cached in ``cache_dir`` by run id and finishing time, so a run is
+    scored once."""
+    import hashlib
+
+    from . import runs as runs_mod
+    from .predict import probabilities
+
+    out = {}
+    for row in pool.to_dict("records"):
+        key = f"{row['run_id']}@{row['timestamp']}"
+        cache = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+        if cache.exists():
+            with np.load(cache) as z:
+                out[row["run_id"]] = {k: z[k] for k in z.files}
+            continue
+        model = runs_mod.load_trained(row, runs_root)
+        probs = {}
+        for name, (x, _) in [("val", prepared["val"]), *prepared["tests"].items()]:
+            probs[name] = probabilities(model, x)
+            probs[f"{name}_tta"] = probabilities(model, x, mirror=True, plain=probs[name])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez(tmp, **probs)
+        tmp.replace(cache)
+        out[row["run_id"]] = probs
+    return out
+
+
+def set_scores(ids: list, outputs: dict, labels: dict) -> dict:
+    """One set's accuracy on each split of :data:`_POOL_SPLITS` that ``outputs`` hold (its members'
+    softmax averaged; ``val``: validation, plain)."""
+    acc = {}
+    for col, split in _POOL_SPLITS.items():
+        if split in outputs[ids[0]]:
+            y = labels[split.removesuffix("_tta")]
+            acc[col] = float(np.mean(np.argmax(sum(outputs[i][split] for i in ids), axis=1) == y))
+    return acc
+
+
+def best_sets(outputs: dict, labels: dict, max_members: int = POOL_MAX_MEMBERS,
+              max_runs: int = POOL_MAX_RUNS) -> list[dict]:
+    """For each size 1..``max_members``, the set of runs whose averaged softmax scores best on
+    validation (plain, as a teacher in the loop sees it), every set of that size tried; ties go to the
+    earlier set in run-id order. ``outputs``: :func:`pool_outputs`; ``labels``: each split's labels
+    (``val``, ``PublicTest``, ``PrivateTest``). A pool above ``max_runs`` keeps its best runs alone on
+    validation. Each result: ``ids`` and the accuracy on each split of :data:`_POOL_SPLITS`."""
+    import itertools
+
+    ids = sorted(outputs)
+    if len(ids) > max_runs:
+        alone = {i: set_scores([i], outputs, labels)["val"] for i in ids}
+        ids = sorted(sorted(ids, key=lambda i: -alone[i])[:max_runs])
+    best = []
+    for k in range(1, min(max_members, len(ids)) + 1):
+        top = None
+        for s in itertools.combinations(ids, k):
+            acc = set_scores(list(s), outputs, labels)
+            if top is None or acc["val"] > top["val"]:
+                top = {"ids": list(s), **acc}
+        best.append(top)
+    return best
+
+
+def pool_table(runs: pd.DataFrame, prepared: dict, profile: str, fingerprint: str, path: Path,
+               min_epochs: int | None = None, cache_dir: Path | None = None, runs_root: Path | None = None,
+               max_members: int = POOL_MAX_MEMBERS) -> pd.DataFrame:
+    """How far ensembles of the finished models go: the best set of each size on validation
+    (:func:`best_sets`) among the runs of at least ``min_epochs`` epochs (default: half the profile's
+    budget, the long runs; :func:`pool_runs`), then all of them together. ``val_gain``: points of
+    validation accuracy over the best set one member smaller. The same pool (``key``: each run id with
+    its finishing time) keeps the table already in ``path``; else it is measured (float32 outputs,
+    cached under ``build/teacher_pool``), written to ``path`` and returned."""
+    from . import paths, results
+
+    prof = config.get_profile(profile)
+    min_epochs = max(1, prof.epochs // 2) if min_epochs is None else int(min_epochs)
+    pool = pool_runs(runs, profile, fingerprint, min_epochs, runs_root)
+    key = ";".join(f"{r['run_id']}@{r['timestamp']}" for r in pool.to_dict("records"))
+    old = pd.read_csv(path) if Path(path).exists() else pd.DataFrame(columns=POOL_COLUMNS)
+    if not old.empty and (old["key"] == key).all() and key:
+        return old
+    out = []
+    if len(pool):
+        outputs = pool_outputs(pool, prepared, cache_dir or paths.BUILD_DIR / "teacher_pool", runs_root)
+        labels = {"val": prepared["val"][1], **{k: y for k, (_, y) in prepared["tests"].items()}}
+        by_id = pool.set_index("run_id")
+        sets = best_sets(outputs, labels, max_members)
+        everyone = sorted(outputs)
+        if len(everyone) > len(sets[-1]["ids"]):  # and all of them together
+            sets.append({"ids": everyone, **set_scores(everyone, outputs, labels)})
+        previous = None
+        for s in sets:
+            out.append({"members": len(s["ids"]),
+                        "models": "; ".join(f"{results.run_label(by_id.loc[i])}, {int(by_id.loc[i, 'epochs'])} epochs"
+                                            for i in s["ids"]),
+                        "val_acc": round(s["val"], 4),
+                        **{c: round(s[c], 4) if c in s else np.nan for c in list(_POOL_SPLITS)[1:]},
+                        "val_gain": np.nan if previous is None else round(100 * (s["val"] - previous), 2),
+                        "run_ids": ";".join(s["ids"]), "pool": len(pool), "key": key})
+            previous = s["val"]
+    table = pd.DataFrame(out, columns=POOL_COLUMNS)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
 #: what :func:`with_teacher_accuracy` adds: the teacher's own PrivateTest accuracy, plain and with mirror TTA
 TEACHER_ACCURACY_COLUMNS = ["teacher_private_acc", "teacher_private_tta_acc"]
 

@@ -236,3 +236,70 @@ def test_the_teacher_names_legend_gives_each_teachers_own_accuracy(tmp_path):
     assert "| `irnet1.2` | IRNet (ours) w1.2 (40 epochs) | 1 | 0.600 | 0.610 |" in text  # one run: its own row
     assert "`s<seed>e<epochs>`" in text  # says how to read a name
     assert report.teacher_names_text(runs_.iloc[:2], tmp_path / "teachers", own) == ""
+
+
+def _pool_outputs():
+    """Three runs on 4 images of 3 classes (labels 0, 1, 2, 0): ``b`` alone is the best (3 right), ``a``
+    and ``c`` right on 2 each; ``a`` + ``b`` right on all 4, all three on 3."""
+    y = np.array([0, 1, 2, 0])
+    a = np.array([[.9, .1, 0], [0, .9, .1], [0, .6, .4], [.2, .8, 0]])  # right on 0, 1, wrong on 2, 3
+    b = np.array([[.6, .4, 0], [.6, .4, 0], [0, 0, 1], [.9, 0, .1]])  # right on 0, 2, 3, wrong on 1
+    c = np.array([[.1, .9, 0], [0, 1, 0], [0, .1, .9], [.3, .7, 0]])  # right on 1, 2
+    out = {k: {s: v for s in ("val", "PublicTest", "PrivateTest", "PublicTest_tta", "PrivateTest_tta")}
+           for k, v in (("a", a), ("b", b), ("c", c))}
+    return out, {"val": y, "PublicTest": y, "PrivateTest": y}
+
+
+def test_the_best_set_of_each_size_is_chosen_on_validation_among_every_set():
+    outputs, labels = _pool_outputs()
+    assert teachers.set_scores(["a"], outputs, labels)["val"] == 0.5
+    best = teachers.best_sets(outputs, labels, max_members=3)
+    assert [b["ids"] for b in best] == [["b"], ["a", "b"], ["a", "b", "c"]]
+    assert [b["val"] for b in best] == [0.75, 1.0, 0.75]  # a + b: right everywhere; adding c costs one
+    assert best[1]["private_tta_acc"] == 1.0 and set(best[1]) == {"ids", "val", "public_acc", "private_acc",
+                                                                  "public_tta_acc", "private_tta_acc"}
+    # a pool above max_runs keeps its best runs alone on validation
+    assert [b["ids"] for b in teachers.best_sets(outputs, labels, max_members=2, max_runs=1)] == [["b"]]
+
+
+def test_the_pool_is_the_long_runs_with_weights_and_keeps_its_table_while_it_is_the_same(tmp_path):
+    from fer_utils import runs
+
+    def row(run_id, epochs, tag="", profile="full"):
+        return {"run_id": run_id, "arch": "irnet", "width": 1.2, "seed": 0, "epochs": epochs, "profile": profile,
+                "data_fingerprint": "d", "timestamp": "2026-01-01T00:00:00+00:00",
+                "recipe": "adam" + (f"|tag:{tag}" if tag else "")}
+
+    reg = pd.DataFrame([row("long", 120), row("short", 40), row("other", 120, profile="smoke"),
+                        row("long-cos3-qat-kmeans-3-wsd120", 3, "qat-kmeans-3-wsd120"), row("gone", 200)])
+    for rid in ("long", "short", "other", "long-cos3-qat-kmeans-3-wsd120"):  # "gone": no weights here
+        path = runs.weights_path(rid, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert list(teachers.pool_runs(reg, "full", "d", 100, tmp_path)["run_id"]) == ["long"]
+    key = "long@2026-01-01T00:00:00+00:00"
+    kept = pd.DataFrame([{c: None for c in teachers.POOL_COLUMNS} | {"members": 1, "val_acc": 0.5, "key": key}])
+    kept.to_csv(tmp_path / "teacher_pool.csv", index=False)
+    # the same pool: the table already written stands, nothing is loaded or scored (prepared=None)
+    got = teachers.pool_table(reg, None, "full", "d", tmp_path / "teacher_pool.csv", runs_root=tmp_path)
+    assert got["val_acc"].tolist() == [0.5]
+    # no run long enough: an empty table with its columns, written
+    none = teachers.pool_table(reg, None, "full", "d", tmp_path / "empty.csv", min_epochs=500, runs_root=tmp_path)
+    assert none.empty and list(pd.read_csv(tmp_path / "empty.csv").columns) == teachers.POOL_COLUMNS
+
+
+def test_the_pool_text_says_where_members_stop_paying_and_how_far_the_target_is(tmp_path):
+    from fer_utils import report
+
+    rows = [(1, 0.670, np.nan), (2, 0.680, 1.0), (3, 0.6803, 0.03), (4, 0.679, -0.13)]
+    pool = pd.DataFrame([{"members": k, "models": f"{k} runs", "val_acc": v, "public_acc": v, "private_acc": v,
+                          "public_tta_acc": v, "private_tta_acc": v + 0.002, "val_gain": g, "run_ids": "", "pool": 4,
+                          "key": "k"} for k, v, g in rows])
+    pool.to_csv(tmp_path / "teacher_pool.csv", index=False)
+    pd.DataFrame([{"budget": "strong", "target_private": 0.715}]).to_csv(tmp_path / "deliverables.csv", index=False)
+    text = report.teacher_pool_text(tmp_path / "teacher_pool.csv", tmp_path / "deliverables.csv")
+    assert "has 3 members: validation 0.680, PrivateTest\n0.680 (0.682 with mirror TTA)" in text  # the last row is all 4
+    assert "from 3 members on, a member adds less than 0.1 points" in text
+    assert "lies 3.3 points above even this float32 set" in text  # 0.715 - (0.6803 + 0.002)
+    assert "| 4 | 4 runs |" in text  # all of them together, the last row
+    assert report.teacher_pool_text(tmp_path / "missing.csv") == ""
