@@ -1265,12 +1265,16 @@ def teacher_pool_text(path: Path, deliverables_csv: Path | None = None) -> str:
         return ""
     sets = pool.iloc[:-1] if len(pool) > 1 and pool["members"].iloc[-1] == pool["pool"].iloc[-1] else pool
     best = sets.loc[sets["val_acc"].idxmax()]
-    flat = sets[sets["val_gain"].notna() & (sets["val_gain"] < POOL_SATURATION_POINTS)]
-    stop = (f"from {int(flat['members'].iloc[0])} members on, a member adds less than {POOL_SATURATION_POINTS:g} points "
-            f"of validation ({fmt(float(flat['val_gain'].iloc[0]), 2)}): more runs like these add nothing, a stronger "
-            f"ensemble needs stronger or more different members"
-            if len(flat) else f"each size up to {int(sets['members'].max())} still adds at least "
-                               f"{POOL_SATURATION_POINTS:g} points of validation")
+    gains = sets["val_gain"].tolist()
+    tail = 0  # how many of the largest sets each add less than the saturation gain
+    while tail < len(gains) - 1 and pd.notna(gains[-1 - tail]) and gains[-1 - tail] < POOL_SATURATION_POINTS:
+        tail += 1
+    flat = sets.iloc[len(sets) - tail:]
+    stop = (f"from {int(flat['members'].iloc[0])} members on, each member adds less than {POOL_SATURATION_POINTS:g} "
+            f"points of validation (at most {fmt(float(flat['val_gain'].max()), 2)}): more runs like these add "
+            f"nothing, a stronger ensemble needs stronger or more different members"
+            if tail else f"the largest set tried, {int(sets['members'].max())} members, still adds "
+                         f"{fmt(float(gains[-1]), 2)} points of validation")
     target = ""
     found = csv_or_empty(deliverables_csv) if deliverables_csv is not None else pd.DataFrame()
     strong = found[found["budget"] == "strong"] if "budget" in found else found

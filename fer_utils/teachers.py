@@ -270,7 +270,7 @@ def pool_runs(runs: pd.DataFrame, profile: str, fingerprint: str, min_epochs: in
 def pool_outputs(pool: pd.DataFrame, prepared: dict, cache_dir: Path, runs_root: Path | None = None) -> dict:
     """Each pool run's softmax outputs (float64) on validation and the test splits, plain and with mirror
     TTA (``<split>_tta``), by run id; cached in ``cache_dir`` by run id and finishing time, so a run is
-    scored once."""
+    scored once (again where the cached validation split has another length)."""
     import hashlib
 
     from . import runs as runs_mod
@@ -282,8 +282,10 @@ def pool_outputs(pool: pd.DataFrame, prepared: dict, cache_dir: Path, runs_root:
         cache = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
         if cache.exists():
             with np.load(cache) as z:
-                out[row["run_id"]] = {k: z[k] for k in z.files}
-            continue
+                found = {k: z[k] for k in z.files}
+            if len(found.get("val", ())) == len(prepared["val"][1]):  # else scored on other data: again
+                out[row["run_id"]] = found
+                continue
         model = runs_mod.load_trained(row, runs_root)
         probs = {}
         for name, (x, _) in [("val", prepared["val"]), *prepared["tests"].items()]:

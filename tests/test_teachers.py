@@ -299,7 +299,14 @@ def test_the_pool_text_says_where_members_stop_paying_and_how_far_the_target_is(
     pd.DataFrame([{"budget": "strong", "target_private": 0.715}]).to_csv(tmp_path / "deliverables.csv", index=False)
     text = report.teacher_pool_text(tmp_path / "teacher_pool.csv", tmp_path / "deliverables.csv")
     assert "has 3 members: validation 0.680, PrivateTest\n0.680 (0.682 with mirror TTA)" in text  # the last row is all 4
-    assert "from 3 members on, a member adds less than 0.1 points" in text
+    assert "from 3 members on, each member adds less than 0.1 points of validation (at most 0.03)" in text
     assert "lies 3.3 points above even this float32 set" in text  # 0.715 - (0.6803 + 0.002)
     assert "| 4 | 4 runs |" in text  # all of them together, the last row
     assert report.teacher_pool_text(tmp_path / "missing.csv") == ""
+    # a gain back above the mark: only the sets after it are spent
+    pool.loc[3, "val_gain"], pool.loc[2, "val_gain"] = 0.05, 0.5
+    pool.assign(pool=5).to_csv(tmp_path / "teacher_pool.csv", index=False)  # 4 of 5 runs: no "all" row
+    assert "from 4 members on, each member adds less than 0.1" in report.teacher_pool_text(tmp_path / "teacher_pool.csv")
+    pool.loc[3, "val_gain"] = 0.3
+    pool.assign(pool=5).to_csv(tmp_path / "teacher_pool.csv", index=False)
+    assert "the largest set tried, 4 members, still adds 0.30 points" in report.teacher_pool_text(tmp_path / "teacher_pool.csv")
