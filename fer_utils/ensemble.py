@@ -50,30 +50,45 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
+def cached_outputs(cache: Path, compute, reuse=lambda found: True) -> dict:
+    """Softmax outputs kept in the ``.npz`` file ``cache``: what it holds where ``reuse(found)`` says the
+    stored arrays still serve, else ``compute(found)``'s, written back atomically (``found``: the stored
+    arrays, ``{}`` where none, so a caller may compute only what is missing, or ignore them). Stored
+    as float64, so a rerun reads exactly what the first run scored."""
+    cache = Path(cache)
+    found = {}
+    if cache.exists():
+        with np.load(cache) as z:
+            found = {k: z[k].astype(np.float64) for k in z.files}
+        if reuse(found):
+            return found
+    out = compute(found)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, **{k: np.asarray(v, dtype=np.float64) for k, v in out.items()})
+    tmp.replace(cache)
+    return out
+
+
 def outputs(path: Path, digest: str, prepared: dict, cache_dir: Path, mirror: bool = False) -> dict:
     """A codec file's softmax outputs (float64) on each test split, from the file alone
     (``predict.probabilities`` on the decoded model, the deliverable's code path); ``mirror``: also
-    with mirror TTA (``<split>_tta``, what ``predict`` outputs by default); cached by ``digest``."""
-    from . import compress, predict
-
+    with mirror TTA (``<split>_tta``, what ``predict`` outputs by default); cached by ``digest``
+    (:func:`cached_outputs`: a cache without the TTA keys gains them)."""
     keys = [*SPLITS, *(f"{s}_tta" for s in SPLITS)] if mirror else list(SPLITS)
-    cache = Path(cache_dir) / f"{digest}.npz"
-    out = {}
-    if cache.exists():
-        with np.load(cache) as z:
-            out = {k: z[k].astype(np.float64) for k in z.files}
-            if all(k in out for k in keys):
-                return {k: out[k] for k in keys}
-    model = compress.decode(path)
-    for s in SPLITS:
-        if s not in out:
-            out[s] = predict.probabilities(model, prepared["tests"][s][0])
-        if mirror and f"{s}_tta" not in out:
-            out[f"{s}_tta"] = predict.probabilities(model, prepared["tests"][s][0], mirror=True, plain=out[s])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, **{s: v.astype(np.float32) for s, v in out.items()})  # the model's own float32 outputs
-    tmp.replace(cache)
+
+    def compute(found: dict) -> dict:
+        from . import compress, predict
+
+        out, model = dict(found), compress.decode(path)
+        for s in SPLITS:
+            if s not in out:
+                out[s] = predict.probabilities(model, prepared["tests"][s][0])
+            if mirror and f"{s}_tta" not in out:
+                out[f"{s}_tta"] = predict.probabilities(model, prepared["tests"][s][0], mirror=True, plain=out[s])
+        return out
+
+    out = cached_outputs(Path(cache_dir) / f"{digest}.npz", compute, lambda found: all(k in found for k in keys))
     return {k: out[k] for k in keys}
 
 

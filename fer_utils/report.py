@@ -1024,12 +1024,11 @@ def teacher_rows(runs: pd.DataFrame | None) -> dict:
     is left out."""
     if runs is None or runs.empty:
         return {}
-    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
     out = {}
     for _, r in results.student_teachers(runs).iterrows():
-        ids = [i for i in str(r["teachers"]).split(";") if i]
-        if ids and all(i in rows.index for i in ids):
-            out[r["run_id"]] = [rows.loc[i] for i in ids]
+        rows = results.rows_of(str(r["teachers"]), runs)
+        if rows:
+            out[r["run_id"]] = rows
     return out
 
 

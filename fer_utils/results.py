@@ -789,6 +789,18 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
 TEACHER_NAMES_COLUMNS = ["name", "teacher", "students", "members"]
 
 
+def rows_of(ids, runs: pd.DataFrame | None) -> list | None:
+    """The registry rows (each run's newest) of the run ids ``ids`` (a list, or ``;``-joined), in their
+    order; None where ``ids`` is empty or ``runs`` does not hold them all."""
+    if isinstance(ids, str):
+        ids = ids.split(";")
+    ids = [i for i in (ids or []) if i]
+    if not ids or runs is None or runs.empty:
+        return None
+    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+    return [rows.loc[i] for i in ids] if all(i in rows.index for i in ids) else None
+
+
 def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.DataFrame:
     """What each teacher name in the model labels stands for: one row per (name, teacher runs), the name
     as a distilled run's tag or a fine-tune's ``-teacher-`` part gives it, the runs it resolved to
@@ -812,12 +824,11 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
             found.append((name, ";".join(r.name for r in rows) if rows else ""))
     out = []
     for (name, ids), group in pd.DataFrame(found, columns=["name", "ids"]).groupby(["name", "ids"], sort=False):
-        members = [by_id.loc[i] for i in ids.split(";") if i in by_id.index] if ids else []
-        known = len(members) == len(ids.split(";")) if ids else False
-        epochs = [int(m["epochs"]) for m in members] if known else None
-        tags = [recipe_tag_of(m["recipe"]) for m in members] if known else None
+        members = rows_of(ids, newest)
+        epochs = [int(m["epochs"]) for m in members] if members else None
+        tags = [recipe_tag_of(m["recipe"]) for m in members] if members else None
         words = teacher_label(name, epochs, tags)
-        if words == name and known:  # a teacher file's name: its members say what it is
+        if words == name and members:  # a teacher file's name: its members say what it is
             words = "the teacher file of " + ", ".join(f"{run_label(m)} ({int(m['epochs'])} epochs)" for m in members)
         out.append({"name": name, "teacher": words, "students": len(group), "members": ids})
     table = pd.DataFrame(out, columns=TEACHER_NAMES_COLUMNS)
@@ -852,10 +863,7 @@ def qat_teacher_rows(run, runs: pd.DataFrame | None) -> list | None:
     ids = [i for i in recorded.split(";") if i] if isinstance(recorded, str) else []
     if not ids and all(k in run for k in ("profile", "data_fingerprint", "timestamp", "wall_s")):
         ids = teachers_by_name(run, qat_spec(recipe_tag_of(run["recipe"]))["teacher"], runs)
-    if not ids:
-        return None
-    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
-    return [rows.loc[i] for i in ids] if all(i in rows.index for i in ids) else None
+    return rows_of(ids, runs)
 
 
 def _qat_targets(run, runs: pd.DataFrame | None = None) -> str:

@@ -274,28 +274,24 @@ def pool_outputs(pool: pd.DataFrame, prepared: dict, cache_dir: Path, runs_root:
     import hashlib
 
     from . import runs as runs_mod
+    from .ensemble import cached_outputs
     from .predict import probabilities
 
+    n_val = len(prepared["val"][1])
     out = {}
     for row in pool.to_dict("records"):
         key = f"{row['run_id']}@{row['timestamp']}"
-        cache = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
-        if cache.exists():
-            with np.load(cache) as z:
-                found = {k: z[k] for k in z.files}
-            if len(found.get("val", ())) == len(prepared["val"][1]):  # else scored on other data: again
-                out[row["run_id"]] = found
-                continue
-        model = runs_mod.load_trained(row, runs_root)
-        probs = {}
-        for name, (x, _) in [("val", prepared["val"]), *prepared["tests"].items()]:
-            probs[name] = probabilities(model, x)
-            probs[f"{name}_tta"] = probabilities(model, x, mirror=True, plain=probs[name])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, **probs)
-        tmp.replace(cache)
-        out[row["run_id"]] = probs
+
+        def compute(_stored: dict, row=row) -> dict:  # stored outputs of another validation split: all again
+            model = runs_mod.load_trained(row, runs_root)
+            probs = {}
+            for name, (x, _) in [("val", prepared["val"]), *prepared["tests"].items()]:
+                probs[name] = probabilities(model, x)
+                probs[f"{name}_tta"] = probabilities(model, x, mirror=True, plain=probs[name])
+            return probs
+
+        out[row["run_id"]] = cached_outputs(Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz",
+                                            compute, lambda found: len(found.get("val", ())) == n_val)
     return out
 
 

@@ -246,3 +246,43 @@ def test_every_start_is_tried_so_a_large_best_file_does_not_crowd_out_a_better_p
     b = {"run_id": "b", "codec": "int8", "bytes": 90, **{s: designed(labels, idx >= 0.4 * N) for s in ensemble.SPLITS}}
     assert [m["run_id"] for m in ensemble.greedy([big, a, b], labels, room=200)] == ["big"]  # no room left for a pair
     assert [m["run_id"] for m in ensemble.best_ensemble([big, a, b], labels, room=200)] == ["a", "b"]  # 1.0 > 0.7
+
+
+def test_cached_outputs_are_computed_once_and_read_back_exactly(tmp_path):
+    cache, calls = tmp_path / "c" / "x.npz", []
+    exact = np.array([[0.1, 0.2, 0.7], [1 / 3, 1 / 3, 1 / 3]])  # not representable in float32
+
+    def compute(found):
+        calls.append(dict(found))
+        return {**found, "a": exact}
+
+    first = ensemble.cached_outputs(cache, compute)
+    again = ensemble.cached_outputs(cache, compute)
+    assert len(calls) == 1 and calls[0] == {}  # the second call reads the file
+    assert again["a"].dtype == np.float64 and np.array_equal(again["a"], first["a"])  # float64: what was scored
+    assert not list(cache.parent.glob("*.tmp.npz"))  # written atomically, nothing left beside it
+    # a cache that no longer serves: compute sees what it holds, may keep part, and the file gains the rest
+    more = ensemble.cached_outputs(cache, lambda found: {**found, "b": exact * 2}, reuse=lambda found: "b" in found)
+    assert set(more) == {"a", "b"}
+    with np.load(cache) as z:
+        assert set(z.files) == {"a", "b"} and np.array_equal(z["b"], exact * 2)
+
+
+def test_codec_outputs_gain_only_their_missing_tta_keys(three_files, monkeypatch):
+    runs_root, cache, codecs, prepared = three_files
+    c = codecs.iloc[0]
+    with np.load(cache / f"{c.file_sha256}.npz") as z:
+        plain = {k: z[k] for k in ("PublicTest", "PrivateTest")}
+    np.savez(cache / f"{c.file_sha256}.npz", **plain)  # an older cache: plain outputs only
+    seen = []
+
+    def fake(model, x, mirror=False, plain=None):
+        seen.append(mirror)
+        return np.full((len(x), 7), 1 / 7)
+
+    monkeypatch.setattr(compress, "decode", lambda path: None)
+    monkeypatch.setattr(predict, "probabilities", fake)
+    got = ensemble.outputs(runs_root / "unused", c.file_sha256, prepared, cache, mirror=True)
+    assert seen == [True, True]  # the two TTA splits only: the plain outputs came from the cache
+    assert np.array_equal(got["PublicTest"], plain["PublicTest"]) and set(got) == {
+        "PublicTest", "PrivateTest", "PublicTest_tta", "PrivateTest_tta"}

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from conftest import real_data_path
 
-from fer_utils import config, data, distill, models, runs, teachers
+from fer_utils import config, data, distill, models, results, runs, teachers
 
 
 def _file(tmp_path, ds):
@@ -119,7 +119,6 @@ def test_the_teacher_table_shows_an_ensembles_best_member(tmp_path):
 
 
 def test_a_students_teachers_are_recorded_read_from_its_file_or_resolved_as_of_its_start():
-    from fer_utils import results
 
     def row(run_id, epochs, tag, finished, wall_h, teachers=None, seed=0):
         return {"run_id": run_id, "arch": "irnet", "width": 1.2, "params": 100, "seed": seed, "epochs": epochs,
@@ -210,7 +209,6 @@ def _named_teachers_registry():
 
 
 def test_each_teacher_name_says_which_runs_it_stood_for_and_how_many_students_it_taught():
-    from fer_utils import results
 
     got = results.teacher_names(_named_teachers_registry())
     assert list(got.columns) == results.TEACHER_NAMES_COLUMNS
@@ -310,3 +308,13 @@ def test_the_pool_text_says_where_members_stop_paying_and_how_far_the_target_is(
     pool.loc[3, "val_gain"] = 0.3
     pool.assign(pool=5).to_csv(tmp_path / "teacher_pool.csv", index=False)
     assert "the largest set tried, 4 members, still adds 0.30 points" in report.teacher_pool_text(tmp_path / "teacher_pool.csv")
+
+
+def test_rows_of_gives_each_runs_newest_row_in_order_or_none_unless_all_are_there():
+    reg = pd.DataFrame([{"run_id": "a", "epochs": 40}, {"run_id": "b", "epochs": 120}, {"run_id": "a", "epochs": 200}])
+    got = results.rows_of(["b", "a"], reg)
+    assert [r.name for r in got] == ["b", "a"] and got[1]["epochs"] == 200  # a's newest row
+    assert [r.name for r in results.rows_of("a;b", reg)] == ["a", "b"]  # the registry's ;-joined form
+    assert results.rows_of(["a", "gone"], reg) is None  # one missing: none
+    assert results.rows_of([], reg) is None and results.rows_of("", reg) is None and results.rows_of(None, reg) is None
+    assert results.rows_of(["a"], None) is None and results.rows_of(["a"], reg.iloc[:0]) is None
