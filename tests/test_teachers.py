@@ -318,3 +318,28 @@ def test_rows_of_gives_each_runs_newest_row_in_order_or_none_unless_all_are_ther
     assert results.rows_of(["a", "gone"], reg) is None  # one missing: none
     assert results.rows_of([], reg) is None and results.rows_of("", reg) is None and results.rows_of(None, reg) is None
     assert results.rows_of(["a"], None) is None and results.rows_of(["a"], reg.iloc[:0]) is None
+
+
+def test_pool_outputs_score_each_run_once_and_again_on_a_validation_split_of_another_length(tmp_path, monkeypatch):
+    from fer_utils import predict
+
+    loaded = []
+    monkeypatch.setattr(runs, "load_trained", lambda row, root=None: loaded.append(row["run_id"]) or row["run_id"])
+    monkeypatch.setattr(predict, "probabilities",
+                        lambda model, x, mirror=False, plain=None: np.full((len(x), 7), 0.5 if mirror else 1 / 3))
+    pool = pd.DataFrame([{"run_id": "a", "timestamp": "t1"}, {"run_id": "b", "timestamp": "t1"}])
+
+    def prepared(n_val):
+        return {"val": (np.zeros((n_val, 48, 48, 1)), np.zeros(n_val)),
+                "tests": {"PublicTest": (np.zeros((3, 48, 48, 1)), None), "PrivateTest": (np.zeros((2, 48, 48, 1)), None)}}
+
+    first = teachers.pool_outputs(pool, prepared(4), tmp_path)
+    assert loaded == ["a", "b"] and set(first["a"]) == {"val", "val_tta", "PublicTest", "PublicTest_tta",
+                                                        "PrivateTest", "PrivateTest_tta"}
+    assert first["a"]["PrivateTest"].shape == (2, 7) and first["a"]["val_tta"][0, 0] == 0.5
+    again = teachers.pool_outputs(pool, prepared(4), tmp_path)
+    assert loaded == ["a", "b"] and np.array_equal(again["b"]["val"], first["b"]["val"])  # read back, not scored
+    other = teachers.pool_outputs(pool.iloc[:1], prepared(5), tmp_path)  # another validation split: scored again
+    assert loaded == ["a", "b", "a"] and other["a"]["val"].shape == (5, 7)
+    newer = teachers.pool_outputs(pool.assign(timestamp="t2").iloc[1:], prepared(5), tmp_path)  # a run finished again
+    assert loaded == ["a", "b", "a", "b"] and newer["b"]["val"].shape == (5, 7)
