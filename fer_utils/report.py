@@ -1024,9 +1024,9 @@ def teacher_rows(runs: pd.DataFrame | None) -> dict:
     is left out."""
     if runs is None or runs.empty:
         return {}
-    out = {}
+    out, by_id = {}, results.newest_by_id(runs)
     for _, r in results.student_teachers(runs).iterrows():
-        rows = results.rows_of(str(r["teachers"]), runs)
+        rows = results.rows_of(str(r["teachers"]), by_id)
         if rows:
             out[r["run_id"]] = rows
     return out

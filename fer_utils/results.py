@@ -789,15 +789,22 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
 TEACHER_NAMES_COLUMNS = ["name", "teacher", "students", "members"]
 
 
+def newest_by_id(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each run's newest registry row, indexed by run id: build it once where :func:`rows_of` is called in a
+    loop."""
+    return runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+
+
 def rows_of(ids, runs: pd.DataFrame | None) -> list | None:
     """The registry rows (each run's newest) of the run ids ``ids`` (a list, or ``;``-joined), in their
-    order; None where ``ids`` is empty or ``runs`` does not hold them all."""
+    order; None where ``ids`` is empty or ``runs`` does not hold them all. ``runs``: the registry, or
+    :func:`newest_by_id` of it (indexed by run id), so that a caller in a loop indexes it once."""
     if isinstance(ids, str):
         ids = ids.split(";")
     ids = [i for i in (ids or []) if i]
     if not ids or runs is None or runs.empty:
         return None
-    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+    rows = runs if runs.index.name == "run_id" else newest_by_id(runs)
     return [rows.loc[i] for i in ids] if all(i in rows.index for i in ids) else None
 
 
@@ -811,8 +818,8 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
     students, most first. ``members``: the run ids, ``;``-joined (blank where they do not resolve)."""
     if runs.empty:
         return pd.DataFrame(columns=TEACHER_NAMES_COLUMNS)
-    newest = runs.drop_duplicates("run_id", keep="last")
-    by_id = newest.set_index("run_id")
+    by_id = newest_by_id(runs)
+    newest = by_id.reset_index()
     found = []  # (name, ids)
     for _, r in student_teachers(newest, file_members).iterrows():
         tag = recipe_tag_of(by_id.loc[r["run_id"], "recipe"])
@@ -824,7 +831,7 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
             found.append((name, ";".join(r.name for r in rows) if rows else ""))
     out = []
     for (name, ids), group in pd.DataFrame(found, columns=["name", "ids"]).groupby(["name", "ids"], sort=False):
-        members = rows_of(ids, newest)
+        members = rows_of(ids, by_id)
         epochs = [int(m["epochs"]) for m in members] if members else None
         tags = [recipe_tag_of(m["recipe"]) for m in members] if members else None
         words = teacher_label(name, epochs, tags)
