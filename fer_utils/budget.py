@@ -135,6 +135,23 @@ def peak_lr_table(setup, dataset=None, smoke_peak_lr: float = 1e-3):
     return table
 
 
+def protocol_table(setup, dataset=None):
+    """Notebook 03's validation-protocol check (``results.protocol_check``): the original study's protocol
+    (all of Training trains, PublicTest picks the epoch) beside ours, written to ``protocol.csv``. In the
+    smoke profile a ``vpub`` variant of ``config.BUDGET_STUDY_MODEL`` at the sweep budget is trained here
+    first (seconds); in the full profile the runs come from ``fer_utils.train --validation public``."""
+    from . import registry, results, train
+
+    reg = setup.results / "runs.csv"
+    if setup.profile.name == "smoke":
+        arch, width = config.BUDGET_STUDY_MODEL
+        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
+                    validation="public", registry_path=reg, verbose=2)
+    table = results.protocol_check(registry.read(reg), profile=setup.profile.name)
+    table.to_csv(setup.results / "protocol.csv", index=False)
+    return table
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", required=True, choices=["mobilenet", "cnn", "irnet"])

@@ -54,6 +54,15 @@ class Profile:
 #: the validation protocols (``Profile.validation``) and the run tag of each but the default
 VALIDATIONS = {"holdout": "", "public": "vpub"}
 
+#: how a budgeted recipe string names each validation protocol
+VALIDATION_PARTS = {"holdout": "val10%", "public": "valPublicTest"}
+
+
+def validation_of(recipe: str) -> str:
+    """The validation protocol a registry ``recipe`` was trained with (``holdout`` where it names none)."""
+    parts = str(recipe).split("|")
+    return next((k for k, v in VALIDATION_PARTS.items() if v in parts), "holdout")
+
 #: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
 PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 

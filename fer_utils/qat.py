@@ -35,7 +35,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import compress, config, data, recipe, registry, runs
+from . import compress, config, data, registry, runs
 
 #: the codecs whose grid a fine-tune can train on (the others: fold BatchNorm first, prune first, or
 #: store float16 anyway)
@@ -188,7 +188,7 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     # the source's validation protocol picks the fine-tune's best epoch too (``valPublicTest``: PublicTest)
     prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr,
-                   validation=recipe.validation_of(source.get("recipe", "")))
+                   validation=config.validation_of(source.get("recipe", "")))
     ds = dataset if dataset is not None else data.load()
     for run, role in ((source, "run"), *((t, "teacher run") for t in distill.teacher_runs(teacher or []))):
         if run["data_fingerprint"] != ds.fingerprint():

@@ -21,16 +21,6 @@ RECIPE = f"adam1e-3|{AUGMENT}|plateau/5|es-best|val10%"
 PRECISIONS = config.PRECISIONS
 
 
-#: how a budgeted recipe string names each validation protocol (``Profile.validation``)
-VALIDATION_PARTS = {"holdout": "val10%", "public": "valPublicTest"}
-
-
-def validation_of(recipe: str) -> str:
-    """The validation protocol a registry ``recipe`` was trained with (``holdout`` where it names none)."""
-    parts = str(recipe).split("|")
-    return next((k for k, v in VALIDATION_PARTS.items() if v in parts), "holdout")
-
-
 def describe(prof: config.Profile, precision: str = "float32") -> str:
     """The recipe string of a registry row: optimizer, augmentation, the profile's schedule, the precision.
 
@@ -42,7 +32,7 @@ def describe(prof: config.Profile, precision: str = "float32") -> str:
     if sched is None:
         text = f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
     else:
-        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|{VALIDATION_PARTS[prof.validation]}|bs{prof.batch_size}"
+        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|{config.VALIDATION_PARTS[prof.validation]}|bs{prof.batch_size}"
     return text + (f"|{PRECISIONS[precision]}" if PRECISIONS[precision] else "")
 
 

@@ -453,6 +453,64 @@ peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its pl
 """
 
 
+def protocol_paragraph(table: pd.DataFrame) -> str:
+    """What the validation-protocol check (``results.protocol_check``) says, one bullet per model, budget
+    and precision: PrivateTest (plain and with mirror TTA) under each protocol, the gap in points, and the
+    headline target (``config.HEADLINE_TARGETS``) where the model has one."""
+    if table.empty:
+        return ("No run on the original study's protocol has finished yet (`python -m fer_utils.train "
+                "--validation public`, a tagged `vpub` variant; `tools/device/jobs.txt` lists the headline ones).")
+    def seeds(r):
+        return f"{int(r['seeds'])} seed{'s' if int(r['seeds']) > 1 else ''}"
+
+    lines = []
+    for (model, epochs, precision), g in table.groupby(["model", "epochs", "precision"], sort=False):
+        how = f"{model}, {int(epochs)} epochs{' (' + precision + ')' if precision != 'float32' else ''}"
+        by = {r["protocol"]: r for _, r in g.iterrows()}
+        pub = by.get("public")
+        if pub is None:
+            continue
+        text = (f"- {how}: PrivateTest {fmt(pub['private_acc'])} on the original's protocol ({seeds(pub)}; "
+                f"{fmt(pub['private_tta_acc'])} with mirror TTA)")
+        hold = by.get("holdout")
+        if hold is None:
+            text += "; no run with the holdout on this budget and precision to compare with."
+        else:
+            gap = 100 * (pub["private_acc"] - hold["private_acc"])
+            text += (f", against {fmt(hold['private_acc'])} with the holdout ({seeds(hold)}; "
+                     f"{fmt(hold['private_tta_acc'])} with mirror TTA): {gap:+.1f} points from training on "
+                     f"all of Training and picking the epoch on PublicTest.")
+        target = config.HEADLINE_TARGETS.get(str(g["arch"].iloc[0])) if float(g["width"].iloc[0]) == 1.0 else None
+        if target is not None:
+            best = max(pub["private_acc"], pub["private_tta_acc"] if pd.notna(pub["private_tta_acc"]) else 0)
+            text += (f" Issue 12's target for this model, {fmt(target)}, is "
+                     + ("met." if best >= target else f"missed by {100 * (target - best):.1f} points."))
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def protocol_section(setup) -> str:
+    """The validation-protocol check (``protocol.csv``, notebook 03)."""
+    table = csv_or_empty(setup.results / "protocol.csv")
+    body = protocol_paragraph(table)
+    if not table.empty:
+        shown = table.assign(protocol=table["protocol"].map(results.PROTOCOL_WORDS))
+        body += "\n\n" + md_table(shown.drop(columns=["arch", "width", "recipe"]).rename(
+            columns={**VARIANT_HEADERS, "val_acc": "picked on", "private_tta_acc": "PrivateTest, mirror TTA"}),
+            column_digits=VARIANT_DIGITS)
+    return f"""### The original study's validation protocol
+
+Our runs hold out 10 % of Training to pick the best epoch, so PublicTest and PrivateTest both stay
+unseen. The original study trained on all of Training and picked its epoch on PublicTest: more
+training images, at the price of PublicTest no longer being an unseen test. The same model, budget and
+precision on both protocols (`python -m fer_utils.train --validation public`, a tagged `vpub` variant;
+`protocol.csv`); PrivateTest, unseen under both, is the comparison (`picked on`: the holdout's or
+PublicTest's accuracy at the chosen epoch):
+
+{body}
+"""
+
+
 def _widths_text(ws) -> str:
     return ", ".join(f"w{w:g}" for w in ws) if ws else "none"
 
@@ -1024,9 +1082,9 @@ def teacher_rows(runs: pd.DataFrame | None) -> dict:
     is left out."""
     if runs is None or runs.empty:
         return {}
-    out = {}
+    out, by_id = {}, results.newest_by_id(runs)
     for _, r in results.student_teachers(runs).iterrows():
-        rows = results.rows_of(str(r["teachers"]), runs)
+        rows = results.rows_of(str(r["teachers"]), by_id)
         if rows:
             out[r["run_id"]] = rows
     return out

@@ -761,6 +761,55 @@ def peak_lr_check(runs: pd.DataFrame, budget: int, profile: str = "full") -> pd.
     return out.sort_values(["model", "peak_lr"]).reset_index(drop=True)
 
 
+#: ``protocol.csv``'s columns (:func:`protocol_check`)
+PROTOCOL_COLUMNS = ["model", "arch", "width", "epochs", "precision", "protocol", "seeds", "val_acc",
+                    "public_acc", "private_acc", "private_tta_acc", "cpu_h_per_run", "recipe"]
+
+#: each validation protocol in words: what trains, what picks the best epoch
+PROTOCOL_WORDS = {"holdout": "90 % of Training trains, a 10 % holdout picks the epoch",
+                  "public": "all of Training trains, PublicTest picks the epoch"}
+
+
+def precision_of(recipe: str) -> str:
+    """The training precision a registry ``recipe`` names (``float32`` where it names none)."""
+    parts = str(recipe).split("|")
+    return next((k for k, v in config.PRECISIONS.items() if v and v in parts), "float32")
+
+
+def protocol_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
+    """The original study's validation protocol against ours: every model, budget and precision with a
+    ``vpub`` run (``fer_utils.train --validation public``: all of Training trains, PublicTest picks the
+    best epoch) beside its plain runs on the same budget and precision (90 % trains, a 10 % holdout picks
+    the epoch), one row per protocol (holdout first): each seed's newest row, the accuracies' means over
+    seeds. ``val_acc`` is the accuracy that picked the epoch (PublicTest itself under ``public``, which
+    then is no unseen test: PrivateTest is the comparison)."""
+    if runs.empty:
+        return pd.DataFrame(columns=PROTOCOL_COLUMNS)
+    tags = runs["recipe"].map(recipe_tag_of)
+    df = runs[(runs["profile"] == profile) & tags.isin(["", config.VALIDATIONS["public"]])]
+    df = df.assign(protocol=df["recipe"].map(config.validation_of), budget=df["recipe"].map(budget_of),
+                   precision=df["recipe"].map(precision_of))
+    df = df[df["budget"].notna()].sort_values("timestamp", kind="stable")
+    out = []
+    keys = ["arch", "width", "budget", "precision"]
+    for (arch, width, budget, precision), g in df.groupby(keys, sort=False):
+        if not (g["protocol"] == "public").any():
+            continue
+        for protocol in ("holdout", "public"):
+            rows = g[g["protocol"] == protocol].groupby("seed").tail(1)
+            if rows.empty:
+                continue
+            tta = pd.to_numeric(rows.get("private_tta_acc", pd.Series(index=rows.index, dtype=float)), errors="coerce")
+            out.append({"model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": int(budget),
+                        "precision": precision, "protocol": protocol,
+                        "seeds": len(rows), "val_acc": round(rows["best_val_acc"].astype(float).mean(), 4),
+                        "public_acc": round(rows["public_acc"].astype(float).mean(), 4),
+                        "private_acc": round(rows["private_acc"].astype(float).mean(), 4),
+                        "private_tta_acc": round(tta.mean(), 4),
+                        "cpu_h_per_run": round(cpu_seconds(rows).mean() / 3600, 2), "recipe": rows["recipe"].iloc[-1]})
+    return pd.DataFrame(out, columns=PROTOCOL_COLUMNS)
+
+
 def parameter_budgets(codecs: pd.DataFrame, limits: dict, max_drop_points: float = 0.3) -> dict:
     """Byte limits turned into parameter counts, ``{"<limit> kB @ <codec>": parameters}``: at the
     seed MobileNet's bytes per parameter with the original ``seed`` codec, and with the smallest
@@ -789,15 +838,22 @@ def confusion_models(runs: pd.DataFrame, compact_below: int = 100_000) -> pd.Dat
 TEACHER_NAMES_COLUMNS = ["name", "teacher", "students", "members"]
 
 
+def newest_by_id(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each run's newest registry row, indexed by run id: build it once where :func:`rows_of` is called in a
+    loop."""
+    return runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+
+
 def rows_of(ids, runs: pd.DataFrame | None) -> list | None:
     """The registry rows (each run's newest) of the run ids ``ids`` (a list, or ``;``-joined), in their
-    order; None where ``ids`` is empty or ``runs`` does not hold them all."""
+    order; None where ``ids`` is empty or ``runs`` does not hold them all. ``runs``: the registry, or
+    :func:`newest_by_id` of it (indexed by run id), so that a caller in a loop indexes it once."""
     if isinstance(ids, str):
         ids = ids.split(";")
     ids = [i for i in (ids or []) if i]
     if not ids or runs is None or runs.empty:
         return None
-    rows = runs.drop_duplicates("run_id", keep="last").set_index("run_id")
+    rows = runs if runs.index.name == "run_id" else newest_by_id(runs)
     return [rows.loc[i] for i in ids] if all(i in rows.index for i in ids) else None
 
 
@@ -811,8 +867,8 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
     students, most first. ``members``: the run ids, ``;``-joined (blank where they do not resolve)."""
     if runs.empty:
         return pd.DataFrame(columns=TEACHER_NAMES_COLUMNS)
-    newest = runs.drop_duplicates("run_id", keep="last")
-    by_id = newest.set_index("run_id")
+    by_id = newest_by_id(runs)
+    newest = by_id.reset_index()
     found = []  # (name, ids)
     for _, r in student_teachers(newest, file_members).iterrows():
         tag = recipe_tag_of(by_id.loc[r["run_id"], "recipe"])
@@ -824,7 +880,7 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
             found.append((name, ";".join(r.name for r in rows) if rows else ""))
     out = []
     for (name, ids), group in pd.DataFrame(found, columns=["name", "ids"]).groupby(["name", "ids"], sort=False):
-        members = rows_of(ids, newest)
+        members = rows_of(ids, by_id)
         epochs = [int(m["epochs"]) for m in members] if members else None
         tags = [recipe_tag_of(m["recipe"]) for m in members] if members else None
         words = teacher_label(name, epochs, tags)

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from fer_utils import results
+from fer_utils import config, results
 
 
 def _rows(spec):
@@ -148,3 +148,38 @@ def test_batch_size_check_sets_each_variant_beside_the_plain_seeds():
     assert "the batch size matters" in report.batch_size_paragraph(table, 128, noise_std=0.5)
     assert "No other batch size" in report.batch_size_paragraph(table[table.batch_size == 128], 128)
     assert "No run of the recipe's batch size (128)" in report.batch_size_paragraph(table[table.batch_size == 64], 128)
+
+
+def test_protocol_check_sets_the_original_protocol_beside_the_holdout_on_the_same_budget_and_precision():
+    from fer_utils import report
+
+    rows = _rows([("cnn", 1.0, 3258379, 0, 0.62, 0.64, 9000), ("cnn", 1.0, 3258379, 0, 0.66, 0.655, 10000),
+                  ("cnn", 1.0, 3258379, 1, 0.63, 0.64, 9000), ("cnn", 1.0, 3258379, 1, 0.63, 0.70, 9000),
+                  ("mobilenet", 1.0, 73663, 0, 0.57, 0.60, 3600), ("mobilenet", 1.0, 73663, 0, 0.58, 0.62, 3600),
+                  ("cnn", 1.0, 3258379, 0, 0.70, 0.70, 9000)])
+    rows = rows.assign(profile="full", private_tta_acc=[0.645, 0.66, 0.65, 0.71, 0.61, 0.63, 0.70])
+    hold, pub = "adam|wsd120/warm2/decay0.2/peak0.003|best-val|val10%|bs128", "|valPublicTest|"
+    rows["recipe"] = [hold + "|bf16", hold.replace("|val10%|", pub) + "|bf16|tag:vpub", hold + "|bf16",
+                      hold.replace("|val10%|", pub) + "|tag:vpub",  # float32: another precision, with no holdout twin
+                      hold, hold.replace("|val10%|", pub) + "|tag:lr0.001-vpub",  # a peak-LR variant: not compared
+                      hold.replace("wsd120", "wsd40") + "|bf16"]  # another budget: not compared
+    assert results.precision_of(rows.recipe.iloc[0]) == "mixed_bfloat16" and results.precision_of(hold) == "float32"
+    assert config.validation_of(rows.recipe.iloc[1]) == "public" and config.validation_of("adam|ep60/es10/lr4/bs64") == "holdout"
+    table = results.protocol_check(rows)
+    assert list(table.columns) == results.PROTOCOL_COLUMNS
+    got = [tuple(r) for r in table[["model", "epochs", "precision", "protocol", "seeds"]].itertuples(index=False)]
+    assert got == [("HW3 CNN", 120, "mixed_bfloat16", "holdout", 2), ("HW3 CNN", 120, "mixed_bfloat16", "public", 1),
+                   ("HW3 CNN", 120, "float32", "public", 1)]
+    assert list(table.private_acc) == [0.64, 0.655, 0.70] and list(table.private_tta_acc) == [0.6475, 0.66, 0.71]
+    assert table.val_acc.iloc[1] == 0.67  # what picked the epoch: PublicTest itself here
+    assert results.protocol_check(rows.iloc[0:0]).empty and results.protocol_check(rows.iloc[[0, 2, 4]]).empty
+
+    text = report.protocol_paragraph(table)
+    lines = text.split("\n")
+    assert lines[0] == ("- HW3 CNN, 120 epochs (mixed_bfloat16): PrivateTest 0.655 on the original's protocol (1 seed; "
+                        "0.660 with mirror TTA), against 0.640 with the holdout (2 seeds; 0.647 with mirror TTA): "
+                        "+1.5 points from training on all of Training and picking the epoch on PublicTest. "
+                        "Issue 12's target for this model, 0.674, is missed by 1.4 points.")
+    assert lines[1].endswith("no run with the holdout on this budget and precision to compare with. "
+                             "Issue 12's target for this model, 0.674, is met.")
+    assert "No run on the original study's protocol has finished yet" in report.protocol_paragraph(table.iloc[0:0])

@@ -119,7 +119,6 @@ def test_the_teacher_table_shows_an_ensembles_best_member(tmp_path):
 
 
 def test_a_students_teachers_are_recorded_read_from_its_file_or_resolved_as_of_its_start():
-
     def row(run_id, epochs, tag, finished, wall_h, teachers=None, seed=0):
         return {"run_id": run_id, "arch": "irnet", "width": 1.2, "params": 100, "seed": seed, "epochs": epochs,
                 "profile": "full",
@@ -209,7 +208,6 @@ def _named_teachers_registry():
 
 
 def test_each_teacher_name_says_which_runs_it_stood_for_and_how_many_students_it_taught():
-
     got = results.teacher_names(_named_teachers_registry())
     assert list(got.columns) == results.TEACHER_NAMES_COLUMNS
     rows = [tuple(r) for r in got[["name", "members", "students"]].itertuples(index=False)]
@@ -318,6 +316,8 @@ def test_rows_of_gives_each_runs_newest_row_in_order_or_none_unless_all_are_ther
     assert results.rows_of(["a", "gone"], reg) is None  # one missing: none
     assert results.rows_of([], reg) is None and results.rows_of("", reg) is None and results.rows_of(None, reg) is None
     assert results.rows_of(["a"], None) is None and results.rows_of(["a"], reg.iloc[:0]) is None
+    by_id = results.newest_by_id(reg)  # built once, for a caller in a loop: the same rows
+    assert [r["epochs"] for r in results.rows_of("b;a", by_id)] == [120, 200] and results.rows_of("gone", by_id) is None
 
 
 def test_pool_outputs_score_each_run_once_and_again_on_a_validation_split_of_another_length(tmp_path, monkeypatch):
