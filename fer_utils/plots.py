@@ -226,7 +226,8 @@ def q4_figure(runs, codecs, limits):
 
 
 def codec_figure(codecs):
-    """Every codec of the width-1.0 models: file bytes against PrivateTest (left), bytes per parameter (right)."""
+    """Every codec of the width-1.0 models: file bytes against PrivateTest (left), bytes per parameter (right),
+    one legend below both (inside either panel it covers points or bars)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -234,21 +235,27 @@ def codec_figure(codecs):
     sns.scatterplot(data=codecs, x="bytes", y="private_acc", hue="model", style="model", s=60, ax=axes[0])
     axes[0].set(xscale="log", xlabel="file bytes", ylabel="PrivateTest accuracy")
     order = codecs.groupby("codec")["bytes_per_param"].median().sort_values(ascending=False).index  # largest first,
-    sns.barplot(data=codecs, y="codec", x="bytes_per_param", hue="model", order=order, ax=axes[1])  # whatever the row order
+    sns.barplot(data=codecs, y="codec", x="bytes_per_param", hue="model", order=order, ax=axes[1],  # whatever the
+                legend=False)  # row order
     axes[1].set(xlabel="bytes per parameter", ylabel="")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(4, len(labels)), frameon=False)
     return fig
 
 
 def learning_curves_figure(curves):
-    """Training and validation accuracy per epoch, one panel per model (``results.learning_curves``);
-    None when no run has a log yet."""
+    """Training and validation accuracy per epoch, one panel per model (``results.learning_curves``), a
+    model's seeds as their mean and their range (deterministic: a bootstrap band would change on every
+    render); None when no run has a log yet."""
     import seaborn as sns
 
     if curves.empty:
         print("no finished runs with logs yet")
         return None
     grid = sns.relplot(data=curves, x="epoch", y="accuracy", hue="set", col="model", kind="line",
-                       col_wrap=4, height=2.8, aspect=1.25, facet_kws={"sharey": True})
+                       errorbar=("pi", 100), col_wrap=4, height=2.8, aspect=1.25, facet_kws={"sharey": True})
     grid.set_titles("{col_name}")
     # below the panels: at the right it covers the last column's titles
     sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=2, title=None, frameon=False)
