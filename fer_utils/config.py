@@ -63,6 +63,7 @@ def validation_of(recipe: str) -> str:
     parts = str(recipe).split("|")
     return next((k for k, v in VALIDATION_PARTS.items() if v in parts), "holdout")
 
+
 #: training precisions (Keras dtype policies) and the short name runs and recipes carry ("" for none)
 PRECISIONS = {"float32": "", "mixed_bfloat16": "bf16"}
 

@@ -456,16 +456,18 @@ peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its pl
 def protocol_paragraph(table: pd.DataFrame) -> str:
     """What the validation-protocol check (``results.protocol_check``) says, one bullet per model, budget
     and precision: PrivateTest (plain and with mirror TTA) under each protocol, the gap in points, and the
-    headline target (``config.HEADLINE_TARGETS``) where the model has one."""
+    original study's accuracy (``config.HEADLINE_TARGETS``, issue 12's target) where the model has one."""
     if table.empty:
         return ("No run on the original study's protocol has finished yet (`python -m fer_utils.train "
                 "--validation public`, a tagged `vpub` variant; `tools/device/jobs.txt` lists the headline ones).")
+
     def seeds(r):
         return f"{int(r['seeds'])} seed{'s' if int(r['seeds']) > 1 else ''}"
 
     lines = []
     for (model, epochs, precision), g in table.groupby(["model", "epochs", "precision"], sort=False):
-        how = f"{model}, {int(epochs)} epochs{' (' + precision + ')' if precision != 'float32' else ''}"
+        short = config.PRECISIONS.get(precision, precision)
+        how = f"{model}, {int(epochs)} epochs{' (' + short + ')' if short else ''}"
         by = {r["protocol"]: r for _, r in g.iterrows()}
         pub = by.get("public")
         if pub is None:
@@ -483,7 +485,7 @@ def protocol_paragraph(table: pd.DataFrame) -> str:
         target = config.HEADLINE_TARGETS.get(str(g["arch"].iloc[0])) if float(g["width"].iloc[0]) == 1.0 else None
         if target is not None:
             best = max(pub["private_acc"], pub["private_tta_acc"] if pd.notna(pub["private_tta_acc"]) else 0)
-            text += (f" Issue 12's target for this model, {fmt(target)}, is "
+            text += (f" Against the original study's {fmt(target)}: "
                      + ("met." if best >= target else f"missed by {100 * (target - best):.1f} points."))
         lines.append(text)
     return "\n".join(lines)

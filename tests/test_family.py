@@ -176,10 +176,11 @@ def test_protocol_check_sets_the_original_protocol_beside_the_holdout_on_the_sam
 
     text = report.protocol_paragraph(table)
     lines = text.split("\n")
-    assert lines[0] == ("- HW3 CNN, 120 epochs (mixed_bfloat16): PrivateTest 0.655 on the original's protocol (1 seed; "
+    assert lines[0] == ("- HW3 CNN, 120 epochs (bf16): PrivateTest 0.655 on the original's protocol (1 seed; "
                         "0.660 with mirror TTA), against 0.640 with the holdout (2 seeds; 0.647 with mirror TTA): "
                         "+1.5 points from training on all of Training and picking the epoch on PublicTest. "
-                        "Issue 12's target for this model, 0.674, is missed by 1.4 points.")
+                        "Against the original study's 0.674: missed by 1.4 points.")
+    assert lines[1].startswith("- HW3 CNN, 120 epochs: PrivateTest 0.700")
     assert lines[1].endswith("no run with the holdout on this budget and precision to compare with. "
-                             "Issue 12's target for this model, 0.674, is met.")
+                             "Against the original study's 0.674: met.")
     assert "No run on the original study's protocol has finished yet" in report.protocol_paragraph(table.iloc[0:0])
