@@ -257,12 +257,15 @@ def pool_runs(runs: pd.DataFrame, profile: str, fingerprint: str, min_epochs: in
               runs_root: Path | None = None) -> pd.DataFrame:
     """The finished runs an ensemble can be made of: the newest row of every run of ``profile`` on the
     data ``fingerprint`` trained at least ``min_epochs`` epochs, quantisation-aware fine-tunes left out
-    (their sources stand for them), whose weights are here (``runs.has_weights``); by run id."""
+    (their sources stand for them), whose weights are here (``runs.has_weights``); by run id. Only runs
+    that held out the validation split: a run on the original's protocol (``vpub``) trained on the images
+    the sets are chosen on, and picked its epoch on PublicTest."""
     from . import results, runs as runs_mod
 
     mine = runs[(runs["profile"] == profile) & (runs["data_fingerprint"] == fingerprint)]
     mine = mine.sort_values("timestamp").drop_duplicates("run_id", keep="last")
-    mine = mine[~mine["recipe"].map(results.is_qat) & (mine["epochs"].astype(int) >= int(min_epochs))]
+    mine = mine[~mine["recipe"].map(results.is_qat) & (mine["epochs"].astype(int) >= int(min_epochs))
+                & (mine["recipe"].map(config.validation_of) == "holdout")]
     mine = mine[mine["run_id"].map(lambda i: runs_mod.has_weights(i, runs_root)).astype(bool)]
     return mine.sort_values("run_id").reset_index(drop=True)
 

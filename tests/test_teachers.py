@@ -258,17 +258,18 @@ def test_the_best_set_of_each_size_is_chosen_on_validation_among_every_set():
     assert [b["ids"] for b in teachers.best_sets(outputs, labels, max_members=2, max_runs=1)] == [["b"]]
 
 
-def test_the_pool_is_the_long_runs_with_weights_and_keeps_its_table_while_it_is_the_same(tmp_path):
+def test_the_pool_is_the_long_holdout_runs_with_weights_and_keeps_its_table_while_it_is_the_same(tmp_path):
     from fer_utils import runs
 
-    def row(run_id, epochs, tag="", profile="full"):
+    def row(run_id, epochs, tag="", profile="full", validation="val10%"):
         return {"run_id": run_id, "arch": "irnet", "width": 1.2, "seed": 0, "epochs": epochs, "profile": profile,
                 "data_fingerprint": "d", "timestamp": "2026-01-01T00:00:00+00:00",
-                "recipe": "adam" + (f"|tag:{tag}" if tag else "")}
+                "recipe": f"adam|wsd{epochs}/warm2/decay0.2/peak0.003|best-val|{validation}|bs128" + (f"|tag:{tag}" if tag else "")}
 
     reg = pd.DataFrame([row("long", 120), row("short", 40), row("other", 120, profile="smoke"),
-                        row("long-cos3-qat-kmeans-3-wsd120", 3, "qat-kmeans-3-wsd120"), row("gone", 200)])
-    for rid in ("long", "short", "other", "long-cos3-qat-kmeans-3-wsd120"):  # "gone": no weights here
+                        row("long-cos3-qat-kmeans-3-wsd120", 3, "qat-kmeans-3-wsd120"), row("gone", 200),
+                        row("long-vpub", 120, "vpub", validation="valPublicTest")])  # it trained on the holdout
+    for rid in ("long", "short", "other", "long-cos3-qat-kmeans-3-wsd120", "long-vpub"):  # "gone": no weights here
         path = runs.weights_path(rid, tmp_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
