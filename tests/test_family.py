@@ -179,7 +179,7 @@ def test_protocol_check_sets_the_original_protocol_beside_the_holdout_on_the_sam
     assert lines[0] == ("- HW3 CNN, 120 epochs (bf16): PrivateTest 0.655 on the original's protocol (1 seed; "
                         "0.660 with mirror TTA), against 0.640 with the holdout (2 seeds; 0.647 with mirror TTA): "
                         "+1.5 points from training on all of Training and picking the epoch on PublicTest. "
-                        "Against the original study's 0.674: missed by 1.4 points.")
+                        "Against the original study's 0.674: missed by 1.9 points.")  # plain, as the glance judges
     assert lines[1].startswith("- HW3 CNN, 120 epochs: PrivateTest 0.700")
     assert lines[1].endswith("no run with the holdout on this budget and precision to compare with. "
                              "Against the original study's 0.674: met.")
