@@ -780,15 +780,16 @@ def protocol_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
     """The original study's validation protocol against ours: every model, budget and precision with a
     ``vpub`` run (``fer_utils.train --validation public``: all of Training trains, PublicTest picks the
     best epoch) beside its plain runs on the same budget and precision (90 % trains, a 10 % holdout picks
-    the epoch), one row per protocol (holdout first): each seed's newest row, the accuracies' means over
-    seeds. ``val_acc`` is the accuracy that picked the epoch (PublicTest itself under ``public``, which
-    then is no unseen test: PrivateTest is the comparison)."""
+    the epoch), one row per protocol (holdout first): each seed's newest row, summarised as
+    :func:`seed_summary` does, with the mean ``private_tta_acc``. ``val_acc`` is the accuracy that picked
+    the epoch (PublicTest itself under ``public``, which then is no unseen test: PrivateTest is the
+    comparison)."""
     if runs.empty:
         return pd.DataFrame(columns=PROTOCOL_COLUMNS)
     tags = runs["recipe"].map(recipe_tag_of)
     df = runs[(runs["profile"] == profile) & tags.isin(["", config.VALIDATIONS["public"]])]
     df = df.assign(protocol=df["recipe"].map(config.validation_of), budget=df["recipe"].map(budget_of),
-                   precision=df["recipe"].map(precision_of))
+                   precision=df["recipe"].map(precision_of), mean_acc=(df["public_acc"] + df["private_acc"]) / 2)
     df = df[df["budget"].notna()].sort_values("timestamp", kind="stable")
     out = []
     keys = ["arch", "width", "budget", "precision"]
@@ -800,13 +801,10 @@ def protocol_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
             if rows.empty:
                 continue
             tta = pd.to_numeric(rows.get("private_tta_acc", pd.Series(index=rows.index, dtype=float)), errors="coerce")
-            out.append({"model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": int(budget),
-                        "precision": precision, "protocol": protocol,
-                        "seeds": len(rows), "val_acc": round(rows["best_val_acc"].astype(float).mean(), 4),
-                        "public_acc": round(rows["public_acc"].astype(float).mean(), 4),
-                        "private_acc": round(rows["private_acc"].astype(float).mean(), 4),
-                        "private_tta_acc": round(tta.mean(), 4),
-                        "cpu_h_per_run": round(cpu_seconds(rows).mean() / 3600, 2), "recipe": rows["recipe"].iloc[-1]})
+            out.append({**seed_summary(rows), "model": model_label(arch, width), "arch": arch, "width": float(width),
+                        "epochs": int(budget), "precision": precision, "protocol": protocol,
+                        "val_acc": round(rows["best_val_acc"].astype(float).mean(), 4),
+                        "private_tta_acc": round(tta.mean(), 4), "recipe": rows["recipe"].iloc[-1]})
     return pd.DataFrame(out, columns=PROTOCOL_COLUMNS)
 
 
