@@ -104,6 +104,12 @@ a compact depthwise-separable "MobileNet" model against the plain HW3 CNN, then 
 own compact design. Each section names the results file its numbers come from."""
 
 
+def _count(n, noun: str) -> str:
+    """``1 seed`` / ``3 seeds``: a count with its noun, plural unless it is one."""
+    n = int(n)
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _against(value: float, target: float) -> str:
     """``met`` or how many points ``value`` misses ``target`` by."""
     return "met" if value >= target else f"missed by {100 * (target - value):.1f} points"
@@ -270,7 +276,7 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
         return "No run on the budgeted schedule has finished yet."
     top = budgeted.sort_values("epochs").iloc[-1]
     cost = "trained on a GPU" if top.get("device") == "GPU" else f"{fmt(top.cpu_hours, 2)} CPU hours"
-    text = (f"{len(budgeted)} budget{'s' if len(budgeted) > 1 else ''} finished so far "
+    text = (f"{_count(len(budgeted), 'budget')} finished so far "
             f"({', '.join(str(int(b)) for b in budgeted.sort_values('epochs')['budget'])} epochs). The longest, "
             f"{int(top.epochs)} epochs ({cost}), reaches {fmt(top.public_acc)} PublicTest / "
             f"{fmt(top.private_acc)} PrivateTest")
@@ -288,7 +294,7 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
         gain_pub = 100 * (tta.public_tta_acc - tta.public_acc).mean()
         gain_priv = 100 * (tta.private_tta_acc - tta.private_acc).mean()
         text += (f" Mirror test-time augmentation changes accuracy by {gain_pub:+.1f} / {gain_priv:+.1f} points "
-                 f"(PublicTest / PrivateTest, mean over {len(tta)} run{'s' if len(tta) > 1 else ''}).")
+                 f"(PublicTest / PrivateTest, mean over {_count(len(tta), 'run')}).")
     return text
 
 
@@ -337,7 +343,7 @@ def batch_size_paragraph(table: pd.DataFrame, default: int, noise_std: float | N
         return f"No run of the recipe's batch size ({default}) has finished at this budget yet."
     ref = table[table["batch_size"] == default].iloc[0]
     seeds = int(ref["seeds"])
-    text = (f"With the recipe's batch {default} ({seeds} seed{'s' if seeds > 1 else ''}) the mean of PublicTest "
+    text = (f"With the recipe's batch {default} ({_count(seeds, 'seed')}) the mean of PublicTest "
             f"and PrivateTest is {fmt(ref['mean_acc'])}"
             + (f" (seeds from {fmt(ref['mean_min'])} to {fmt(ref['mean_max'])})" if seeds > 1 else "")
             + f"; {_speed_note(ref)}.")
@@ -347,8 +353,7 @@ def batch_size_paragraph(table: pd.DataFrame, default: int, noise_std: float | N
     verdicts = []
     for _, row in others.iterrows():
         gap = 100 * (row["mean_acc"] - ref["mean_acc"])
-        n = int(row["seeds"])
-        text += (f" Batch {int(row['batch_size'])} ({n} seed{'s' if n > 1 else ''}): {fmt(row['mean_acc'])}, "
+        text += (f" Batch {int(row['batch_size'])} ({_count(row['seeds'], 'seed')}): {fmt(row['mean_acc'])}, "
                  f"{gap:+.1f} points against batch {default}; {_speed_note(row)}.")
         if noise_std is not None:
             verdicts.append(abs(gap) > 2 * noise_std)
@@ -423,11 +428,9 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
             gap = 100 * (row["mean_acc"] - ref["mean_acc"])
             beyond = "" if noise_std is None else (" (beyond" if abs(gap) > 2 * noise_std else " (within") + \
                 f" twice the seed noise, {fmt(2 * noise_std, 1)} points)"
-            n = int(row["seeds"])
-            parts.append(f"peak {row['peak_lr']:g} ({n} seed{'s' if n > 1 else ''}): validation "
+            parts.append(f"peak {row['peak_lr']:g} ({_count(row['seeds'], 'seed')}): validation "
                          f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points{beyond}")
-        n = int(ref["seeds"])
-        lines.append(f"- {model}: the recipe's peak {default:g} ({n} seed{'s' if n > 1 else ''}): validation "
+        lines.append(f"- {model}: the recipe's peak {default:g} ({_count(ref['seeds'], 'seed')}): validation "
                      f"{fmt(ref['val_acc'])}, mean of the tests {fmt(ref['mean_acc'])}; " + "; ".join(parts)
                      + f". {verdict}")
     return "\n".join(lines)
@@ -461,9 +464,6 @@ def protocol_paragraph(table: pd.DataFrame) -> str:
         return ("No run on the original study's protocol has finished yet (`python -m fer_utils.train "
                 "--validation public`, a tagged `vpub` variant; `tools/device/jobs.txt` lists the headline ones).")
 
-    def seeds(r):
-        return f"{int(r['seeds'])} seed{'s' if int(r['seeds']) > 1 else ''}"
-
     lines = []
     for (model, epochs, precision), g in table.groupby(["model", "epochs", "precision"], sort=False):
         short = config.PRECISIONS.get(precision, precision)
@@ -472,14 +472,14 @@ def protocol_paragraph(table: pd.DataFrame) -> str:
         pub = by.get("public")
         if pub is None:
             continue
-        text = (f"- {how}: PrivateTest {fmt(pub['private_acc'])} on the original's protocol ({seeds(pub)}; "
+        text = (f"- {how}: PrivateTest {fmt(pub['private_acc'])} on the original's protocol ({_count(pub['seeds'], 'seed')}; "
                 f"{fmt(pub['private_tta_acc'])} with mirror TTA)")
         hold = by.get("holdout")
         if hold is None:
             text += "; no run with the holdout on this budget and precision to compare with."
         else:
             gap = 100 * (pub["private_acc"] - hold["private_acc"])
-            text += (f", against {fmt(hold['private_acc'])} with the holdout ({seeds(hold)}; "
+            text += (f", against {fmt(hold['private_acc'])} with the holdout ({_count(hold['seeds'], 'seed')}; "
                      f"{fmt(hold['private_tta_acc'])} with mirror TTA): {gap:+.1f} points from training on "
                      f"all of Training and picking the epoch on PublicTest.")
         target = config.HEADLINE_TARGETS.get(str(g["arch"].iloc[0])) if float(g["width"].iloc[0]) == 1.0 else None
@@ -561,7 +561,7 @@ def sharing_sentence(runs: pd.DataFrame) -> str:
     missing = len(runs) - len(known)
     return (f"{beside} of the {len(known)} runs that recorded it trained mostly beside another run on the same "
             f"2 cores (`shared` in `runs.csv`; their wall times include that)"
-            + (f"; {missing} older run{'s' if missing != 1 else ''} did not record it" if missing else "") + ".")
+            + (f"; {_count(missing, 'older run')} did not record it" if missing else "") + ".")
 
 
 def todo_sentence(rows: pd.DataFrame, profile: config.Profile) -> str:
@@ -1281,7 +1281,7 @@ def teacher_runs_text(path: Path) -> str:
         return ""
     lines = []
     for _, t in found.iterrows():
-        line = (f"- {t['teacher']} ({int(t['students'])} student{'s' if int(t['students']) != 1 else ''}, "
+        line = (f"- {t['teacher']} ({_count(t['students'], 'student')}, "
                 f"{t['targets']}): validation {fmt(t['val_acc'])}, PrivateTest {fmt(t['private_acc'])}"
                 + (f" ({fmt(t['private_tta_acc'])} with mirror TTA)" if pd.notna(t["private_tta_acc"]) else ""))
         if pd.notna(t["best_member_private_tta_acc"]):
@@ -1351,7 +1351,7 @@ The {int(everyone['pool'])} finished runs that trained at least half the profile
 fine-tunes stand behind their sources), in float32: for each size, the set whose averaged softmax
 scores best on validation, every set of that size tried, then all {int(everyone['pool'])} together
 (`{path.name}`; `val_gain`: points of validation over the best set one member smaller). The best set
-has {int(best['members'])} member{'s' if int(best['members']) != 1 else ''}: validation {fmt(best['val_acc'])}, PrivateTest
+has {_count(best['members'], 'member')}: validation {fmt(best['val_acc'])}, PrivateTest
 {fmt(best['private_acc'])} ({fmt(best['private_tta_acc'])} with mirror TTA); {stop}.{target}
 
 {table}

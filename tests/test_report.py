@@ -19,6 +19,12 @@ def test_fmt_rounds_and_marks_missing():
     assert fmt(True) == "yes" and fmt(np.bool_(False)) == "no"
 
 
+def test_count_is_singular_only_for_one():
+    assert report._count(1, "seed") == "1 seed"
+    assert report._count(np.float64(3.0), "seed") == "3 seeds"
+    assert report._count(0, "older run") == "0 older runs"
+
+
 def test_md_table():
     df = pd.DataFrame({"model": ["a", "b"], "acc": [0.61234, np.nan], "bytes": [1000, 2000]})
     assert md_table(df).splitlines() == [
