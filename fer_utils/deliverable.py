@@ -177,7 +177,8 @@ def choose(codecs, budgets: dict, results_dir: Path, runs_root: Path | None = No
     PublicTest accuracy, whether or not its file is on this machine. A folder (weights +
     ``predict.pyz``) measures its files' bytes plus what the code and the folder add
     (``code_bytes``). The best PublicTest accuracy wins (ties: the smaller folder); PrivateTest only
-    reports. Each
+    reports. Runs on the original's protocol (``vpub``, their epoch picked on PublicTest) compete too,
+    as in the original study: PublicTest flatters them a little, PrivateTest stays unseen. Each
     winner is then assembled from its files and measured as the assignment measured it
     (``du --apparent-size --bytes``), which must equal the predicted size. A file is the run
     folder's codec file, or, on a machine without it (a fresh clone), the committed
