@@ -123,6 +123,12 @@ def hours_text(row) -> str:
     return f"{float(row['wall_s']) / 3600:.2f} {'GPU' if _row_on_gpu(row) else 'CPU'} h"
 
 
+def precision_of(recipe: str) -> str:
+    """The training precision a registry ``recipe`` names (``float32`` where it names none)."""
+    parts = str(recipe).split("|")
+    return next((k for k, v in config.PRECISIONS.items() if v and v in parts), "float32")
+
+
 def schedule(recipe: str) -> str:
     """The schedule and precision part of a registry ``recipe`` (``ep60/es10/lr4/bs64 bf16``, or for a
     budgeted run ``wsd200/warm2/decay0.2/peak0.003 bs128``).
@@ -132,10 +138,10 @@ def schedule(recipe: str) -> str:
     parts = str(recipe).split("|")
     sched = [p for p in parts if (p.startswith("ep") and "/" in p) or re.match(r"(wsd|cosine)\d+/", p)
              or re.fullmatch(r"bs\d+", p)]
-    prec = [p for p in parts if p and p in config.PRECISIONS.values()]
     if not sched:
         return UNRECORDED
-    return " ".join(sched + prec)
+    short = config.PRECISIONS[precision_of(recipe)]
+    return " ".join(sched + ([short] if short else []))
 
 
 def budget_of(recipe: str) -> int | None:
@@ -768,12 +774,6 @@ PROTOCOL_COLUMNS = ["model", "arch", "width", "epochs", "precision", "protocol",
 #: each validation protocol in words: what trains, what picks the best epoch
 PROTOCOL_WORDS = {"holdout": "90 % of Training trains, a 10 % holdout picks the epoch",
                   "public": "all of Training trains, PublicTest picks the epoch"}
-
-
-def precision_of(recipe: str) -> str:
-    """The training precision a registry ``recipe`` names (``float32`` where it names none)."""
-    parts = str(recipe).split("|")
-    return next((k for k, v in config.PRECISIONS.items() if v and v in parts), "float32")
 
 
 def protocol_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
