@@ -184,3 +184,7 @@ def test_protocol_check_sets_the_original_protocol_beside_the_holdout_on_the_sam
     assert lines[1].endswith("no run with the holdout on this budget and precision to compare with. "
                              "Against the original study's 0.674: met.")
     assert "No run on the original study's protocol has finished yet" in report.protocol_paragraph(table.iloc[0:0])
+    noisy = report.protocol_paragraph(table, noise_std=0.7).split("\n")
+    assert "on PublicTest (beyond twice the seed-to-seed noise, 1.4 points, measured on the mean of the tests)." in noisy[0]
+    assert "within" in report.protocol_paragraph(table, noise_std=0.8).split("\n")[0]  # 1.5 points < 1.6
+    assert noisy[1] == lines[1]  # no holdout run: no gap to judge
