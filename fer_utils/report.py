@@ -427,7 +427,7 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
         for _, row in g[g["peak_lr"] != default].iterrows():
             gap = 100 * (row["mean_acc"] - ref["mean_acc"])
             beyond = "" if noise_std is None else (" (beyond" if abs(gap) > 2 * noise_std else " (within") + \
-                f" twice the seed noise, {fmt(2 * noise_std, 1)} points)"
+                f" twice the seed-to-seed noise, {fmt(2 * noise_std, 1)} points)"
             parts.append(f"peak {row['peak_lr']:g} ({_count(row['seeds'], 'seed')}): validation "
                          f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points{beyond}")
         lines.append(f"- {model}: the recipe's peak {default:g} ({_count(ref['seeds'], 'seed')}): validation "
