@@ -110,6 +110,16 @@ def _count(n, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _noise_note(gap: float, noise_std: float | None, measured: str = "") -> str:
+    """`` (within twice the seed-to-seed noise, 1.4 points)`` or ``beyond``: a gap in points set against
+    twice the pooled standard deviation ``noise_std`` (points), ``measured`` added after the bar; empty
+    where the noise is not measured."""
+    if noise_std is None:
+        return ""
+    return (f" ({'beyond' if abs(gap) > 2 * noise_std else 'within'} twice the seed-to-seed noise, "
+            f"{fmt(2 * noise_std, 1)} points{measured})")
+
+
 def _against(value: float, target: float) -> str:
     """``met`` or how many points ``value`` misses ``target`` by."""
     return "met" if value >= target else f"missed by {100 * (target - value):.1f} points"
@@ -426,10 +436,9 @@ def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | No
         parts = []
         for _, row in g[g["peak_lr"] != default].iterrows():
             gap = 100 * (row["mean_acc"] - ref["mean_acc"])
-            beyond = "" if noise_std is None else (" (beyond" if abs(gap) > 2 * noise_std else " (within") + \
-                f" twice the seed-to-seed noise, {fmt(2 * noise_std, 1)} points)"
             parts.append(f"peak {row['peak_lr']:g} ({_count(row['seeds'], 'seed')}): validation "
-                         f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points{beyond}")
+                         f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points"
+                         f"{_noise_note(gap, noise_std)}")
         lines.append(f"- {model}: the recipe's peak {default:g} ({_count(ref['seeds'], 'seed')}): validation "
                      f"{fmt(ref['val_acc'])}, mean of the tests {fmt(ref['mean_acc'])}; " + "; ".join(parts)
                      + f". {verdict}")
@@ -481,9 +490,7 @@ def protocol_paragraph(table: pd.DataFrame, noise_std: float | None = None) -> s
             text += "; no run with the holdout on this budget and precision to compare with."
         else:
             gap = 100 * (pub["private_acc"] - hold["private_acc"])
-            noise = "" if noise_std is None else (
-                f" ({'beyond' if abs(gap) > 2 * noise_std else 'within'} twice the seed-to-seed noise, "
-                f"{fmt(2 * noise_std, 1)} points, measured on the mean of the tests)")
+            noise = _noise_note(gap, noise_std, ", measured on the mean of the tests")
             text += (f", against {fmt(hold['private_acc'])} with the holdout ({_count(hold['seeds'], 'seed')}; "
                      f"{fmt(hold['private_tta_acc'])} with mirror TTA): {gap:+.1f} points from training on "
                      f"all of Training and picking the epoch on PublicTest{noise}.")
