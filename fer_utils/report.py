@@ -141,12 +141,14 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
         models, codecs = str(row["model"]).split(SEP), str(row["codec"]).split(SEP)
         epochs = str(row["epochs"]).split(SEP) if "epochs" in row else ["?"] * len(models)
         files = [f"{m} in {c}, trained {e} epochs" for m, c, e in zip(models, codecs, epochs, strict=True)]
-        files = f"{len(files)} files: " + "; ".join(f"({i}) {f}" for i, f in enumerate(files, 1)) \
-            if len(files) > 1 else files[0]
-        lines.append(f"- **{row['budget']}** deliverable (folder <= {fmt(int(row['limit_bytes']))} B): "
-                     f"{fmt(int(row['folder_bytes']))} B, {files}: PrivateTest **{shipped:.3f}** "
-                     f"{'with mirror TTA' if tta else 'without TTA'}, as it ships (PublicTest "
-                     f"{row['public_tta_acc' if tta else 'public_acc']:.3f}, which chose it){verdict}.")
+        scored = (f"PrivateTest **{shipped:.3f}** {'with mirror TTA' if tta else 'without TTA'}, as it ships "
+                  f"(PublicTest {row['public_tta_acc' if tta else 'public_acc']:.3f}, which chose it){verdict}.")
+        head = f"- **{row['budget']}** deliverable (folder <= {fmt(int(row['limit_bytes']))} B): {fmt(int(row['folder_bytes']))} B"
+        if len(files) == 1:
+            lines.append(f"{head}, {files[0]}: {scored}")
+        else:  # an ensemble: the verdict first, then one sub-item per file
+            lines.append(f"{head}: {scored} It averages the softmax outputs of {len(files)} files:\n"
+                         + "\n".join(f"  {i}. {f}" for i, f in enumerate(files, 1)))
     for row in headline.to_dict("records"):
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
@@ -826,7 +828,7 @@ def q4_section(setup, runs: pd.DataFrame) -> str:
 {figure(setup, "05_q4_comparison", "both families and the bytes-accuracy Pareto front")}
 
 Pareto front over (model, codec) files and ensembles of them (`pareto.csv`; `epochs`: each member's
-training budget, a fine-tune's source's):
+training budget, a fine-tune's source's, a first-recipe run's epochs trained):
 
 {table_or(member_epochs(csv_or_empty(setup.results / "pareto.csv"), registry.read(setup.results / "runs.csv")),
           ["model", "epochs", "codec", "bytes", "public_acc", "private_acc"], "No codec rows yet.")}
@@ -917,13 +919,17 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
 def member_epochs(table: pd.DataFrame, registry_rows: pd.DataFrame) -> pd.DataFrame:
     """``table`` (ensembles or deliverables, members' run ids joined by ``;``) with an ``epochs`` column
     after ``model``: each member's training budget from its registry row (a quantisation-aware
-    fine-tune: its source's), joined the same way; ``?`` for a member the registry lacks or a run on
-    the first recipe. Two files of one model trained for 60 and 120 epochs get the same label."""
+    fine-tune: its source's; a run on the first recipe, which has no budget: the epochs it trained
+    before early stopping), joined the same way; ``?`` for a member the registry lacks. Two files of
+    one model trained for 60 and 120 epochs get the same label."""
     from .deliverable import SEP
 
     if table.empty or "run_id" not in table.columns:
         return table
-    budgets = {r: results.budget_of(recipe) for r, recipe in zip(registry_rows["run_id"], registry_rows["recipe"])}
+    trained = registry_rows["epochs"] if "epochs" in registry_rows.columns else [None] * len(registry_rows)
+    budgets = {r: results.budget_of(recipe) or (int(n) if pd.notna(n) and not results.qat_spec(results.recipe_tag_of(recipe))
+                                                 else None)
+               for r, recipe, n in zip(registry_rows["run_id"], registry_rows["recipe"], trained)}
     epochs = [SEP.join(str(budgets.get(m) or "?") for m in str(ids).split(SEP)) for ids in table["run_id"]]
     out = table.copy()
     out.insert(list(out.columns).index("model") + 1 if "model" in out.columns else len(out.columns), "epochs", epochs)
@@ -968,7 +974,7 @@ Every codec on each width-1.0 model, read back from the file alone and evaluated
 {figure(setup, "04_codecs", "codec sizes and accuracy")}
 
 The deliverable codecs on every other finished run (each sweep width, each distilled student;
-`epochs`: its training budget, a fine-tune's source's): file bytes · PrivateTest accuracy (`codecs.csv`):
+`epochs`: its training budget, a fine-tune's source's, a first-recipe run's epochs trained): file bytes · PrivateTest accuracy (`codecs.csv`):
 
 {other_codecs_table(other_codecs)}
 

@@ -865,6 +865,7 @@ def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one(
 def test_folder_tables_say_how_long_each_member_trained():
     reg = pd.DataFrame({
         "run_id": ["a-wsd120", "b-qat", "c-old"],
+        "epochs": [120, 3, 56],
         "recipe": ["adam|wsd120/warm2/decay0.2/peak0.003|bs128",
                    "adam|cosine3/warm0/peak3e-05|bs128|tag:qat-kmeans-4-lr0.00003-teacher-cnn1-T2-a0.5-wsd60-kdh-cnn1-online-T2-a0.5",
                    "adam|ep60/es10/lr4/bs64"],
@@ -873,7 +874,9 @@ def test_folder_tables_say_how_long_each_member_trained():
                           "run_id": ["a-wsd120; b-qat; c-old", "gone"]})
     out = report.member_epochs(table, reg)
     assert list(out.columns) == ["budget", "model", "epochs", "run_id"]
-    assert out.epochs.tolist() == ["120; 60; ?", "?"]  # a fine-tune stands at its source's budget
+    assert out.epochs.tolist() == ["120; 60; 56", "?"]  # a fine-tune stands at its source's budget, the
+    # first recipe at the epochs it trained; a member the registry lacks is unknown
+    assert report.member_epochs(table, reg.drop(columns="epochs")).epochs.tolist() == ["120; 60; ?", "?"]
     assert report.member_epochs(pd.DataFrame(), reg).empty
 
 
@@ -932,10 +935,10 @@ def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target
                               "private_acc": 0.604, "private_tta_acc": 0.608}])
     lines = report.glance_lines(deliverables, headline)
     assert len(lines) == 3
-    assert ("190,000 B, 2 files: (1) A in int8, trained 200 epochs; (2) B in kmeans-4, trained 40 epochs: "
-            "PrivateTest **0.668**") in lines[0]
+    assert lines[0].startswith("- **strong** deliverable (folder <= 225,000 B): 190,000 B: PrivateTest **0.668**")
+    assert lines[0].endswith("target 0.715: missed by 4.7 points. It averages the softmax outputs of 2 files:\n"
+                             "  1. A in int8, trained 200 epochs\n  2. B in kmeans-4, trained 40 epochs")
     assert "72,610 B, A + QAT in kmeans-4-bn2, trained 200 epochs: PrivateTest" in lines[1]
-    assert lines[0].endswith("target 0.715: missed by 4.7 points.")
     assert "PrivateTest **0.669** with mirror TTA" in lines[1] and lines[1].endswith("target 0.660: met.")
     assert "1 files" not in lines[1]
     assert lines[2] == ("- seed MobileNet, 73,663 parameters, trained 120 epochs: PrivateTest 0.604 (0.608 with "
