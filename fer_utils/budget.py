@@ -118,19 +118,19 @@ def batch_size_table(setup, dataset=None, smoke_batch_size: int = 32):
 
 
 def peak_lr_table(setup, dataset=None, smoke_peak_lr: float = 1e-3):
-    """Notebook 03's peak learning-rate check (``results.peak_lr_check`` at the sweep budget), written
-    to ``peak_lr.csv``. In the smoke profile a ``smoke_peak_lr`` variant of ``config.BUDGET_STUDY_MODEL``
-    is trained here first (seconds); in the full profile the variants come from
-    ``fer_utils.train --peak-lr`` in the background."""
+    """Notebook 03's peak learning-rate check (``results.peak_lr_check`` on every budget a variant
+    trained on), written to ``peak_lr.csv``. In the smoke profile a ``smoke_peak_lr`` variant of
+    ``config.BUDGET_STUDY_MODEL`` is trained here first at the sweep budget (seconds); in the full
+    profile the variants come from ``fer_utils.train --peak-lr`` in the background."""
     from . import registry, results, train
 
     reg = setup.results / "runs.csv"
-    budget = config.sweep_epochs(setup.profile)
     if setup.profile.name == "smoke":
         arch, width = config.BUDGET_STUDY_MODEL
-        train.train(arch, width, setup.profile, dataset=dataset, epochs=budget, peak_lr=smoke_peak_lr,
+        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
+                    peak_lr=smoke_peak_lr,
                     registry_path=reg, verbose=2)
-    table = results.peak_lr_check(registry.read(reg), budget, profile=setup.profile.name)
+    table = results.peak_lr_check(registry.read(reg), profile=setup.profile.name)
     table.to_csv(setup.results / "peak_lr.csv", index=False)
     return table
 

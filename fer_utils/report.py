@@ -419,14 +419,15 @@ a run's training time spent beside another run, which slows its images per secon
 
 
 def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | None = None) -> str:
-    """What the peak learning-rate check (``results.peak_lr_check``) says, one sentence per model:
-    each peak's validation and mean test accuracy against the recipe's ``default`` peak, the peak
-    validation prefers, and the test gap set against twice the seeds' pooled standard deviation."""
+    """What the peak learning-rate check (``results.peak_lr_check``) says, one sentence per model and
+    budget: each peak's validation and mean test accuracy against the recipe's ``default`` peak, the
+    peak validation prefers, and the test gap set against twice the seeds' pooled standard deviation."""
     if table.empty:
-        return ("No run with another peak learning rate has finished at this budget yet "
+        return ("No run with another peak learning rate has finished yet "
                 "(`python -m fer_utils.train … --peak-lr 0.001`).")
     lines = []
-    for model, g in table.groupby("model", sort=False):
+    for (model, epochs), g in table.groupby(["model", "epochs"], sort=False):
+        model = f"{model}, {int(epochs)} epochs"
         ref = g[g["peak_lr"] == default]
         if ref.empty:
             lines.append(f"- {model}: no run at the recipe's peak ({default:g}) on this budget to compare with.")
@@ -459,9 +460,10 @@ def peak_lr_section(setup, sweep: pd.DataFrame | None = None) -> str:
 
 The recipe's peak learning rate ({setup.profile.learning_rate:g}) came from a probe of the seed
 MobileNet. Whether another family trains better with another peak: a model at the sweep budget
-({config.sweep_epochs(setup.profile)} epochs, the same schedule's shape and batch size) with another
-peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its plain runs
-(`peak_lr.csv`). Validation accuracy, never a test split, is what a peak is chosen by:
+({config.sweep_epochs(setup.profile)} epochs) or a longer one, the same schedule's shape and batch size, with another
+peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its plain runs on that budget
+(`peak_lr.csv`). The longer the budget, the longer the stable phase at the peak, so a budget can
+prefer its own peak. Validation accuracy, never a test split, is what a peak is chosen by:
 
 {body}
 """

@@ -748,23 +748,30 @@ def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, p
     return out.sort_values("batch_size").reset_index(drop=True)
 
 
-def peak_lr_check(runs: pd.DataFrame, budget: int, profile: str = "full") -> pd.DataFrame:
-    """Accuracy against the peak learning rate at one epoch budget: every model with an ``lr<peak>``
-    variant on that budget (``fer_utils.train --peak-lr``) beside its plain runs, one row per model and
-    peak (by model, then increasing peak), the same summary as :func:`batch_size_check` plus the mean
-    validation accuracy ``val_acc``, the only accuracy a peak may be chosen by."""
-    columns = ["model", "arch", "width", "peak_lr"] + VARIANT_COLUMNS
+def peak_lr_check(runs: pd.DataFrame, budget: int | None = None, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the peak learning rate at a fixed epoch budget: every model with an ``lr<peak>``
+    variant on a budget (``fer_utils.train --peak-lr``) beside its plain runs on that budget, one row per
+    model, budget (``epochs``) and peak (by model, budget, then increasing peak), the same summary as
+    :func:`batch_size_check` plus the mean validation accuracy ``val_acc``, the only accuracy a peak may
+    be chosen by. ``budget``: that budget alone; None: every budget a variant trained on (a peak that
+    wins a short budget need not win a long one, whose stable phase lasts longer)."""
+    columns = ["model", "arch", "width", "epochs", "peak_lr"] + VARIANT_COLUMNS
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    df = _at_budget(runs, budget, profile, r"lr[\d.]+")
-    df = df.assign(peak_lr=df["recipe"].map(peak_lr_of))
-    probed = df[df["recipe"].map(recipe_tag_of) != ""][["arch", "width"]].drop_duplicates()
+    tags = runs["recipe"].map(recipe_tag_of)
+    varied = runs[(runs["profile"] == profile) & tags.str.fullmatch(r"lr[\d.]+")]
+    budgets = [budget] if budget is not None else sorted({int(b) for b in varied["recipe"].map(budget_of).dropna()})
     out = []
-    for arch, width in probed.itertuples(index=False):
-        rows = _variant_rows(df[(df["arch"] == arch) & (df["width"] == width)], "peak_lr")
-        out += [{**r, "model": model_label(arch, width), "arch": arch, "width": float(width)} for r in rows]
+    for epochs in budgets:
+        df = _at_budget(runs, epochs, profile, r"lr[\d.]+")
+        df = df.assign(peak_lr=df["recipe"].map(peak_lr_of))
+        probed = df[df["recipe"].map(recipe_tag_of) != ""][["arch", "width"]].drop_duplicates()
+        for arch, width in probed.itertuples(index=False):
+            rows = _variant_rows(df[(df["arch"] == arch) & (df["width"] == width)], "peak_lr")
+            out += [{**r, "model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": epochs}
+                    for r in rows]
     out = pd.DataFrame(out, columns=columns)
-    return out.sort_values(["model", "peak_lr"]).reset_index(drop=True)
+    return out.sort_values(["model", "epochs", "peak_lr"]).reset_index(drop=True)
 
 
 #: ``protocol.csv``'s columns (:func:`protocol_check`)

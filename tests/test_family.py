@@ -102,17 +102,25 @@ def test_peak_lr_check_sets_each_probed_model_s_peaks_beside_its_plain_runs():
     table = results.peak_lr_check(rows, 40)
     # the seed MobileNet has no variant: not in the check; the CNN's three peaks, increasing
     assert list(table.model) == ["HW3 CNN"] * 3 and list(table.peak_lr) == [3e-4, 1e-3, 3e-3]
+    assert list(table.epochs) == [40] * 3
+    every = results.peak_lr_check(rows)  # every budget a variant trained on: 40, then 60 (the variant alone)
+    assert list(zip(every.epochs, every.peak_lr)) == [(40, 3e-4), (40, 1e-3), (40, 3e-3), (60, 1e-3)]
+    assert every.iloc[:3].equals(table)
     assert list(table.mean_acc) == [0.60, 0.65, 0.62] and list(table.val_acc) == [0.61, 0.65, 0.63]
     assert results.peak_lr_check(rows.iloc[0:0], 40).empty and results.peak_lr_check(rows.iloc[[0, 3]], 40).empty
 
     text = report.peak_lr_paragraph(table, 3e-3, noise_std=0.7)
-    assert text.startswith("- HW3 CNN: the recipe's peak 0.003 (1 seed): validation 0.630, mean of the tests 0.620")
+    assert text.startswith("- HW3 CNN, 40 epochs: the recipe's peak 0.003 (1 seed): validation 0.630, mean of the "
+                           "tests 0.620")
     assert "peak 0.001 (1 seed): validation 0.650, mean of the tests 0.650, +3.0 points (beyond twice" in text
     assert "peak 0.0003 (1 seed): validation 0.610, mean of the tests 0.600, -2.0 points (beyond" in text
     assert text.endswith("Validation prefers peak 0.001.")
     tie = table.assign(val_acc=[0.61, 0.63, 0.63])  # a tie with the recipe's peak keeps it
     assert report.peak_lr_paragraph(tie, 3e-3).endswith("No other peak beats the recipe's on validation: 0.003 stays.")
     assert "no run at the recipe's peak" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
+    lines = report.peak_lr_paragraph(every, 3e-3).splitlines()  # one line per model and budget
+    assert len(lines) == 2 and lines[1] == ("- HW3 CNN, 60 epochs: no run at the recipe's peak (0.003) on this "
+                                            "budget to compare with.")
     assert "No run with another peak" in report.peak_lr_paragraph(table.iloc[0:0], 3e-3)
 
 
