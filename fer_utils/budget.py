@@ -135,6 +135,23 @@ def peak_lr_table(setup, dataset=None, smoke_peak_lr: float = 1e-3):
     return table
 
 
+def schedule_table(setup, dataset=None, smoke_shape: str = "cosine"):
+    """Notebook 03's schedule-shape check (``results.schedule_check`` on every budget a variant trained
+    on), written to ``schedule.csv``. In the smoke profile a ``smoke_shape`` variant of
+    ``config.BUDGET_STUDY_MODEL`` is trained here first at the sweep budget (seconds); in the full
+    profile the variants come from ``fer_utils.train --schedule cosine`` in the background."""
+    from . import registry, results, train
+
+    reg = setup.results / "runs.csv"
+    if setup.profile.name == "smoke":
+        arch, width = config.BUDGET_STUDY_MODEL
+        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
+                    schedule=smoke_shape, registry_path=reg, verbose=2)
+    table = results.schedule_check(registry.read(reg), profile=setup.profile.name)
+    table.to_csv(setup.results / "schedule.csv", index=False)
+    return table
+
+
 def protocol_table(setup, dataset=None):
     """Notebook 03's validation-protocol check (``results.protocol_check``): the original study's protocol
     (all of Training trains, PublicTest picks the epoch) beside ours, written to ``protocol.csv``. In the

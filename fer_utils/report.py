@@ -418,34 +418,54 @@ a run's training time spent beside another run, which slows its images per secon
 """
 
 
-def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | None = None) -> str:
-    """What the peak learning-rate check (``results.peak_lr_check``) says, one sentence per model and
-    budget: each peak's validation and mean test accuracy against the recipe's ``default`` peak, the
-    peak validation prefers, and the test gap set against twice the seeds' pooled standard deviation."""
-    if table.empty:
-        return ("No run with another peak learning rate has finished yet "
-                "(`python -m fer_utils.train … --peak-lr 0.001`).")
+def variant_paragraph(table: pd.DataFrame, key: str, default, name, setting: str,
+                      noise_std: float | None = None) -> str:
+    """What a variant check (``results.peak_lr_check``, ``results.schedule_check``) says, one sentence per
+    model and budget: each value of ``key`` (``name(value)`` says it in words) with its validation and
+    mean test accuracy against the recipe's ``default``, the test gap set against twice the seeds' pooled
+    standard deviation ``noise_std`` (points), and the value validation prefers; ``setting`` names what
+    varies (``peak``)."""
     lines = []
     for (model, epochs), g in table.groupby(["model", "epochs"], sort=False):
         model = f"{model}, {int(epochs)} epochs"
-        ref = g[g["peak_lr"] == default]
+        ref = g[g[key] == default]
         if ref.empty:
-            lines.append(f"- {model}: no run at the recipe's peak ({default:g}) on this budget to compare with.")
+            lines.append(f"- {model}: no run at the recipe's {name(default)} on this budget to compare with.")
             continue
         ref = ref.iloc[0]
         best = g.loc[g["val_acc"].idxmax()]
-        verdict = (f"Validation prefers peak {best['peak_lr']:g}." if best["val_acc"] > ref["val_acc"] else
-                   f"No other peak beats the recipe's on validation: {default:g} stays.")
+        verdict = (f"Validation prefers {name(best[key])}." if best["val_acc"] > ref["val_acc"] else
+                   f"No other {setting} beats the recipe's on validation: {name(default)} stays.")
         parts = []
-        for _, row in g[g["peak_lr"] != default].iterrows():
+        for _, row in g[g[key] != default].iterrows():
             gap = 100 * (row["mean_acc"] - ref["mean_acc"])
-            parts.append(f"peak {row['peak_lr']:g} ({_count(row['seeds'], 'seed')}): validation "
+            parts.append(f"{name(row[key])} ({_count(row['seeds'], 'seed')}): validation "
                          f"{fmt(row['val_acc'])}, mean of the tests {fmt(row['mean_acc'])}, {gap:+.1f} points"
                          f"{_noise_note(gap, noise_std)}")
-        lines.append(f"- {model}: the recipe's peak {default:g} ({_count(ref['seeds'], 'seed')}): validation "
+        lines.append(f"- {model}: the recipe's {name(default)} ({_count(ref['seeds'], 'seed')}): validation "
                      f"{fmt(ref['val_acc'])}, mean of the tests {fmt(ref['mean_acc'])}; " + "; ".join(parts)
                      + f". {verdict}")
     return "\n".join(lines)
+
+
+def peak_lr_paragraph(table: pd.DataFrame, default: float, noise_std: float | None = None) -> str:
+    """What the peak learning-rate check (``results.peak_lr_check``) says (:func:`variant_paragraph`)."""
+    if table.empty:
+        return ("No run with another peak learning rate has finished yet "
+                "(`python -m fer_utils.train … --peak-lr 0.001`).")
+    return variant_paragraph(table, "peak_lr", default, lambda v: f"peak {v:g}", "peak", noise_std)
+
+
+#: each schedule shape in words (``results.schedule_check``)
+SHAPE_WORDS = {"wsd": "warm-up / stable / decay", "cosine": "cosine"}
+
+
+def schedule_paragraph(table: pd.DataFrame, default: str, noise_std: float | None = None) -> str:
+    """What the schedule-shape check (``results.schedule_check``) says (:func:`variant_paragraph`)."""
+    if table.empty:
+        return ("No run with another schedule shape has finished yet "
+                "(`python -m fer_utils.train … --schedule cosine`).")
+    return variant_paragraph(table, "schedule", default, SHAPE_WORDS.get, "shape", noise_std)
 
 
 def peak_lr_section(setup, sweep: pd.DataFrame | None = None) -> str:
@@ -464,6 +484,25 @@ MobileNet. Whether another family trains better with another peak: a model at th
 peak (`python -m fer_utils.train --peak-lr`, a tagged variant run) beside its plain runs on that budget
 (`peak_lr.csv`). The longer the budget, the longer the stable phase at the peak, so a budget can
 prefer its own peak. Validation accuracy, never a test split, is what a peak is chosen by:
+
+{body}
+"""
+
+
+def schedule_section(setup, sweep: pd.DataFrame | None = None) -> str:
+    """The schedule-shape check (``schedule.csv``, notebook 03) with the sweeps' seed noise."""
+    table = csv_or_empty(setup.results / "schedule.csv")
+    body = schedule_paragraph(table, setup.profile.schedule, sweep_noise_std(sweep))
+    if not table.empty:
+        body += "\n\n" + md_table(table.drop(columns=["arch", "width", "recipe"]).assign(
+            schedule=table["schedule"].map(SHAPE_WORDS)).rename(columns=VARIANT_HEADERS), column_digits=VARIANT_DIGITS)
+    return f"""### Schedule shape at a fixed budget
+
+The recipe keeps the learning rate at its peak until the last {setup.profile.decay_frac:.0%} of the budget
+(warm-up / stable / decay), which lets shorter budgets branch from a longer run. A cosine from the
+peak right after warm-up spends more of the budget at lower rates. The same model, budget, warm-up,
+peak and batch size with either shape (`python -m fer_utils.train --schedule cosine`, a tagged variant
+run) beside its plain runs (`schedule.csv`); validation accuracy, never a test split, picks the shape:
 
 {body}
 """

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .runs import GPU_SUFFIX, run_prefix, split_variant
+from .runs import GPU_SUFFIX, SHAPE_TAGS, run_prefix, split_variant
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
@@ -748,30 +748,53 @@ def batch_size_check(runs: pd.DataFrame, arch: str, width: float, budget: int, p
     return out.sort_values("batch_size").reset_index(drop=True)
 
 
-def peak_lr_check(runs: pd.DataFrame, budget: int | None = None, profile: str = "full") -> pd.DataFrame:
-    """Accuracy against the peak learning rate at a fixed epoch budget: every model with an ``lr<peak>``
-    variant on a budget (``fer_utils.train --peak-lr``) beside its plain runs on that budget, one row per
-    model, budget (``epochs``) and peak (by model, budget, then increasing peak), the same summary as
-    :func:`batch_size_check` plus the mean validation accuracy ``val_acc``, the only accuracy a peak may
-    be chosen by. ``budget``: that budget alone; None: every budget a variant trained on (a peak that
-    wins a short budget need not win a long one, whose stable phase lasts longer)."""
-    columns = ["model", "arch", "width", "epochs", "peak_lr"] + VARIANT_COLUMNS
+def _variant_check(runs: pd.DataFrame, budget: int | None, profile: str, variant: str, key: str,
+                   key_of) -> pd.DataFrame:
+    """Accuracy against one recipe setting ``key`` (read from a row's recipe by ``key_of``) at a fixed
+    epoch budget: every model with a ``variant``-tagged run (a regular expression of the whole tag) on
+    a budget beside its plain runs on that budget, one row per model, budget (``epochs``) and value of
+    ``key`` (by model, budget, then ``key``): :func:`_variant_rows`' summary, whose ``val_acc`` is the
+    only accuracy a setting may be chosen by. ``budget``: that budget alone; None: every budget a
+    variant trained on (a setting that wins a short budget need not win a long one)."""
+    columns = ["model", "arch", "width", "epochs", key] + VARIANT_COLUMNS
     if runs.empty:
         return pd.DataFrame(columns=columns)
     tags = runs["recipe"].map(recipe_tag_of)
-    varied = runs[(runs["profile"] == profile) & tags.str.fullmatch(r"lr[\d.]+")]
+    varied = runs[(runs["profile"] == profile) & tags.str.fullmatch(variant)]
     budgets = [budget] if budget is not None else sorted({int(b) for b in varied["recipe"].map(budget_of).dropna()})
     out = []
     for epochs in budgets:
-        df = _at_budget(runs, epochs, profile, r"lr[\d.]+")
-        df = df.assign(peak_lr=df["recipe"].map(peak_lr_of))
+        df = _at_budget(runs, epochs, profile, variant)
+        df = df.assign(**{key: df["recipe"].map(key_of)})
         probed = df[df["recipe"].map(recipe_tag_of) != ""][["arch", "width"]].drop_duplicates()
         for arch, width in probed.itertuples(index=False):
-            rows = _variant_rows(df[(df["arch"] == arch) & (df["width"] == width)], "peak_lr")
+            rows = _variant_rows(df[(df["arch"] == arch) & (df["width"] == width)], key)
             out += [{**r, "model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": epochs}
                     for r in rows]
     out = pd.DataFrame(out, columns=columns)
-    return out.sort_values(["model", "epochs", "peak_lr"]).reset_index(drop=True)
+    return out.sort_values(["model", "epochs", key]).reset_index(drop=True)
+
+
+def peak_lr_check(runs: pd.DataFrame, budget: int | None = None, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the peak learning rate at a fixed epoch budget (:func:`_variant_check`): every
+    model with an ``lr<peak>`` variant (``fer_utils.train --peak-lr``) beside its plain runs, a row per
+    model, budget and ``peak_lr``, by increasing peak. A long budget's stable phase lasts longer at the
+    peak, so it can prefer another peak than a short one."""
+    return _variant_check(runs, budget, profile, r"lr[\d.]+", "peak_lr", peak_lr_of)
+
+
+def schedule_of(recipe: str) -> str | None:
+    """The schedule shape of a budgeted run's ``recipe`` (``wsd`` or ``cosine``); None for the first recipe."""
+    found = re.search(r"(?:^|\|)(wsd|cosine)\d+/", str(recipe))
+    return found.group(1) if found else None
+
+
+def schedule_check(runs: pd.DataFrame, budget: int | None = None, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the schedule's shape at a fixed epoch budget (:func:`_variant_check`): every model
+    with a ``cos`` variant (``fer_utils.train --schedule cosine``: the same budget, warm-up and peak, then
+    half a cosine to ~0 instead of warm-up / stable / decay) beside its plain runs, a row per model,
+    budget and ``schedule``."""
+    return _variant_check(runs, budget, profile, SHAPE_TAGS["cosine"], "schedule", schedule_of)
 
 
 #: ``protocol.csv``'s columns (:func:`protocol_check`)

@@ -84,10 +84,11 @@ def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerp
 
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,
               batch_size: int | None = None, peak_lr: float | None = None,
-              validation: str | None = None) -> config.Profile:
+              validation: str | None = None, schedule: str | None = None) -> config.Profile:
     """The profile a run request trains on: ``prof`` with its epoch budget, training-set size, batch
-    size, peak learning rate and validation protocol overridden where given (the sweep's ``--epochs`` /
-    ``--train-limit``, the checks' ``--batch-size`` / ``--peak-lr`` / ``--validation``); its run id follows."""
+    size, peak learning rate, validation protocol and schedule shape overridden where given (the sweep's
+    ``--epochs`` / ``--train-limit``, the checks' ``--batch-size`` / ``--peak-lr`` / ``--validation`` /
+    ``--schedule``); its run id follows."""
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     if train_limit is not None:
@@ -104,6 +105,13 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
         if validation not in config.VALIDATIONS:
             raise ValueError(f"unknown validation {validation!r}; expected one of {', '.join(config.VALIDATIONS)}")
         prof = replace(prof, validation=validation)
+    if schedule is not None:
+        from .schedule import KINDS
+
+        if schedule not in KINDS or prof.schedule not in KINDS:
+            raise ValueError(f"a schedule shape is one of {', '.join(KINDS)} and replaces a budgeted profile's; "
+                             f"got {schedule!r} for the {prof.name!r} profile ({prof.schedule})")
+        prof = replace(prof, schedule=schedule)
     return prof
 
 
@@ -114,10 +122,11 @@ def lr_tag(peak_lr: float) -> str:
 
 def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
     """``tag`` with ``lr<peak>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
-    another peak learning rate than ``base``, the profile it was requested from, and ``bs<N>`` when
-    with another batch size, ``vpub`` when another validation protocol picks its best epoch: such a
-    run is a variant of the plain one (its own folder, a tagged registry row that never stands in for
-    the plain run of the same model and seed)."""
+    another peak learning rate than ``base``, the profile it was requested from, ``bs<N>`` when
+    with another batch size, ``vpub`` when another validation protocol picks its best epoch and
+    ``cos`` (:data:`SHAPE_TAGS`) when another schedule shape: such a run is a variant of the plain one
+    (its own folder, a tagged registry row that never stands in for the plain run of the same model and
+    seed)."""
     parts = [tag] if tag else []
     if prof.learning_rate != base.learning_rate:
         parts.append(lr_tag(prof.learning_rate))
@@ -125,10 +134,14 @@ def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
         parts.append(f"bs{prof.batch_size}")
     if prof.validation != base.validation:
         parts.append(config.VALIDATIONS[prof.validation] or prof.validation)
+    if prof.schedule != base.schedule:
+        parts.append(SHAPE_TAGS[prof.schedule])
     return "-".join(parts)
 
 
-_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+|vpub")
+#: a schedule-shape variant's tag part (``fer_utils.train --schedule``), by shape
+SHAPE_TAGS = {"cosine": "cos", "wsd": "wsd"}
+_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+|vpub|" + "|".join(SHAPE_TAGS.values()))
 
 
 def split_variant(tag: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import config, data, registry, runs
 from .recipe import describe, fit_targets, student_of, training_model
+from .schedule import KINDS as SCHEDULE_KINDS
 from .seeding import set_seed
 
 
@@ -178,7 +179,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           epochs: int | None = None, train_limit: int | None = None, tag: str = "",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
           precision: str = "float32", stop_after: int | None = None, callbacks=None,
-          batch_size: int | None = None, peak_lr: float | None = None, validation: str | None = None) -> dict | None:
+          batch_size: int | None = None, peak_lr: float | None = None, validation: str | None = None,
+          schedule: str | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -195,13 +197,15 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     (:func:`runs.variant_tag`). ``peak_lr`` overrides the profile's peak learning rate (the same
     schedule's shape, budget and batch size); the run is then tagged ``lr<peak>``. ``validation``
     ``"public"`` trains on all of Training and picks the best epoch on PublicTest (the original
-    study's protocol; :func:`runs.prepare`); the run is then tagged ``vpub``.
+    study's protocol; :func:`runs.prepare`); the run is then tagged ``vpub``. ``schedule`` ``"cosine"``
+    replaces the warm-up / stable / decay shape with a cosine from the peak after warm-up (the same
+    budget, warm-up and peak); the run is then tagged ``cos``.
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
     base = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr, validation)
+    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr, validation, schedule)
     tag = runs.variant_tag(tag, base, prof)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
@@ -336,6 +340,9 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--validation", choices=list(config.VALIDATIONS), default=None,
                         help="public: train on all of Training, pick the best epoch on PublicTest (the original "
                              "study's protocol; the run is tagged vpub, a variant)")
+    parser.add_argument("--schedule", choices=list(SCHEDULE_KINDS), default=None,
+                        help="override the profile's schedule shape: cosine, half a cosine from the peak after "
+                             "warm-up (the run is tagged cos, a variant)")
     return parser
 
 
@@ -344,7 +351,7 @@ def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
                   registry_path=reg, precision=args.precision, batch_size=args.batch_size,
-                  peak_lr=args.peak_lr, validation=args.validation)
+                  peak_lr=args.peak_lr, validation=args.validation, schedule=args.schedule)
     return ds, setup, common
 
 

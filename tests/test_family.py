@@ -116,12 +116,35 @@ def test_peak_lr_check_sets_each_probed_model_s_peaks_beside_its_plain_runs():
     assert "peak 0.0003 (1 seed): validation 0.610, mean of the tests 0.600, -2.0 points (beyond" in text
     assert text.endswith("Validation prefers peak 0.001.")
     tie = table.assign(val_acc=[0.61, 0.63, 0.63])  # a tie with the recipe's peak keeps it
-    assert report.peak_lr_paragraph(tie, 3e-3).endswith("No other peak beats the recipe's on validation: 0.003 stays.")
-    assert "no run at the recipe's peak" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
+    assert report.peak_lr_paragraph(tie, 3e-3).endswith("No other peak beats the recipe's on validation: peak 0.003 stays.")
+    assert "no run at the recipe's peak 0.003 on this" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
     lines = report.peak_lr_paragraph(every, 3e-3).splitlines()  # one line per model and budget
-    assert len(lines) == 2 and lines[1] == ("- HW3 CNN, 60 epochs: no run at the recipe's peak (0.003) on this "
+    assert len(lines) == 2 and lines[1] == ("- HW3 CNN, 60 epochs: no run at the recipe's peak 0.003 on this "
                                             "budget to compare with.")
     assert "No run with another peak" in report.peak_lr_paragraph(table.iloc[0:0], 3e-3)
+
+
+def test_schedule_check_sets_a_cosine_variant_beside_the_plain_runs_of_its_budget():
+    from fer_utils import report
+
+    rows = _rows([("cnn", 1.0, 3258379, 0, 0.62, 0.62, 4000), ("cnn", 1.0, 3258379, 1, 0.64, 0.62, 4000),
+                  ("cnn", 1.0, 3258379, 0, 0.66, 0.66, 4100), ("cnn", 1.0, 3258379, 0, 0.60, 0.60, 4200)])
+    rows = rows.assign(profile="full", shared=0.0)
+    rows.loc[0:1, "recipe"] = "adam|wsd120/warm2/decay0.2/peak0.003|bs128|bf16"
+    rows.loc[2, "recipe"] = "adam|cosine120/warm2/peak0.003|bs128|bf16|tag:cos"
+    rows.loc[3, "recipe"] = "adam|wsd40/warm2/decay0.2/peak0.003|bs128|bf16"  # no variant on 40: left out
+    table = results.schedule_check(rows)
+    assert list(zip(table.epochs, table.schedule, table.seeds)) == [(120, "cosine", 1), (120, "wsd", 2)]
+    assert list(table.mean_acc) == [0.66, 0.625]
+    assert results.schedule_check(rows.iloc[[0, 1, 3]]).empty  # no variant, no check
+
+    text = report.schedule_paragraph(table, "wsd", noise_std=0.7)
+    assert text == ("- HW3 CNN, 120 epochs: the recipe's warm-up / stable / decay (2 seeds): validation 0.640, "
+                    "mean of the tests 0.625; cosine (1 seed): validation 0.670, mean of the tests 0.660, "
+                    "+3.5 points (beyond twice the seed-to-seed noise, 1.4 points). Validation prefers cosine.")
+    assert report.schedule_paragraph(table.assign(val_acc=[0.60, 0.63]), "wsd").endswith(
+        "No other shape beats the recipe's on validation: warm-up / stable / decay stays.")
+    assert "No run with another schedule shape" in report.schedule_paragraph(table.iloc[0:0], "wsd")
 
 
 def test_a_point_never_mixes_recipes():

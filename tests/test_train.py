@@ -408,13 +408,46 @@ def test_another_peak_learning_rate_is_a_tagged_variant_that_trains_at_that_peak
     assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]
 
 
+def test_another_schedule_shape_is_a_tagged_variant_that_trains_on_that_shape(tmp_path):
+    from fer_utils import config, results, train
+
+    full = config.PROFILES["full"]
+    asked = runs.requested(full, epochs=120, schedule="cosine")
+    assert asked.schedule == "cosine" and asked.lr_schedule().tag() == "cos120"
+    assert runs.variant_tag("", full, asked) == "cos"
+    assert runs.variant_tag("", full, runs.requested(full, schedule="wsd")) == ""  # the recipe's own shape
+    assert runs.variant_tag("kdh-x", full, runs.requested(full, peak_lr=1e-3, schedule="cosine")) == "kdh-x-lr0.001-cos"
+    with pytest.raises(ValueError, match="schedule shape is one of wsd, cosine"):
+        runs.requested(full, schedule="step")
+    with pytest.raises(ValueError, match="replaces a budgeted profile"):  # the first recipe has no budget to shape
+        runs.requested(config.PROFILES["full-plateau"], schedule="cosine")
+
+    kw = dict(dataset=data.synthetic(200, seed=5), runs_root=tmp_path / "runs",
+              registry_path=tmp_path / "runs.csv", verbose=0, epochs=3, train_limit=100)
+    plain = train.train("irnet", 0.5, "smoke", **kw)
+    variant = train.train("irnet", 0.5, "smoke", schedule="cosine", **kw)
+    assert variant["run_id"] == plain["run_id"].replace("-wsd3", "-cos3-cos")
+    assert "|cosine3/warm1/peak0.003|" in variant["recipe"] and variant["recipe"].endswith("|tag:cos")
+    assert results.schedule_of(variant["recipe"]) == "cosine" and results.schedule_of(plain["recipe"]) == "wsd"
+    assert results.schedule_of("adam|ep60/es10/lr4/bs64") is None
+    # the rates it trained at, epoch by epoch (the log's last step of each): both at the peak at the end of
+    # warm-up; then the cosine falls at once, below the plain run's constant peak and below its decay
+    cos = pd.read_csv(tmp_path / "runs" / variant["run_id"] / "log.csv")["lr"].tolist()
+    wsd = pd.read_csv(tmp_path / "runs" / plain["run_id"] / "log.csv")["lr"].tolist()
+    assert math.isclose(cos[0], 3e-3, rel_tol=1e-3) and math.isclose(wsd[0], 3e-3, rel_tol=1e-3)
+    assert math.isclose(wsd[1], 3e-3, rel_tol=1e-3) and 0 < cos[2] < cos[1] < wsd[1] and cos[2] < wsd[2]
+    rows = pd.read_csv(tmp_path / "runs.csv")  # the variant never stands in for the plain run
+    assert list(results.latest_runs(rows, "smoke", budget=3)["run_id"]) == [plain["run_id"]]
+
+
 def test_split_variant_undoes_variant_tag():
     from fer_utils import config
 
     full = config.PROFILES["full"]
     for tag in ("", "kdh-cnn1-tta-T2-a0.5", "qat-kmeans-4-lr0.00003-wsd40"):
         for asked in (runs.requested(full), runs.requested(full, peak_lr=1e-3),
-                      runs.requested(full, batch_size=64), runs.requested(full, peak_lr=1e-3, batch_size=256)):
+                      runs.requested(full, batch_size=64), runs.requested(full, peak_lr=1e-3, batch_size=256),
+                      runs.requested(full, schedule="cosine"), runs.requested(full, peak_lr=1e-3, schedule="cosine")):
             made = runs.variant_tag(tag, full, asked)
             assert runs.split_variant(made)[0] == tag
             assert runs.split_variant(made) == (tag, runs.variant_tag("", full, asked))
