@@ -498,7 +498,7 @@ def schedule_section(setup, sweep: pd.DataFrame | None = None) -> str:
             schedule=table["schedule"].map(SHAPE_WORDS)).rename(columns=VARIANT_HEADERS), column_digits=VARIANT_DIGITS)
     return f"""### Schedule shape at a fixed budget
 
-The recipe keeps the learning rate at its peak until the last {setup.profile.decay_frac:.0%} of the budget
+The recipe keeps the learning rate at its peak until the last {100 * setup.profile.decay_frac:g} % of the budget
 (warm-up / stable / decay), which lets shorter budgets branch from a longer run. A cosine from the
 peak right after warm-up spends more of the budget at lower rates. The same model, budget, warm-up,
 peak and batch size with either shape (`python -m fer_utils.train --schedule cosine`, a tagged variant
