@@ -99,74 +99,66 @@ def study(setup, dataset=None, smoke_budgets=(2, 3)):
     return table
 
 
+def _variant_table(setup, dataset, name: str, check, **variant):
+    """One of notebook 03's variant checks: ``check(registry rows)`` written to ``<name>.csv``. In the
+    smoke profile the ``variant`` (:func:`fer_utils.train.train`'s override: ``batch_size=32``, …) of
+    ``config.BUDGET_STUDY_MODEL`` at the sweep budget is trained here first (seconds), beside the plain
+    run notebook 03 trains; in the full profile the variants come from ``fer_utils.train`` in the
+    background."""
+    from . import registry, train
+
+    reg = setup.results / "runs.csv"
+    if setup.profile.name == "smoke":
+        arch, width = config.BUDGET_STUDY_MODEL
+        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
+                    registry_path=reg, verbose=2, **variant)
+    table = check(registry.read(reg))
+    table.to_csv(setup.results / f"{name}.csv", index=False)
+    return table
+
+
 def batch_size_table(setup, dataset=None, smoke_batch_size: int = 32):
-    """Notebook 03's batch-size check (``results.batch_size_check`` of ``config.BUDGET_STUDY_MODEL``
-    at the sweep budget), written to ``batch_size.csv``. In the smoke profile a ``smoke_batch_size``
-    variant of the model is trained here first (seconds), beside the plain run notebook 03 trains;
-    in the full profile the variants come from ``fer_utils.train --batch-size`` in the background."""
-    from . import registry, results, train
+    """Notebook 03's batch-size check (``results.batch_size_check`` of ``config.BUDGET_STUDY_MODEL`` at
+    the sweep budget), written to ``batch_size.csv``; the smoke profile trains a ``smoke_batch_size``
+    variant first (:func:`_variant_table`), the full profile reads ``fer_utils.train --batch-size`` runs."""
+    from . import results
 
     arch, width = config.BUDGET_STUDY_MODEL
-    reg = setup.results / "runs.csv"
     budget = config.sweep_epochs(setup.profile)
-    if setup.profile.name == "smoke":
-        train.train(arch, width, setup.profile, dataset=dataset, epochs=budget, batch_size=smoke_batch_size,
-                    registry_path=reg, verbose=2)
-    table = results.batch_size_check(registry.read(reg), arch, width, budget, profile=setup.profile.name)
-    table.to_csv(setup.results / "batch_size.csv", index=False)
-    return table
+    return _variant_table(setup, dataset, "batch_size",
+                          lambda rows: results.batch_size_check(rows, arch, width, budget, profile=setup.profile.name),
+                          batch_size=smoke_batch_size)
 
 
 def peak_lr_table(setup, dataset=None, smoke_peak_lr: float = 1e-3):
     """Notebook 03's peak learning-rate check (``results.peak_lr_check`` on every budget a variant
-    trained on), written to ``peak_lr.csv``. In the smoke profile a ``smoke_peak_lr`` variant of
-    ``config.BUDGET_STUDY_MODEL`` is trained here first at the sweep budget (seconds); in the full
-    profile the variants come from ``fer_utils.train --peak-lr`` in the background."""
-    from . import registry, results, train
+    trained on), written to ``peak_lr.csv``; the smoke profile trains a ``smoke_peak_lr`` variant first
+    (:func:`_variant_table`), the full profile reads ``fer_utils.train --peak-lr`` runs."""
+    from . import results
 
-    reg = setup.results / "runs.csv"
-    if setup.profile.name == "smoke":
-        arch, width = config.BUDGET_STUDY_MODEL
-        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
-                    peak_lr=smoke_peak_lr,
-                    registry_path=reg, verbose=2)
-    table = results.peak_lr_check(registry.read(reg), profile=setup.profile.name)
-    table.to_csv(setup.results / "peak_lr.csv", index=False)
-    return table
+    return _variant_table(setup, dataset, "peak_lr", lambda rows: results.peak_lr_check(rows, profile=setup.profile.name),
+                          peak_lr=smoke_peak_lr)
 
 
 def schedule_table(setup, dataset=None, smoke_shape: str = "cosine"):
     """Notebook 03's schedule-shape check (``results.schedule_check`` on every budget a variant trained
-    on), written to ``schedule.csv``. In the smoke profile a ``smoke_shape`` variant of
-    ``config.BUDGET_STUDY_MODEL`` is trained here first at the sweep budget (seconds); in the full
-    profile the variants come from ``fer_utils.train --schedule cosine`` in the background."""
-    from . import registry, results, train
+    on), written to ``schedule.csv``; the smoke profile trains a ``smoke_shape`` variant first
+    (:func:`_variant_table`), the full profile reads ``fer_utils.train --schedule cosine`` runs."""
+    from . import results
 
-    reg = setup.results / "runs.csv"
-    if setup.profile.name == "smoke":
-        arch, width = config.BUDGET_STUDY_MODEL
-        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
-                    schedule=smoke_shape, registry_path=reg, verbose=2)
-    table = results.schedule_check(registry.read(reg), profile=setup.profile.name)
-    table.to_csv(setup.results / "schedule.csv", index=False)
-    return table
+    return _variant_table(setup, dataset, "schedule", lambda rows: results.schedule_check(rows, profile=setup.profile.name),
+                          schedule=smoke_shape)
 
 
 def protocol_table(setup, dataset=None):
     """Notebook 03's validation-protocol check (``results.protocol_check``): the original study's protocol
-    (all of Training trains, PublicTest picks the epoch) beside ours, written to ``protocol.csv``. In the
-    smoke profile a ``vpub`` variant of ``config.BUDGET_STUDY_MODEL`` at the sweep budget is trained here
-    first (seconds); in the full profile the runs come from ``fer_utils.train --validation public``."""
-    from . import registry, results, train
+    (all of Training trains, PublicTest picks the epoch) beside ours, written to ``protocol.csv``; the
+    smoke profile trains a ``vpub`` variant first (:func:`_variant_table`), the full profile reads
+    ``fer_utils.train --validation public`` runs."""
+    from . import results
 
-    reg = setup.results / "runs.csv"
-    if setup.profile.name == "smoke":
-        arch, width = config.BUDGET_STUDY_MODEL
-        train.train(arch, width, setup.profile, dataset=dataset, epochs=config.sweep_epochs(setup.profile),
-                    validation="public", registry_path=reg, verbose=2)
-    table = results.protocol_check(registry.read(reg), profile=setup.profile.name)
-    table.to_csv(setup.results / "protocol.csv", index=False)
-    return table
+    return _variant_table(setup, dataset, "protocol", lambda rows: results.protocol_check(rows, profile=setup.profile.name),
+                          validation="public")
 
 
 def main(argv=None) -> int:

@@ -967,10 +967,12 @@ def member_epochs(table: pd.DataFrame, registry_rows: pd.DataFrame) -> pd.DataFr
 
     if table.empty or "run_id" not in table.columns:
         return table
+    def budget(recipe, trained):  # a first-recipe run (no budget, not a fine-tune): the epochs it trained
+        found = results.budget_of(recipe)
+        return int(trained) if found is None and not results.is_qat(recipe) and pd.notna(trained) else found
+
     trained = registry_rows["epochs"] if "epochs" in registry_rows.columns else [None] * len(registry_rows)
-    budgets = {r: results.budget_of(recipe) or (int(n) if pd.notna(n) and not results.qat_spec(results.recipe_tag_of(recipe))
-                                                 else None)
-               for r, recipe, n in zip(registry_rows["run_id"], registry_rows["recipe"], trained)}
+    budgets = {r: budget(recipe, n) for r, recipe, n in zip(registry_rows["run_id"], registry_rows["recipe"], trained)}
     epochs = [SEP.join(str(budgets.get(m) or "?") for m in str(ids).split(SEP)) for ids in table["run_id"]]
     out = table.copy()
     out.insert(list(out.columns).index("model") + 1 if "model" in out.columns else len(out.columns), "epochs", epochs)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, data, paths
+from .schedule import KINDS as SCHEDULE_KINDS
 
 
 PRECISIONS = config.PRECISIONS
@@ -106,10 +107,8 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
             raise ValueError(f"unknown validation {validation!r}; expected one of {', '.join(config.VALIDATIONS)}")
         prof = replace(prof, validation=validation)
     if schedule is not None:
-        from .schedule import KINDS
-
-        if schedule not in KINDS or prof.schedule not in KINDS:
-            raise ValueError(f"a schedule shape is one of {', '.join(KINDS)} and replaces a budgeted profile's; "
+        if schedule not in SCHEDULE_KINDS or prof.schedule not in SCHEDULE_KINDS:
+            raise ValueError(f"a schedule shape is one of {', '.join(SCHEDULE_KINDS)} and replaces a budgeted profile's; "
                              f"got {schedule!r} for the {prof.name!r} profile ({prof.schedule})")
         prof = replace(prof, schedule=schedule)
     return prof

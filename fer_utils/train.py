@@ -33,7 +33,6 @@ import numpy as np
 
 from . import config, data, registry, runs
 from .recipe import describe, fit_targets, student_of, training_model
-from .schedule import KINDS as SCHEDULE_KINDS
 from .seeding import set_seed
 
 
@@ -340,7 +339,7 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--validation", choices=list(config.VALIDATIONS), default=None,
                         help="public: train on all of Training, pick the best epoch on PublicTest (the original "
                              "study's protocol; the run is tagged vpub, a variant)")
-    parser.add_argument("--schedule", choices=list(SCHEDULE_KINDS), default=None,
+    parser.add_argument("--schedule", choices=list(runs.SCHEDULE_KINDS), default=None,
                         help="override the profile's schedule shape: cosine, half a cosine from the peak after "
                              "warm-up (the run is tagged cos, a variant)")
     return parser
