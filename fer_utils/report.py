@@ -9,6 +9,7 @@ built from them here, where it is tested.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,9 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
     for row in headline.to_dict("records"):
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
-        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs: "
+        peak = (f" at peak LR {results.peak_lr_of(row['recipe']):g}"
+                if re.fullmatch(results.PEAK_VARIANT, results.recipe_tag_of(row.get("recipe", ""))) else "")
+        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{peak}: "
                      f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")
     return lines
@@ -208,7 +211,8 @@ def teacher_names_text(runs: pd.DataFrame, teachers_dir: Path, teacher_runs_csv:
     return f"""**Teacher names.** A distilled model's label says `+ KD` and names its teacher where it is not the
 HW3 CNN (`(teacher <name>)`); a quantisation-aware fine-tune's says `teacher <name>` where its
 teacher ran in the loop. A name is `<arch><width>` for a plain seed-0 run (the longest finished
-training of that model when the student started, so one name can stand for different runs), with
+training of that model when the student started, a peak-LR variant included, so one name can stand
+for different runs), with
 `s<seed>e<epochs>` and the run's own method (`kdh`: itself distilled, Hinton's loss) for any other
 run; `+` joins an ensemble, whose members' softmax outputs are averaged; any other name is a committed
 teacher file (`{teachers_dir.parent.name}/{teachers_dir.name}/<name>.npz`). The names in `runs.csv`, with
@@ -267,7 +271,9 @@ Accuracy of each width-1.0 model's best epoch (validation accuracy picks it), fr
 the size of its weights stored the original way (float16, `np.savez_compressed`; `codecs.csv`).
 Each model's row is its longest finished training (the most epochs on the budgeted schedule, else
 its run on the first recipe; its lowest seed where several seeds trained as long: the other seeds
-are in section 4's table); `original study` is the PrivateTest accuracy the original reached
+are in section 4's table). A run at another peak learning rate (the peak-LR check below) competes
+with the plain run of its budget on validation accuracy, so each family's row is at the peak measured
+best for it (its `schedule` shows the peak). `original study` is the PrivateTest accuracy the original reached
 with the same architecture (its own MobileNet weights scored on this data; the HW3 CNN's Kaggle
 private score), the target of a headline run.
 `schedule` is read from the row's `recipe`: for the budgeted recipe the budget, warm-up, decay

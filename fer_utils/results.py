@@ -170,6 +170,12 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
     of the headline budget does not fit one 3-hour CPU session (run folders do not outlive one), so
     the longest budget that finished is the best trained model there is; a shorter decay of the
     budget study stands for the model only while nothing longer has finished.
+
+    For that headline (no ``budget``, the plain slot) a **peak-LR variant** (tag ``lr<peak>``:
+    :data:`PEAK_VARIANT`) competes with the plain run of its model and seed: issue 12 chooses each
+    family's peak by measurement (:func:`peak_lr_check`), so a longer finished budget still wins, and
+    on equal budgets the better validation accuracy does (never a test split). It keeps the plain
+    model's name; its recipe says the peak. The newest row of a run id is the only one that counts.
     """
     if runs.empty:
         return runs.assign(model=pd.Series(dtype=str))
@@ -181,14 +187,26 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
         df = df[df["_budget"].isna() | (df["_budget"] == budget)]
     elif profile in config.PROFILES:
         df = df[df["_budget"].isna() | (df["_budget"] <= config.PROFILES[profile].epochs)]
+    compete = recipe_tag == "" and budget is None  # the headline slot: peak-LR variants compete
     if recipe_tag is not None:
-        df = df[df["_tag"] == recipe_tag]
-    # a first-recipe row ranks below every budgeted row, budgeted rows by budget, then by time
-    df = df.assign(_rank=df["_budget"].fillna(-1.0))
-    df = (df.sort_values(["_rank", "timestamp"]).groupby(["arch", "width", "seed", "_tag"], as_index=False)
-          .tail(1).drop(columns=["_rank", "_budget"]))
+        df = df[(df["_tag"] == recipe_tag) | (compete & df["_tag"].str.fullmatch(PEAK_VARIANT))]
+    if compete:  # the slot's name is the plain model's
+        df = df.assign(_tag="")
+    # a first-recipe row ranks below every budgeted row, budgeted rows by budget, then (runs of one budget
+    # competing for the headline slot) by validation, then by time, the newest row of each run id alone
+    if "run_id" in df:
+        df = df.sort_values("timestamp").drop_duplicates("run_id", keep="last")
+    val = df["best_val_acc"] if compete and "best_val_acc" in df else pd.Series(0.0, index=df.index)
+    df = df.assign(_rank=df["_budget"].fillna(-1.0), _val=pd.to_numeric(val, errors="coerce").fillna(0.0))
+    df = (df.sort_values(["_rank", "_val", "timestamp"]).groupby(["arch", "width", "seed", "_tag"], as_index=False)
+          .tail(1).drop(columns=["_rank", "_budget", "_val"]))
     df = df.assign(model=[model_label(a, w, t) for a, w, t in zip(df["arch"], df["width"], df["_tag"])])
     return df.drop(columns="_tag").sort_values(["arch", "params", "model"]).reset_index(drop=True)
+
+
+#: a recipe tag that is a peak-LR variant alone (``fer_utils.train --peak-lr``): the same model, schedule
+#: shape, budget and batch size at another peak, which competes for its model's headline slot
+PEAK_VARIANT = r"lr[\d.]+"
 
 
 def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -780,7 +798,7 @@ def peak_lr_check(runs: pd.DataFrame, budget: int | None = None, profile: str = 
     model with an ``lr<peak>`` variant (``fer_utils.train --peak-lr``) beside its plain runs, a row per
     model, budget and ``peak_lr``, by increasing peak. A long budget's stable phase lasts longer at the
     peak, so it can prefer another peak than a short one."""
-    return _variant_check(runs, budget, profile, r"lr[\d.]+", "peak_lr", peak_lr_of)
+    return _variant_check(runs, budget, profile, PEAK_VARIANT, "peak_lr", peak_lr_of)
 
 
 def schedule_of(recipe: str) -> str | None:

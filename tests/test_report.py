@@ -625,6 +625,50 @@ def test_budget_study_and_its_paragraph():
     assert results.hours_text({**runs.iloc[2].to_dict(), "backend": "jax-gpu"}) == "1.50 GPU h"
 
 
+def test_a_peak_lr_variant_competes_for_its_models_headline_row_on_validation():
+    from dataclasses import replace
+
+    from fer_utils import results
+
+    full = config.PROFILES["full"]
+
+    def row(run_id, epochs, val, ts, peak=None, seed=0, private=0.6):
+        prof = replace(full, epochs=epochs, learning_rate=peak or full.learning_rate)
+        return dict(run_id=run_id, arch="cnn", width=1.0, seed=seed, profile="full", params=3258379, epochs=epochs,
+                    best_val_acc=val, public_acc=private, private_acc=private, private_tta_acc=float("nan"),
+                    wall_s=1.0, data_fingerprint="abc", timestamp=ts,
+                    recipe=recipe.describe(prof) + (f"|tag:lr{peak:g}" if peak else ""))
+
+    def standing(*rows, **kw):
+        return results.latest_runs(pd.DataFrame(list(rows)), "full", **kw)
+
+    plain75, lr75 = row("p75", 75, 0.634, "2026-01-01"), row("l75", 75, 0.646, "2026-01-02", peak=1e-3)
+    plain120, lr200 = row("p120", 120, 0.637, "2026-01-03"), row("l200", 200, 0.650, "2026-01-04", peak=1e-3)
+    # on one budget validation picks, whichever finished first; the row keeps the plain model's name
+    for rows in ((plain75, lr75), (lr75, plain75)):
+        picked = standing(*rows)
+        assert picked["run_id"].tolist() == ["l75"] and picked["model"].tolist() == ["HW3 CNN"]
+    assert standing(plain75, {**lr75, "best_val_acc": 0.60})["run_id"].tolist() == ["p75"]
+    # a longer finished budget still wins, whatever its peak; then the longer peak-LR run wins in turn
+    assert standing(plain75, lr75, plain120)["run_id"].tolist() == ["p120"]
+    assert standing(plain75, lr75, plain120, lr200)["run_id"].tolist() == ["l200"]
+    # only a run id's newest row counts: an older row of the plain run cannot win on its old validation
+    assert standing({**plain75, "best_val_acc": 0.70, "timestamp": "2025-12-31"}, lr75, plain75)["run_id"].tolist() == ["l75"]
+    # other variants still never stand in; a named budget (the sweeps) and a named tag keep to their own rows
+    bs = {**row("b75", 75, 0.70, "2026-01-05"), "recipe": recipe.describe(replace(full, epochs=75)) + "|bs64|tag:bs64"}
+    assert standing(plain75, bs)["run_id"].tolist() == ["p75"]
+    assert standing(plain75, lr75, budget=75)["run_id"].tolist() == ["p75"]
+    assert standing(plain75, lr75, recipe_tag="lr0.001")["run_id"].tolist() == ["l75"]
+    assert sorted(standing(plain75, lr75, recipe_tag=None)["run_id"]) == ["l75", "p75"]
+    # the teacher name cnn1 resolves to the run that stands, as the command line's --teacher cnn:1 does
+    part = results.teacher_parts("cnn1")[0]
+    assert results._teacher_part_run(part, pd.DataFrame([plain75, lr75]), "full")["run_id"] == "l75"
+    # the glance says at which peak the headline trained
+    line = report.glance_lines(pd.DataFrame(), standing(plain75, lr75))[0]
+    assert line.startswith("- HW3 CNN, 3,258,379 parameters, trained 75 epochs at peak LR 0.001: PrivateTest 0.600")
+    assert "at peak LR" not in report.glance_lines(pd.DataFrame(), standing(plain120))[0]
+
+
 def test_parameter_budgets_from_the_seed_models_codec_rows():
     from fer_utils import results
 

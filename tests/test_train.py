@@ -404,8 +404,12 @@ def test_another_peak_learning_rate_is_a_tagged_variant_that_trains_at_that_peak
     # the learning rate it trained at: the peak at the end of the warm-up epoch (smoke: 1 epoch of 2)
     log = pd.read_csv(tmp_path / "runs" / variant["run_id"] / "log.csv")
     assert math.isclose(log["lr"].max(), 1e-3, rel_tol=1e-3)
+    # unlike the other variants it competes for the model's headline row: on one budget validation picks
     rows = pd.read_csv(tmp_path / "runs.csv")
-    assert list(results.latest_runs(rows, "smoke")["run_id"]) == [plain["run_id"]]
+    better = rows.sort_values(["best_val_acc", "timestamp"]).iloc[-1]["run_id"]
+    assert list(results.latest_runs(rows, "smoke")["run_id"]) == [better]
+    assert list(results.latest_runs(rows, "smoke")["model"]) == [results.model_label("irnet", 0.5)]
+    assert list(results.latest_runs(rows, "smoke", budget=2)["run_id"]) == [plain["run_id"]]  # the sweeps' rows
 
 
 def test_another_schedule_shape_is_a_tagged_variant_that_trains_on_that_shape(tmp_path):
