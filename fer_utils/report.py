@@ -429,8 +429,8 @@ def variant_paragraph(table: pd.DataFrame, key: str, default, name, setting: str
     """What a variant check (``results.peak_lr_check``, ``results.schedule_check``) says, one sentence per
     model and budget: each value of ``key`` (``name(value)`` says it in words) with its validation and
     mean test accuracy against the recipe's ``default``, the test gap set against twice the seeds' pooled
-    standard deviation ``noise_std`` (points), and the value validation prefers; ``setting`` names what
-    varies (``peak``)."""
+    standard deviation ``noise_std`` (points), and the value validation prefers, by how much (set against
+    the same noise: a lead inside it is no settled choice); ``setting`` names what varies (``peak``)."""
     lines = []
     for (model, epochs), g in table.groupby(["model", "epochs"], sort=False):
         model = f"{model}, {int(epochs)} epochs"
@@ -440,7 +440,9 @@ def variant_paragraph(table: pd.DataFrame, key: str, default, name, setting: str
             continue
         ref = ref.iloc[0]
         best = g.loc[g["val_acc"].idxmax()]
-        verdict = (f"Validation prefers {name(best[key])}." if best["val_acc"] > ref["val_acc"] else
+        lead = 100 * (best["val_acc"] - ref["val_acc"])  # a lead within the noise is said so
+        verdict = (f"Validation prefers {name(best[key])}, by {lead:.1f} points{_noise_note(lead, noise_std)}."
+                   if best["val_acc"] > ref["val_acc"] else
                    f"No other {setting} beats the recipe's on validation: {name(default)} stays.")
         parts = []
         for _, row in g[g[key] != default].iterrows():

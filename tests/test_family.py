@@ -114,7 +114,7 @@ def test_peak_lr_check_sets_each_probed_model_s_peaks_beside_its_plain_runs():
                            "tests 0.620")
     assert "peak 0.001 (1 seed): validation 0.650, mean of the tests 0.650, +3.0 points (beyond twice" in text
     assert "peak 0.0003 (1 seed): validation 0.610, mean of the tests 0.600, -2.0 points (beyond" in text
-    assert text.endswith("Validation prefers peak 0.001.")
+    assert text.endswith("Validation prefers peak 0.001, by 2.0 points (beyond twice the seed-to-seed noise, 1.4 points).")
     tie = table.assign(val_acc=[0.61, 0.63, 0.63])  # a tie with the recipe's peak keeps it
     assert report.peak_lr_paragraph(tie, 3e-3).endswith("No other peak beats the recipe's on validation: peak 0.003 stays.")
     assert "no run at the recipe's peak 0.003 on this" in report.peak_lr_paragraph(table[table.peak_lr != 3e-3], 3e-3)
@@ -141,7 +141,10 @@ def test_schedule_check_sets_a_cosine_variant_beside_the_plain_runs_of_its_budge
     text = report.schedule_paragraph(table, "wsd", noise_std=0.7)
     assert text == ("- HW3 CNN, 120 epochs: the recipe's warm-up / stable / decay (2 seeds): validation 0.640, "
                     "mean of the tests 0.625; cosine (1 seed): validation 0.670, mean of the tests 0.660, "
-                    "+3.5 points (beyond twice the seed-to-seed noise, 1.4 points). Validation prefers cosine.")
+                    "+3.5 points (beyond twice the seed-to-seed noise, 1.4 points). Validation prefers cosine, by 3.0 "
+                    "points (beyond twice the seed-to-seed noise, 1.4 points).")
+    close = report.schedule_paragraph(table.assign(val_acc=[0.645, 0.64]), "wsd", noise_std=0.7)
+    assert close.endswith("Validation prefers cosine, by 0.5 points (within twice the seed-to-seed noise, 1.4 points).")
     assert report.schedule_paragraph(table.assign(val_acc=[0.60, 0.63]), "wsd").endswith(
         "No other shape beats the recipe's on validation: warm-up / stable / decay stays.")
     assert "No run with another schedule shape" in report.schedule_paragraph(table.iloc[0:0], "wsd")
