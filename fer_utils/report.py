@@ -9,7 +9,6 @@ built from them here, where it is tested.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +153,7 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
         peak = (f" at peak LR {results.peak_lr_of(row['recipe']):g}"
-                if re.fullmatch(results.PEAK_VARIANT, results.recipe_tag_of(row.get("recipe", ""))) else "")
+                if results.is_peak_variant(row.get("recipe", "")) else "")
         lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{peak}: "
                      f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")

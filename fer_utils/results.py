@@ -209,6 +209,11 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
 PEAK_VARIANT = r"lr[\d.]+"
 
 
+def is_peak_variant(recipe: str) -> bool:
+    """Whether a registry ``recipe`` is a peak-LR variant alone (its tag :data:`PEAK_VARIANT`)."""
+    return re.fullmatch(PEAK_VARIANT, recipe_tag_of(recipe)) is not None
+
+
 def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of each (arch, width) that trained the most epochs (every seed of that length), so
     runs of different lengths, whose schedules differ, are never pooled under one model name."""
