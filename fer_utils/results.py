@@ -54,8 +54,10 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
     return name
 
 
-#: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method
-TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>[a-z]*))?")
+#: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method,
+#: the first part of the run's tag (``kdh``; a variant's whole tag, ``lr0.001`` for a peak-LR run)
+TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)"
+                          r"(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>(?:[a-z]+[\d.]*)?))?")
 _TEACHER = re.sub(r"\(\?P<\w+>", "(?:", TEACHER_NAME.pattern)  # the same name, unnamed groups: repeatable in a tag
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
 #: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an
@@ -468,7 +470,8 @@ def kd_teachers(pairs: pd.DataFrame) -> pd.DataFrame:
 def teacher_name(run) -> str:
     """A teacher run's name (in teacher files' and distilled runs' tags): arch and width (``cnn1``) for
     a plain seed-0 run, the one ``ARCH:WIDTH`` names (:func:`find_run`); any other run (another seed,
-    a distilled run) adds its seed, epochs and its tag's method: ``irnet1.2s1e200kdh``."""
+    a distilled run, a variant) adds its seed, epochs and its tag's method: ``irnet1.2s1e200kdh``, and
+    ``cnn1s0e75lr0.001`` for a peak-LR variant (so a peak-LR run that stands for ``cnn:1`` is named exactly)."""
     name = f"{run['arch']}{float(run['width']):g}"
     tag = recipe_tag_of(run.get("recipe", ""))
     seed = run.get("seed", 0)
@@ -517,7 +520,9 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     that taught are known (:func:`student_teachers`): a member named without them (``irnet1.2``) says
     its own (``IRNet (ours) w1.2 (120 epochs)``). ``tags``: each member's own recipe tag, where known:
     a member distilled from a teacher other than the study's then says which (:func:`model_label`), so
-    two members of one name (seed 0, 200 epochs, one from the HW3 CNN, one from an ensemble) differ."""
+    two members of one name (seed 0, 200 epochs, one from the HW3 CNN, one from an ensemble) differ. A
+    peak-LR variant is its plain model at that peak: ``HW3 CNN (seed 1, 75 epochs, peak LR 0.001)`` for
+    ``cnn1s1e75lr0.001``."""
     parts = teacher_parts(name)
     if parts is None:
         return name
@@ -525,12 +530,12 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     own = tags if tags is not None and len(tags) == len(parts) else [p["method"] for p in parts]
     labels = []
     for p, e, t in zip(parts, known, own):
-        label = model_label(p["arch"], p["width"], t)
-        if p["epochs"] is not None:
-            label += f" (seed {p['seed']}, {p['epochs']} epochs)"
-        elif e is not None:
-            label += f" ({int(e)} epochs)"
-        labels.append(label)
+        peak = re.fullmatch(PEAK_VARIANT, t or "")  # a peak-LR variant: the plain model, at its peak
+        label = model_label(p["arch"], p["width"], "" if peak else t)
+        said = ([f"seed {p['seed']}", f"{p['epochs']} epochs"] if p["epochs"] is not None
+                else [f"{int(e)} epochs"] if e is not None else [])
+        said += [f"peak LR {float(t[len('lr'):]):g}"] if peak else []
+        labels.append(label + (f" ({', '.join(said)})" if said else ""))
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
 

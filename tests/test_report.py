@@ -865,6 +865,36 @@ def test_a_distilled_or_other_seed_teacher_is_named_with_its_seed_and_epochs():
         "batch the student sees")
 
 
+def test_a_peak_lr_variant_teacher_is_named_read_back_and_resolved():
+    """A peak-LR run (issue 13's HW3 CNNs at peak 1e-3) as a teacher: its name carries the variant, reads
+    back in a distilled run's tag and a fine-tune's, says the peak in words and resolves to that run only."""
+    from fer_utils import results
+
+    recipe = "adam|wsd75/warm2/decay0.2/peak0.001|bs128|bf16"
+    lr = {"run_id": "l75", "arch": "cnn", "width": 1.0, "seed": 1, "epochs": 75, "recipe": recipe + "|tag:lr0.001"}
+    plain = {**lr, "run_id": "p75", "recipe": recipe.replace("peak0.001", "peak0.003")}
+    seed0 = {**lr, "seed": 0}
+    assert results.teacher_name(lr) == "cnn1s1e75lr0.001" and results.teacher_name(seed0) == "cnn1s0e75lr0.001"
+    assert results.teacher_name(plain) == "cnn1s1e75"
+    name = results.teachers_name([lr, {**plain, "arch": "irnet", "width": 1.2, "seed": 0, "epochs": 200,
+                                       "recipe": "adam|wsd200/warm2/decay0.2/peak0.003|bs128|tag:kdh-cnn1-online-T2-a0.5"}])
+    assert name == "cnn1s1e75lr0.001+irnet1.2s0e200kdh"
+    assert results.teacher_parts(name) == [
+        {"arch": "cnn", "width": 1.0, "seed": 1, "epochs": 75, "method": "lr0.001"},
+        {"arch": "irnet", "width": 1.2, "seed": 0, "epochs": 200, "method": "kdh"}]
+    assert results.teacher_label("cnn1s1e75lr0.001") == "HW3 CNN (seed 1, 75 epochs, peak LR 0.001)"
+    assert results.teacher_label("cnn1s1e75") == "HW3 CNN (seed 1, 75 epochs)"
+    assert results.teacher_label("cnn1", [200], ["lr0.001"]) == "HW3 CNN (200 epochs, peak LR 0.001)"
+    assert results.kd_teacher(f"kdh-{name}-online-T2-a0.5") == (name, "online")
+    qat = results.qat_spec(f"qat-kmeans-4-dw8-lr0.00003-teacher-{name}-T2-a0.5-wsd200-kdh-{name}-online-T2-a0.5")
+    assert qat["teacher"] == name and qat["codec"] == "kmeans-4-dw8"
+    # the name resolves to the peak-LR run, never to the plain run of the same seed and budget
+    rows = pd.DataFrame([plain, lr]).assign(timestamp=["2026-01-01", "2026-01-02"])
+    part = results.teacher_parts("cnn1s1e75lr0.001")[0]
+    assert results._teacher_part_run(part, rows, "full")["run_id"] == "l75"
+    assert results._teacher_part_run(results.teacher_parts("cnn1s1e75")[0], rows, "full")["run_id"] == "p75"
+
+
 def test_find_run_takes_a_run_id_as_well_as_arch_and_width(tmp_path):
     from fer_utils import registry, results
 
