@@ -211,9 +211,15 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
 PEAK_VARIANT = r"lr[\d.]+"
 
 
+def variant_peak(tag: str) -> float | None:
+    """The peak learning rate a peak-LR variant's run ``tag`` names (:data:`PEAK_VARIANT`: ``lr0.001`` ->
+    0.001); None for any other tag."""
+    return float(tag[len("lr"):]) if re.fullmatch(PEAK_VARIANT, tag or "") else None
+
+
 def is_peak_variant(recipe: str) -> bool:
     """Whether a registry ``recipe`` is a peak-LR variant alone (its tag :data:`PEAK_VARIANT`)."""
-    return re.fullmatch(PEAK_VARIANT, recipe_tag_of(recipe)) is not None
+    return variant_peak(recipe_tag_of(recipe)) is not None
 
 
 def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -530,11 +536,11 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     own = tags if tags is not None and len(tags) == len(parts) else [p["method"] for p in parts]
     labels = []
     for p, e, t in zip(parts, known, own):
-        peak = re.fullmatch(PEAK_VARIANT, t or "")  # a peak-LR variant: the plain model, at its peak
-        label = model_label(p["arch"], p["width"], "" if peak else t)
+        peak = variant_peak(t)  # a peak-LR variant: the plain model, at its peak
+        label = model_label(p["arch"], p["width"], "" if peak is not None else t)
         said = ([f"seed {p['seed']}", f"{p['epochs']} epochs"] if p["epochs"] is not None
                 else [f"{int(e)} epochs"] if e is not None else [])
-        said += [f"peak LR {float(t[len('lr'):]):g}"] if peak else []
+        said += [f"peak LR {peak:g}"] if peak is not None else []
         labels.append(label + (f" ({', '.join(said)})" if said else ""))
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
