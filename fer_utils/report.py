@@ -1284,15 +1284,19 @@ the same plain twin (`kd_views.csv`; gains in points):
 """
 
 
-def _teacher_words(row) -> str:
+def _teacher_words(row, taught: list | None = None) -> str:
     """A ``kd_teachers.csv`` row's teacher in words: a committed file by its name, a run (or an
     ensemble of runs) by its model's label and how it gave its targets; its own PrivateTest accuracy
-    where known (``teachers.with_teacher_accuracy``)."""
+    where known (``teachers.with_teacher_accuracy``). ``taught``: the teacher runs' registry rows
+    (:func:`teacher_rows`), so that two members of one name (``irnet1.2s0e200kdh`` from different
+    teachers) say which they are, as ``teacher_names.csv`` does."""
     own = row.get("teacher_private_acc")
     own = f"the teacher's own PrivateTest {own:.3f}" if own is not None and pd.notna(own) else ""
     if row["view"] in config.KD_TARGET_VIEWS:
         return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets{'; ' + own if own else ''})"
-    return f"{results.teacher_label(row['teacher'])} {row['targets']}" + (f" ({own})" if own else "")
+    epochs = [int(r["epochs"]) for r in taught] if taught else None
+    tags = [results.recipe_tag_of(r["recipe"]) for r in taught] if taught else None
+    return f"{results.teacher_label(row['teacher'], epochs, tags)} {row['targets']}" + (f" ({own})" if own else "")
 
 
 def kd_teachers_text(path: Path, runs: pd.DataFrame | None = None, run_teachers: Path | None = None,
@@ -1308,16 +1312,20 @@ def kd_teachers_text(path: Path, runs: pd.DataFrame | None = None, run_teachers:
         from . import teachers
 
         found = teachers.with_teacher_accuracy(found, runs, csv_or_empty(run_teachers), teachers_dir)
-    lines = []
+    lines, known = [], teacher_rows(runs)
+
+    def words(row) -> str:
+        return _teacher_words(row, known.get(row.get("run_id")))
+
     for _, group in found.groupby("comparison", sort=False):
         chosen = group["chosen"].astype(bool)
         pick = group[chosen].iloc[0]
         line = (f"- {pick['student']}, {int(pick['epochs'])} epochs ({pick['schedule']}), "
                 f"T={pick['temperature']:g}, alpha={pick['alpha']:g}: validation picks "
-                f"{_teacher_words(pick)}, validation {pick['val_acc']:.3f}, PrivateTest {pick['private_acc']:.3f} "
+                f"{words(pick)}, validation {pick['val_acc']:.3f}, PrivateTest {pick['private_acc']:.3f} "
                 f"({pick['private_gain']:+.2f} points against the plain twin), {fmt(pick['cpu_h'], 2)} CPU h")
         for _, other in group[~chosen].iterrows():
-            line += (f"; from {_teacher_words(other)}, validation {other['val_acc']:.3f} "
+            line += (f"; from {words(other)}, validation {other['val_acc']:.3f} "
                      f"({100 * (other['val_acc'] - pick['val_acc']):+.2f} points), PrivateTest "
                      f"{other['private_acc']:.3f} ({100 * (other['private_acc'] - pick['private_acc']):+.2f}), "
                      f"{fmt(other['cpu_h'], 2)} CPU h")

@@ -344,3 +344,32 @@ def test_pool_outputs_score_each_run_once_and_again_on_a_validation_split_of_ano
     assert loaded == ["a", "b", "a"] and other["a"]["val"].shape == (5, 7)
     newer = teachers.pool_outputs(pool.assign(timestamp="t2").iloc[1:], prepared(5), tmp_path)  # a run finished again
     assert loaded == ["a", "b", "a", "b"] and newer["b"]["val"].shape == (5, 7)
+
+
+def test_which_teacher_says_apart_two_members_of_one_name(tmp_path):
+    """An ensemble teacher whose two members share a name (seed 0, 200 epochs, distilled from different
+    teachers) is said member by member from the runs that taught, each with its own teacher, as the
+    teacher-name legend says it; without the registry, by the name alone."""
+    from fer_utils import report
+
+    def run(rid, arch, width, epochs, tag, teachers_=None):
+        return {"run_id": rid, "arch": arch, "width": width, "seed": 0, "epochs": epochs, "profile": "full",
+                "data_fingerprint": "d", "wall_s": 1.0, "timestamp": "2026-01-01T00:00:00+00:00",
+                "recipe": f"adam|wsd{epochs}|tag:{tag}", "teachers": teachers_}
+
+    name = "irnet1.2s0e200kdh+irnet1.2s0e200kdh"
+    runs_ = pd.DataFrame([run("from_ens", "irnet", 1.2, 200, "kdh-irnet1.2-online-T2-a0.5", "x"),
+                          run("from_cnn", "irnet", 1.2, 200, "kdh-cnn1-online-T2-a0.5", "y"),
+                          run("s", "irnet", 1.0, 15, f"kdh-{name}-online-T2-a0.5", "from_ens;from_cnn")])
+    kd = pd.DataFrame([{"student": "IRNet (ours) w1", "schedule": "wsd15", "epochs": 15, "method": "kdh",
+                        "temperature": 2.0, "alpha": 0.5, "teacher": name, "targets": "in the loop (augmented view)",
+                        "view": "online", "val_acc": 0.6, "public_acc": 0.6, "private_acc": 0.6, "val_gain": 1.0,
+                        "public_gain": 1.0, "private_gain": 1.0, "cpu_h": 0.3, "run_id": "s", "chosen": True,
+                        "comparison": 1}])
+    kd.to_csv(tmp_path / "kd_teachers.csv", index=False)
+    text = report.kd_teachers_text(tmp_path / "kd_teachers.csv", runs_)
+    assert ("validation picks an ensemble of IRNet (ours) w1.2 + KD (teacher irnet1.2) (seed 0, 200 epochs) and "
+            "IRNet (ours) w1.2 + KD (seed 0, 200 epochs) in the loop") in text
+    alone = report.kd_teachers_text(tmp_path / "kd_teachers.csv")
+    assert ("validation picks an ensemble of IRNet (ours) w1.2 + KD (seed 0, 200 epochs) and "
+            "IRNet (ours) w1.2 + KD (seed 0, 200 epochs) in the loop") in alone
