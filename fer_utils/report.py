@@ -1160,14 +1160,6 @@ def teacher_rows(runs: pd.DataFrame | None) -> dict:
     return out
 
 
-def _epochs_and_tags(rows: list | None) -> tuple[list | None, list | None]:
-    """The teacher runs' (:func:`teacher_rows`) epochs and recipe tags, as ``results.teacher_label`` and
-    :func:`teacher_text` take them; (None, None) where the runs are not known."""
-    if not rows:
-        return None, None
-    return [int(r["epochs"]) for r in rows], [results.recipe_tag_of(r["recipe"]) for r in rows]
-
-
 def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path, runs: pd.DataFrame | None = None) -> str:
     """What each distillation pair (``results.distillation_pairs``: the plain twin, then the distilled
     run) gained on PrivateTest and PublicTest, from which teacher (``runs``: the registry, to say each
@@ -1180,7 +1172,7 @@ def distillation_paragraph(table: pd.DataFrame, teachers_dir: Path, runs: pd.Dat
         up += kd["private_gain"] > 0
         cost = (f"; {fmt(kd['cpu_h'], 2)} CPU h against {fmt(plain['cpu_h'], 2)} for the plain twin"
                 if pd.notna(kd.get("cpu_h")) and pd.notna(plain.get("cpu_h")) else "")
-        teacher = full = teacher_text(tag, teachers_dir, *_epochs_and_tags(known.get(kd.get("run_id"))))
+        teacher = full = teacher_text(tag, teachers_dir, *results.epochs_and_tags(known.get(kd.get("run_id"))))
         if full == last:  # said in full once: a search repeats one teacher at every grid point
             teacher = "the same teacher as the line above"
         last = full
@@ -1299,7 +1291,7 @@ def _teacher_words(row, taught: list | None = None) -> str:
     own = f"the teacher's own PrivateTest {own:.3f}" if own is not None and pd.notna(own) else ""
     if row["view"] in config.KD_TARGET_VIEWS:
         return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets{'; ' + own if own else ''})"
-    return f"{results.teacher_label(row['teacher'], *_epochs_and_tags(taught))} {row['targets']}" + (
+    return f"{results.teacher_label(row['teacher'], *results.epochs_and_tags(taught))} {row['targets']}" + (
         f" ({own})" if own else "")
 
 

@@ -545,6 +545,14 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
+def epochs_and_tags(rows: list | None) -> tuple[list | None, list | None]:
+    """The teacher runs' registry rows as :func:`teacher_label` takes them: each run's epochs and
+    recipe tag; (None, None) where the runs are not known."""
+    if not rows:
+        return None, None
+    return [int(r["epochs"]) for r in rows], [recipe_tag_of(r["recipe"]) for r in rows]
+
+
 def started_at(row) -> pd.Timestamp:
     """When a registry row's training started, at the latest: its finishing time less its training time
     (pauses between sessions make the true start earlier, never later)."""
@@ -943,9 +951,7 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
     out = []
     for (name, ids), group in pd.DataFrame(found, columns=["name", "ids"]).groupby(["name", "ids"], sort=False):
         members = rows_of(ids, by_id)
-        epochs = [int(m["epochs"]) for m in members] if members else None
-        tags = [recipe_tag_of(m["recipe"]) for m in members] if members else None
-        words = teacher_label(name, epochs, tags)
+        words = teacher_label(name, *epochs_and_tags(members))
         if words == name and members:  # a teacher file's name: its members say what it is
             words = "the teacher file of " + ", ".join(f"{run_label(m)} ({int(m['epochs'])} epochs)" for m in members)
         out.append({"name": name, "teacher": words, "students": len(group), "members": ids})
@@ -994,9 +1000,7 @@ def _qat_targets(run, runs: pd.DataFrame | None = None) -> str:
     if not spec["teacher"]:
         return QAT_LABELS
     rows = qat_teacher_rows(run, runs)
-    epochs = [int(r["epochs"]) for r in rows] if rows else None
-    tags = [recipe_tag_of(r["recipe"]) for r in rows] if rows else None
-    return (f"teacher {teacher_label(spec['teacher'], epochs, tags)} in the loop "
+    return (f"teacher {teacher_label(spec['teacher'], *epochs_and_tags(rows))} in the loop "
             f"(T {spec['temperature']:g}, alpha {spec['alpha']:g})")
 
 
