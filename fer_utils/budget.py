@@ -16,6 +16,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from . import config, data, paths
 
 
@@ -159,6 +161,28 @@ def protocol_table(setup, dataset=None):
 
     return _variant_table(setup, dataset, "protocol", lambda rows: results.protocol_check(rows, profile=setup.profile.name),
                           validation="public")
+
+
+def augment_table(setup, dataset=None, smoke_augment: str = "light"):
+    """Notebook 03's augmentation check (``results.augment_check``), written to ``augment.csv``, with each
+    row's ``train_acc``: its runs' mean clean accuracy on their own training images (``measure.train_fit``,
+    cached in ``fit.csv``); the smoke profile trains a ``smoke_augment`` variant first
+    (:func:`_variant_table`), the full profile reads ``fer_utils.train --augment light`` runs."""
+    from . import measure, registry, results
+
+    table = _variant_table(setup, dataset, "augment", lambda rows: results.augment_check(rows, profile=setup.profile.name),
+                           augment=smoke_augment)
+    if table.empty:
+        return table
+    reg = registry.read(setup.results / "runs.csv")
+    ids = [i for cell in table["run_ids"] for i in cell.split(";")]
+    rows = reg[reg["run_id"].isin(ids)].sort_values("timestamp").drop_duplicates("run_id", keep="last")
+    fit = measure.train_fit(rows, dataset if dataset is not None else data.load(), setup.profile,
+                            setup.results / "fit.csv").set_index("run_id")["train_acc"]
+    table["train_acc"] = [round(float(np.mean([fit[i] for i in cell.split(";")])), 4)
+                          if all(i in fit.index for i in cell.split(";")) else float("nan") for cell in table["run_ids"]]
+    table.to_csv(setup.results / "augment.csv", index=False)
+    return table
 
 
 def main(argv=None) -> int:

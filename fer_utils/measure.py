@@ -128,6 +128,51 @@ def confusion_counts(runs: pd.DataFrame, load_test, table: Path, runs_root: Path
     return cached[keep].reset_index(drop=True)
 
 
+FIT_COLUMNS = ("run_id", "run_timestamp", "images", "train_acc")
+
+
+def train_fit(runs: pd.DataFrame, dataset, profile, table: Path, runs_root: Path | None = None) -> pd.DataFrame:
+    """How well each of ``runs``' registry rows fits its own training images: its accuracy on them
+    clean (no augmentation, inference mode: no dropout), with the split its seed and validation
+    protocol trained on (``runs.prepare`` under ``profile``). A model well below what it could fit is
+    held back by its regularisation; one far above its validation accuracy, by overfitting.
+
+    Cached in ``table`` by run id and the registry row's timestamp (as :func:`confusion_counts`); runs
+    without weights on this machine keep their cached rows; ``dataset`` is only read when something
+    has to be predicted."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from . import config
+    from .runs import has_weights, load_trained, prepare
+
+    table = Path(table)
+    cached = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=list(FIT_COLUMNS))
+    if tuple(cached.columns) != FIT_COLUMNS:
+        raise ValueError(f"{table}, line 1: malformed fit table header {list(cached.columns)}; expected {list(FIT_COLUMNS)}")
+    have = set(zip(cached["run_id"], cached["run_timestamp"].astype(str)))
+    todo = [r for _, r in runs.iterrows()
+            if (r["run_id"], str(r["timestamp"])) not in have and has_weights(r["run_id"], runs_root)]
+    if todo:
+        fresh = []
+        for r in todo:
+            prof = replace(profile, validation=config.validation_of(r["recipe"]))
+            x, y = prepare(dataset, prof, int(r["seed"]))["train"]
+            pred = np.argmax(load_trained(r.to_dict(), runs_root).predict(x, batch_size=256, verbose=0), axis=1)
+            fresh.append({"run_id": r["run_id"], "run_timestamp": str(r["timestamp"]), "images": len(y),
+                          "train_acc": round(float(np.mean(pred == y)), 4)})
+        stale = cached["run_id"].isin([r["run_id"] for r in todo])
+        kept = cached[~stale]
+        new = pd.DataFrame(fresh, columns=list(FIT_COLUMNS))
+        cached = pd.concat([kept, new], ignore_index=True) if not kept.empty else new
+        table.parent.mkdir(parents=True, exist_ok=True)
+        cached.to_csv(table, index=False)
+    wanted = set(zip(runs["run_id"], runs["timestamp"].astype(str)))
+    keep = [(a, str(b)) in wanted for a, b in zip(cached["run_id"], cached["run_timestamp"])]
+    return cached[keep].reset_index(drop=True)
+
+
 def test_loader(profile, split: str = "PrivateTest"):
     """A callable returning the prepared (images, labels) of ``split`` under ``profile``; the data is
     loaded only when it is called (``confusion_counts`` calls it only when something is to predict)."""

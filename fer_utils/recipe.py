@@ -12,7 +12,7 @@ from . import config
 from .constants import NUM_CLASSES
 
 
-AUGMENT = "aug:flip,rot0.05,trans0.1,zoom0.1"
+AUGMENT = config.augment_text()
 
 
 RECIPE = f"adam1e-3|{AUGMENT}|plateau/5|es-best|val10%"
@@ -32,17 +32,19 @@ def describe(prof: config.Profile, precision: str = "float32") -> str:
     if sched is None:
         text = f"{RECIPE}|ep{prof.epochs}/es{prof.patience}/lr{prof.lr_patience}/bs{prof.batch_size}"
     else:
-        text = f"adam|{AUGMENT}|{sched.describe()}|best-val|{config.VALIDATION_PARTS[prof.validation]}|bs{prof.batch_size}"
+        text = f"adam|{config.augment_text(prof.augment)}|{sched.describe()}|best-val|{config.VALIDATION_PARTS[prof.validation]}|bs{prof.batch_size}"
     return text + (f"|{PRECISIONS[precision]}" if PRECISIONS[precision] else "")
 
 
-def augmenter(seed: int):
-    """The augmentation pipeline: Keras preprocessing layers, seeded."""
+def augmenter(seed: int, augment: str = "standard"):
+    """The augmentation pipeline (``augment``: a key of :data:`config.AUGMENTS`): Keras preprocessing layers, seeded."""
+    config.augment_text(augment)  # an unknown name is a clear error
+    a = config.AUGMENTS[augment]
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="nearest", seed=seed + 1),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 2),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 3),
+        keras.layers.RandomRotation(a["rot"], fill_mode="nearest", seed=seed + 1),
+        keras.layers.RandomTranslation(a["trans"], a["trans"], fill_mode="nearest", seed=seed + 2),
+        keras.layers.RandomZoom(a["zoom"], fill_mode="nearest", seed=seed + 3),
     ], name="augment")
 
 
@@ -80,7 +82,7 @@ class WithTeacher(keras.layers.Layer):
         return cls(student, teacher, **config)
 
 
-def training_model(model, seed: int, teacher=None):
+def training_model(model, seed: int, teacher=None, augment: str = "standard"):
     """``model`` behind the augmentation layers, for ``fit`` only.
 
     Keras' random preprocessing layers act only when ``training=True``, so the
@@ -91,7 +93,7 @@ def training_model(model, seed: int, teacher=None):
     softmax on the same view; :func:`student_of` finds ``model`` again.
     """
     last = model if teacher is None else WithTeacher(model, teacher, name="with_teacher")
-    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed), last],
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed, augment), last],
                             name=f"train_{model.name}")
 
 

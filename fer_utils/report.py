@@ -575,6 +575,69 @@ PublicTest's accuracy at the chosen epoch):
 """
 
 
+def augment_words(name: str) -> str:
+    """An augmentation (``config.AUGMENTS``) in words: ``light (flip, rotation up to 9°, shift and zoom up to 5 %)``."""
+    a = config.AUGMENTS[name]
+    return (f"{name} (flip, rotation up to {360 * a['rot']:g}°, shift up to {100 * a['trans']:g} %, "
+            f"zoom up to {100 * a['zoom']:g} %)")
+
+
+#: a model whose clean training-set accuracy exceeds its validation accuracy by less than this many points
+#: is called held back by its regularisation (it barely fits what it trains on), not overfitted
+UNDERFIT_GAP_POINTS = 10.0
+
+
+def fit_sentence(table: pd.DataFrame) -> str:
+    """How far each standard-augmentation row of the augmentation check fits its own training images,
+    against its validation accuracy (``train_acc`` from ``measure.train_fit``), and what that says: held
+    back by its regularisation where every gap is under :data:`UNDERFIT_GAP_POINTS`; empty where none is
+    measured."""
+    std = table[(table["augment"] == "standard") & table["train_acc"].notna()] if not table.empty else table
+    if std.empty:
+        return ""
+    gaps = 100 * (std["train_acc"] - std["val_acc"])
+    parts = [f"{r['model']} after {int(r['epochs'])} epochs classifies {fmt(r['train_acc'])} of its own training "
+             f"images right (clean: no augmentation, no dropout) against {fmt(r['val_acc'])} on validation "
+             f"({gap:+.1f} points)" for (_, r), gap in zip(std.iterrows(), gaps)]
+    verdict = (f"Each fits its training images less than {UNDERFIT_GAP_POINTS:g} points better than unseen ones: "
+               "it is held back by its regularisation (the augmentation on top of the fixed layer lists' "
+               "dropout), not by overfitting, at this budget."
+               if (gaps < UNDERFIT_GAP_POINTS).all() else
+               f"A model more than {UNDERFIT_GAP_POINTS:g} points better on its training images than on unseen "
+               "ones overfits: less augmentation should not help it.")
+    return "On the standard augmentation " + "; ".join(parts) + ". " + verdict
+
+
+def augment_section(setup, sweep: pd.DataFrame | None = None) -> str:
+    """The augmentation check (``augment.csv``, notebook 03) with the sweeps' seed noise (``sweep``)."""
+    table = csv_or_empty(setup.results / "augment.csv")
+    if table.empty:
+        body = ("No run with another augmentation has finished yet "
+                "(`python -m fer_utils.train … --augment light`, a tagged `auglight` variant).")
+    else:
+        default = setup.profile.learning_rate
+        named = table.assign(model=[m if p == default else f"{m}, peak {p:g}"
+                                    for m, p in zip(table["model"], table["peak_lr"])])
+        body = variant_paragraph(named, "augment", "standard", lambda a: f"{a} augmentation", "augmentation",
+                                 sweep_noise_std(sweep))
+        shown = named.drop(columns=["arch", "width", "peak_lr", "recipe", "run_ids"]).assign(
+            augment=table["augment"].map(augment_words), precision=table["precision"].map(lambda p: config.PRECISIONS.get(p) or p))
+        body += "\n\n" + md_table(shown.rename(columns={**VARIANT_HEADERS, "train_acc": "own training images (clean)"}),
+                                   column_digits=VARIANT_DIGITS)
+    fit = fit_sentence(table)
+    return f"""### Augmentation strength at a fixed budget
+
+The recipe's augmentation is the {augment_words("standard")}.
+{fit}
+The same model, budget, peak and precision with the {augment_words("light")}
+(`python -m fer_utils.train --augment light`, a tagged `auglight` variant) beside the runs that differ
+from it in the augmentation alone (`augment.csv`, clean training-set accuracy cached in `fit.csv`);
+validation accuracy, never a test split, picks the augmentation:
+
+{body}
+"""
+
+
 def _widths_text(ws) -> str:
     return ", ".join(f"w{w:g}" for w in ws) if ws else "none"
 

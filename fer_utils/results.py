@@ -839,6 +839,45 @@ def schedule_check(runs: pd.DataFrame, budget: int | None = None, profile: str =
     return _variant_check(runs, budget, profile, SHAPE_TAGS["cosine"], "schedule", schedule_of)
 
 
+#: ``augment.csv``'s columns (:func:`augment_check`): a variant summary per augmentation, with the run ids
+#: it summarises (``;``-joined) and ``train_acc``, their mean clean accuracy on their own training images
+#: (``measure.train_fit``; blank until measured)
+AUGMENT_COLUMNS = (["model", "arch", "width", "epochs", "precision", "peak_lr", "augment"] + VARIANT_COLUMNS
+                   + ["train_acc", "run_ids"])
+
+
+def augment_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
+    """Accuracy against the augmentation's strength: every model, budget, precision and other variant
+    setting (peak, batch size, protocol, shape) with a run on another augmentation than the standard
+    one (``fer_utils.train --augment light``, a tagged ``aug<name>`` variant) beside the runs that differ
+    from it in the augmentation alone, one row per augmentation (standard first): :func:`_variant_rows`'
+    summary of each seed's newest row, whose ``val_acc`` is the only accuracy an augmentation may be
+    chosen by. Distilled and fine-tuned runs (tags that are more than variant settings) are left out."""
+    if runs.empty:
+        return pd.DataFrame(columns=AUGMENT_COLUMNS)
+    parts = runs["recipe"].map(recipe_tag_of).map(split_variant)
+    df = runs[(runs["profile"] == profile) & (parts.str[0] == "")]
+    others = parts[df.index].str[1].map(lambda v: "-".join(p for p in v.split("-") if p and not p.startswith("aug")))
+    df = df.assign(augment=df["recipe"].map(config.augment_of), budget=df["recipe"].map(budget_of),
+                   precision=df["recipe"].map(precision_of), peak_lr=df["recipe"].map(peak_lr_of), others=others,
+                   mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
+                   shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
+    df = df[df["budget"].notna() & df["augment"].notna()]
+    order = {a: i for i, a in enumerate(config.AUGMENTS)}
+    out = []
+    for (arch, width, budget, precision, _), g in df.groupby(["arch", "width", "budget", "precision", "others"], sort=False):
+        if not (g["augment"] != "standard").any():
+            continue
+        latest = g.sort_values("timestamp").groupby(["augment", "seed"]).tail(1)
+        ids = latest.groupby("augment")["run_id"].agg(";".join)
+        for r in _variant_rows(g, "augment"):
+            out.append({**r, "model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": int(budget),
+                        "precision": precision, "peak_lr": float(g["peak_lr"].iloc[0]), "train_acc": float("nan"),
+                        "run_ids": ids[r["augment"]], "_order": order[r["augment"]]})
+    out = pd.DataFrame(out, columns=AUGMENT_COLUMNS + ["_order"])
+    return out.sort_values(["model", "epochs", "peak_lr", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
 #: ``protocol.csv``'s columns (:func:`protocol_check`)
 PROTOCOL_COLUMNS = ["model", "arch", "width", "epochs", "precision", "protocol", "seeds", "val_acc",
                     "public_acc", "private_acc", "private_tta_acc", "cpu_h_per_run", "recipe"]

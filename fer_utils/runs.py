@@ -85,11 +85,12 @@ def run_folder(arch: str, width: float, prof: config.Profile, seed: int, fingerp
 
 def requested(prof: config.Profile, epochs: int | None = None, train_limit: int | None = None,
               batch_size: int | None = None, peak_lr: float | None = None,
-              validation: str | None = None, schedule: str | None = None) -> config.Profile:
+              validation: str | None = None, schedule: str | None = None,
+              augment: str | None = None) -> config.Profile:
     """The profile a run request trains on: ``prof`` with its epoch budget, training-set size, batch
-    size, peak learning rate, validation protocol and schedule shape overridden where given (the sweep's
-    ``--epochs`` / ``--train-limit``, the checks' ``--batch-size`` / ``--peak-lr`` / ``--validation`` /
-    ``--schedule``); its run id follows."""
+    size, peak learning rate, validation protocol, schedule shape and augmentation overridden where given
+    (the sweep's ``--epochs`` / ``--train-limit``, the checks' ``--batch-size`` / ``--peak-lr`` /
+    ``--validation`` / ``--schedule`` / ``--augment``); its run id follows."""
     if epochs is not None:
         prof = replace(prof, epochs=epochs)
     if train_limit is not None:
@@ -111,6 +112,9 @@ def requested(prof: config.Profile, epochs: int | None = None, train_limit: int 
             raise ValueError(f"a schedule shape is one of {', '.join(SCHEDULE_KINDS)} and replaces a budgeted profile's; "
                              f"got {schedule!r} for the {prof.name!r} profile ({prof.schedule})")
         prof = replace(prof, schedule=schedule)
+    if augment is not None:
+        config.augment_text(augment)  # an unknown name is a clear error
+        prof = replace(prof, augment=augment)
     return prof
 
 
@@ -123,7 +127,7 @@ def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
     """``tag`` with ``lr<peak>`` added when ``prof`` (a request's profile, :func:`requested`) trains with
     another peak learning rate than ``base``, the profile it was requested from, ``bs<N>`` when
     with another batch size, ``vpub`` when another validation protocol picks its best epoch and
-    ``cos`` (:data:`SHAPE_TAGS`) when another schedule shape: such a run is a variant of the plain one
+    ``cos`` (:data:`SHAPE_TAGS`) when another schedule shape, ``aug<name>`` when another augmentation: such a run is a variant of the plain one
     (its own folder, a tagged registry row that never stands in for the plain run of the same model and
     seed, except that a peak-LR variant competes for the headline slot: ``results.latest_runs``)."""
     parts = [tag] if tag else []
@@ -135,12 +139,14 @@ def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
         parts.append(config.VALIDATIONS[prof.validation] or prof.validation)
     if prof.schedule != base.schedule:
         parts.append(SHAPE_TAGS[prof.schedule])
+    if prof.augment != base.augment:
+        parts.append(f"aug{prof.augment}")
     return "-".join(parts)
 
 
 #: a schedule-shape variant's tag part (``fer_utils.train --schedule``), by shape
 SHAPE_TAGS = {"cosine": "cos", "wsd": "wsd"}
-_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+|vpub|" + "|".join(SHAPE_TAGS.values()))
+_VARIANT_PART = re.compile(r"lr[\d.]+|bs\d+|vpub|aug[a-z]+|" + "|".join(SHAPE_TAGS.values()))
 
 
 def split_variant(tag: str) -> tuple[str, str]:

@@ -179,7 +179,7 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
           targets: Targets | None = None, build_model=None, deadline: float | None = None,
           precision: str = "float32", stop_after: int | None = None, callbacks=None,
           batch_size: int | None = None, peak_lr: float | None = None, validation: str | None = None,
-          schedule: str | None = None) -> dict | None:
+          schedule: str | None = None, augment: str | None = None) -> dict | None:
     """Train (or resume, or read back) one run and return its result.
 
     ``targets`` replaces the one-hot labels, loss and accuracy (distillation: :func:`distill`);
@@ -198,13 +198,14 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     ``"public"`` trains on all of Training and picks the best epoch on PublicTest (the original
     study's protocol; :func:`runs.prepare`); the run is then tagged ``vpub``. ``schedule`` ``"cosine"``
     replaces the warm-up / stable / decay shape with a cosine from the peak after warm-up (the same
-    budget, warm-up and peak); the run is then tagged ``cos``.
+    budget, warm-up and peak); the run is then tagged ``cos``. ``augment`` ``"light"`` trains with the
+    lighter augmentation of :data:`config.AUGMENTS`; the run is then tagged ``auglight``.
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
     """
     base = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr, validation, schedule)
+    prof = runs.requested(base, epochs, train_limit, batch_size, peak_lr, validation, schedule, augment)
     tag = runs.variant_tag(tag, base, prof)
     ds = dataset if dataset is not None else data.load()
     fp = ds.fingerprint()
@@ -261,7 +262,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
                  "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0, "cpu_seconds": 0.0,
                  "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
-        wrapper = training_model(model, seed, targets.teacher)
+        wrapper = training_model(model, seed, targets.teacher, prof.augment)
         wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
                         loss=targets.loss, metrics=[targets.metric])
     runs.truncate_log(run_dir, state["epoch"])
@@ -342,6 +343,9 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--schedule", choices=list(runs.SCHEDULE_KINDS), default=None,
                         help="override the profile's schedule shape: cosine, half a cosine from the peak after "
                              "warm-up (the run is tagged cos, a variant)")
+    parser.add_argument("--augment", choices=list(config.AUGMENTS), default=None,
+                        help="light: half the standard rotation, translation and zoom (the run is tagged auglight, "
+                             "a variant)")
     return parser
 
 
@@ -350,7 +354,7 @@ def cli_setup(args) -> tuple[data.FERDataset, config.Setup, dict]:
     ds, setup, reg = config.from_cli(args)
     common = dict(dataset=ds, verbose=2, progress=True, epochs=args.epochs, train_limit=args.train_limit,
                   registry_path=reg, precision=args.precision, batch_size=args.batch_size,
-                  peak_lr=args.peak_lr, validation=args.validation, schedule=args.schedule)
+                  peak_lr=args.peak_lr, validation=args.validation, schedule=args.schedule, augment=args.augment)
     return ds, setup, common
 
 

@@ -222,3 +222,48 @@ def test_protocol_check_sets_the_original_protocol_beside_the_holdout_on_the_sam
     assert "on PublicTest (beyond twice the seed-to-seed noise, 1.4 points, measured on the mean of the tests)." in noisy[0]
     assert "within" in report.protocol_paragraph(table, noise_std=0.8).split("\n")[0]  # 1.5 points < 1.6
     assert noisy[1] == lines[1]  # no holdout run: no gap to judge
+
+
+def test_augment_check_sets_each_light_variant_beside_the_runs_that_differ_in_the_augmentation_alone():
+    from fer_utils import report
+
+    std, light = config.augment_text("standard"), config.augment_text("light")
+    assert std == "aug:flip,rot0.05,trans0.1,zoom0.1" and light == "aug:flip,rot0.025,trans0.05,zoom0.05"
+    rows = _rows([("cnn", 1.0, 3258379, 0, 0.60, 0.62, 3600), ("cnn", 1.0, 3258379, 0, 0.63, 0.64, 3600),
+                  ("cnn", 1.0, 3258379, 0, 0.61, 0.61, 3600), ("cnn", 1.0, 3258379, 1, 0.62, 0.63, 3600),
+                  ("mobilenet", 1.0, 73663, 0, 0.55, 0.56, 1800), ("mobilenet", 1.0, 73663, 0, 0.57, 0.58, 1800),
+                  ("irnet", 1.2, 100796, 0, 0.64, 0.66, 1800)])
+    sched = "|wsd40/warm2/decay0.2/peak{}|best-val|val10%|bs128"
+    rows = rows.assign(profile="full", run_id=[f"r{i}" for i in range(len(rows))])
+    rows["recipe"] = [f"adam|{std}{sched.format(0.001)}|bf16|tag:lr0.001",
+                      f"adam|{light}{sched.format(0.001)}|bf16|tag:lr0.001-auglight",
+                      f"adam|{std}{sched.format(0.003)}|bf16",  # another peak: not the light run's twin
+                      f"adam|{std}{sched.format(0.001)}|bf16|tag:lr0.001",  # the twin's second seed
+                      f"adam|{std}{sched.format(0.003)}", f"adam|{light}{sched.format(0.003)}|tag:auglight",
+                      f"adam|{light}{sched.format(0.003)}|tag:kdh-x-online-T2-a0.5-auglight"]  # distilled: left out
+    assert config.augment_of(rows.recipe.iloc[1]) == "light" and config.augment_of("adam|ep60/es10/lr4/bs64") is None
+    table = results.augment_check(rows)
+    assert list(table.columns) == results.AUGMENT_COLUMNS
+    got = [tuple(r) for r in table[["model", "epochs", "precision", "peak_lr", "augment", "seeds", "run_ids"]].itertuples(index=False)]
+    assert got == [("HW3 CNN", 40, "mixed_bfloat16", 0.001, "standard", 2, "r0;r3"),
+                   ("HW3 CNN", 40, "mixed_bfloat16", 0.001, "light", 1, "r1"),
+                   ("seed MobileNet", 40, "float32", 0.003, "standard", 1, "r4"),
+                   ("seed MobileNet", 40, "float32", 0.003, "light", 1, "r5")]
+    assert table.val_acc.iloc[0] == pytest.approx(0.62) and table.train_acc.isna().all()
+    assert results.augment_check(rows.iloc[[0, 2, 3, 4]]).empty and results.augment_check(rows.iloc[0:0]).empty
+
+    text = report.augment_section(type("S", (), {"results": __import__("pathlib").Path("/nonexistent"),
+                                                 "profile": config.PROFILES["full"]})())
+    assert "No run with another augmentation has finished yet" in text
+    assert "rotation up to 18°, shift up to 10 %, zoom up to 10 %" in text and "rotation up to 9°" in text
+    table.loc[0, "train_acc"] = 0.6862
+    said = report.fit_sentence(table)
+    assert said.startswith("On the standard augmentation HW3 CNN after 40 epochs classifies 0.686 of its own training "
+                           "images right (clean: no augmentation, no dropout) against 0.620 on validation (+6.6 points).")
+    assert "held back by its regularisation" in said
+    table.loc[0, "train_acc"] = 0.7201  # 10.0 points: no longer called held back
+    assert "overfits" in report.fit_sentence(table) and report.fit_sentence(table.iloc[[1]]) == ""
+    lines = report.variant_paragraph(table, "augment", "standard", str, "augmentation").split("\n")
+    assert lines[0].startswith("- HW3 CNN, 40 epochs: the recipe's standard (2 seeds): validation 0.620")
+    assert lines[0].endswith("light (1 seed): validation 0.640, mean of the tests 0.635, +1.7 points. "
+                             "Validation prefers light, by 2.0 points.")

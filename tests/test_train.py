@@ -553,3 +553,45 @@ def test_a_snapshot_from_before_a_profile_field_existed_is_still_a_branch_source
     # another protocol is another trajectory: no branch
     other = runs.requested(prof, validation="public")
     assert runs.branch_source(tmp_path, "irnet-w1-full-s0-abc-wsd120", other) is None
+
+
+def test_a_lighter_augmentation_is_a_tagged_variant_that_trains_with_its_own_factors(tmp_path):
+    from fer_utils import config, measure, registry, train
+
+    full = config.PROFILES["full"]
+    asked = runs.requested(full, peak_lr=1e-3, augment="light")
+    assert runs.variant_tag("", full, asked) == "lr0.001-auglight"
+    assert runs.split_variant("kdh-x-lr0.001-auglight") == ("kdh-x", "lr0.001-auglight")
+    assert "|aug:flip,rot0.025,trans0.05,zoom0.05|" in recipe.describe(asked)
+    assert recipe.describe(full).startswith(f"adam|{recipe.AUGMENT}|") and recipe.AUGMENT == "aug:flip,rot0.05,trans0.1,zoom0.1"
+    with pytest.raises(ValueError, match="unknown augmentation 'heavy'"):
+        runs.requested(full, augment="heavy")
+    layers = recipe.augmenter(0, "light").layers
+    assert layers[1].factor == (-0.025, 0.025)
+    assert layers[2].height_factor == layers[2].width_factor == 0.05 and layers[3].height_factor == 0.05
+    assert recipe.augmenter(0).layers[1].factor == (-0.05, 0.05)
+
+    ds = data.synthetic(200, seed=5)
+    kw = dict(dataset=ds, runs_root=tmp_path / "runs", registry_path=tmp_path / "runs.csv", verbose=0,
+              epochs=1, train_limit=100)
+    variant = train.train("irnet", 0.5, "smoke", augment="light", **kw)
+    assert variant["run_id"].endswith("-auglight") and "|aug:flip,rot0.025," in variant["recipe"]
+    import keras
+
+    wrapper = keras.models.load_model(tmp_path / "runs" / variant["run_id"] / "last.keras")
+    assert wrapper.get_layer("augment").layers[1].factor == (-0.025, 0.025)  # what it trained with
+
+    # its clean accuracy on its own training images, cached by run id and timestamp
+    import numpy as np
+    from dataclasses import replace
+
+    rows = registry.read(tmp_path / "runs.csv")
+    every = replace(config.PROFILES["smoke"], train_limit=None)  # all of this small data set's training images
+    fit = measure.train_fit(rows, ds, every, tmp_path / "fit.csv", runs_root=tmp_path / "runs")
+    x, y = runs.prepare(ds, every, 0)["train"]
+    model = runs.load_trained(rows.iloc[0].to_dict(), tmp_path / "runs")
+    expected = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+    assert list(fit.run_id) == [variant["run_id"]] and fit.images.iloc[0] == len(y)
+    assert fit.train_acc.iloc[0] == round(expected, 4)
+    again = measure.train_fit(rows, None, every, tmp_path / "fit.csv", runs_root=tmp_path / "runs")
+    assert again.values.tolist() == fit.values.tolist()  # read back: the data set is not even needed
