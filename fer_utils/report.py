@@ -575,11 +575,15 @@ PublicTest's accuracy at the chosen epoch):
 """
 
 
-def augment_words(name: str) -> str:
-    """An augmentation (``config.AUGMENTS``) in words: ``light (flip, rotation up to 9°, shift and zoom up to 5 %)``."""
+def augment_details(name: str) -> str:
+    """What an augmentation (``config.AUGMENTS``) does: ``flip, rotation up to 9°, shift up to 5 %, zoom up to 5 %``."""
     a = config.AUGMENTS[name]
-    return (f"{name} (flip, rotation up to {360 * a['rot']:g}°, shift up to {100 * a['trans']:g} %, "
-            f"zoom up to {100 * a['zoom']:g} %)")
+    return f"flip, rotation up to {360 * a['rot']:g}°, shift up to {100 * a['trans']:g} %, zoom up to {100 * a['zoom']:g} %"
+
+
+def augment_words(name: str) -> str:
+    """An augmentation in a table cell: ``light (flip, rotation up to 9°, …)``."""
+    return f"{name} ({augment_details(name)})"
 
 
 #: a model whose clean training-set accuracy exceeds its validation accuracy by less than this many points
@@ -627,10 +631,10 @@ def augment_section(setup, sweep: pd.DataFrame | None = None) -> str:
     fit = fit_sentence(table)
     return f"""### Augmentation strength at a fixed budget
 
-The recipe's augmentation is the {augment_words("standard")}.
+The recipe's standard augmentation: {augment_details("standard")}.
 {fit}
-The same model, budget, peak and precision with the {augment_words("light")}
-(`python -m fer_utils.train --augment light`, a tagged `auglight` variant) beside the runs that differ
+The same model, budget, peak and precision with the light augmentation ({augment_details("light")};
+`python -m fer_utils.train --augment light`, a tagged `auglight` variant) beside the runs that differ
 from it in the augmentation alone (`augment.csv`, clean training-set accuracy cached in `fit.csv`);
 validation accuracy, never a test split, picks the augmentation:
 
