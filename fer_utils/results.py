@@ -759,16 +759,24 @@ def _at_budget(runs: pd.DataFrame, budget: int, profile: str, variant: str) -> p
     tags = runs["recipe"].map(recipe_tag_of)
     df = runs[(runs["profile"] == profile) & (runs["recipe"].map(budget_of) == budget)
               & (tags.eq("") | tags.str.fullmatch(variant))]
+    return _scored(df)
+
+
+def _scored(df: pd.DataFrame) -> pd.DataFrame:
+    """Registry rows with ``mean_acc`` (the mean of PublicTest and PrivateTest) and ``shared`` (NaN where
+    unrecorded), as :func:`_variant_rows` reads them."""
     return df.assign(mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
                      shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
 
 
 def _variant_rows(df: pd.DataFrame, key: str) -> list[dict]:
-    """One row per value of ``key`` (a column of ``df``): its seeds' summary (each seed's latest row)."""
+    """One row per value of ``key`` (a column of ``df``): its seeds' summary (each seed's latest row), and
+    ``run_ids``, those rows' run ids (``;``-joined, where ``df`` has them)."""
     df = df[df[key].notna()].sort_values("timestamp").groupby([key, "seed"]).tail(1)
     return [{**seed_summary(g), key: value, "val_acc": round(g["best_val_acc"].astype(float).mean(), 4),
              "images_per_s": round(g["train_images_per_s"].astype(float).mean(), 1),
-             "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1]}
+             "shared": round(g["shared"].mean(), 2), "recipe": g["recipe"].iloc[-1],
+             **({"run_ids": ";".join(g["run_id"])} if "run_id" in g else {})}
             for value, g in df.groupby(key)]
 
 
@@ -858,22 +866,18 @@ def augment_check(runs: pd.DataFrame, profile: str = "full") -> pd.DataFrame:
     parts = runs["recipe"].map(recipe_tag_of).map(split_variant)
     df = runs[(runs["profile"] == profile) & (parts.str[0] == "")]
     others = parts[df.index].str[1].map(lambda v: "-".join(p for p in v.split("-") if p and not p.startswith("aug")))
-    df = df.assign(augment=df["recipe"].map(config.augment_of), budget=df["recipe"].map(budget_of),
-                   precision=df["recipe"].map(precision_of), peak_lr=df["recipe"].map(peak_lr_of), others=others,
-                   mean_acc=(df["public_acc"] + df["private_acc"]) / 2,
-                   shared=pd.to_numeric(df.get("shared", pd.Series(index=df.index, dtype=float)), errors="coerce"))
+    df = _scored(df).assign(augment=df["recipe"].map(config.augment_of), budget=df["recipe"].map(budget_of),
+                            precision=df["recipe"].map(precision_of), peak_lr=df["recipe"].map(peak_lr_of), others=others)
     df = df[df["budget"].notna() & df["augment"].notna()]
     order = {a: i for i, a in enumerate(config.AUGMENTS)}
     out = []
     for (arch, width, budget, precision, _), g in df.groupby(["arch", "width", "budget", "precision", "others"], sort=False):
         if not (g["augment"] != "standard").any():
             continue
-        latest = g.sort_values("timestamp").groupby(["augment", "seed"]).tail(1)
-        ids = latest.groupby("augment")["run_id"].agg(";".join)
         for r in _variant_rows(g, "augment"):
             out.append({**r, "model": model_label(arch, width), "arch": arch, "width": float(width), "epochs": int(budget),
                         "precision": precision, "peak_lr": float(g["peak_lr"].iloc[0]), "train_acc": float("nan"),
-                        "run_ids": ids[r["augment"]], "_order": order[r["augment"]]})
+                        "_order": order[r["augment"]]})
     out = pd.DataFrame(out, columns=AUGMENT_COLUMNS + ["_order"])
     return out.sort_values(["model", "epochs", "peak_lr", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
