@@ -40,12 +40,15 @@ def augmenter(seed: int, augment: str = "standard"):
     """The augmentation pipeline (``augment``: a key of :data:`config.AUGMENTS`): Keras preprocessing layers, seeded."""
     config.augment_text(augment)  # an unknown name is a clear error
     a = config.AUGMENTS[augment]
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(a["rot"], fill_mode="nearest", seed=seed + 1),
-        keras.layers.RandomTranslation(a["trans"], a["trans"], fill_mode="nearest", seed=seed + 2),
-        keras.layers.RandomZoom(a["zoom"], fill_mode="nearest", seed=seed + 3),
-    ], name="augment")
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    # a factor of 0 (``flip``) leaves its layer out rather than running an identity transform
+    if a["rot"]:
+        layers.append(keras.layers.RandomRotation(a["rot"], fill_mode="nearest", seed=seed + 1))
+    if a["trans"]:
+        layers.append(keras.layers.RandomTranslation(a["trans"], a["trans"], fill_mode="nearest", seed=seed + 2))
+    if a["zoom"]:
+        layers.append(keras.layers.RandomZoom(a["zoom"], fill_mode="nearest", seed=seed + 3))
+    return keras.Sequential(layers, name="augment")
 
 
 @keras.saving.register_keras_serializable(package="fer_utils")

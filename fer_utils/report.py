@@ -578,6 +578,8 @@ PublicTest's accuracy at the chosen epoch):
 def augment_details(name: str) -> str:
     """What an augmentation (``config.AUGMENTS``) does: ``flip, rotation up to 9°, shift up to 5 %, zoom up to 5 %``."""
     a = config.AUGMENTS[name]
+    if not (a["rot"] or a["trans"] or a["zoom"]):
+        return "horizontal flip only: no rotation, shift or zoom"
     return f"flip, rotation up to {360 * a['rot']:g}°, shift up to {100 * a['trans']:g} %, zoom up to {100 * a['zoom']:g} %"
 
 
@@ -634,7 +636,8 @@ def augment_section(setup, sweep: pd.DataFrame | None = None) -> str:
 The recipe's standard augmentation: {augment_details("standard")}.
 {fit}
 The same model, budget, peak and precision with the light augmentation ({augment_details("light")};
-`python -m fer_utils.train --augment light`, a tagged `auglight` variant) beside the runs that differ
+`python -m fer_utils.train --augment light`, a tagged `auglight` variant) or the mirror alone
+({augment_details("flip")}; `--augment flip`, tagged `augflip`) beside the runs that differ
 from it in the augmentation alone (`augment.csv`, clean training-set accuracy cached in `fit.csv`);
 validation accuracy, never a test split, picks the augmentation:
 

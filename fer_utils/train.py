@@ -199,7 +199,8 @@ def train(arch: str, width: float = 1.0, profile: str | config.Profile = "full",
     study's protocol; :func:`runs.prepare`); the run is then tagged ``vpub``. ``schedule`` ``"cosine"``
     replaces the warm-up / stable / decay shape with a cosine from the peak after warm-up (the same
     budget, warm-up and peak); the run is then tagged ``cos``. ``augment`` ``"light"`` trains with the
-    lighter augmentation of :data:`config.AUGMENTS`; the run is then tagged ``auglight``.
+    lighter augmentation of :data:`config.AUGMENTS`, ``"flip"`` with the mirror alone; the run is then
+    tagged ``auglight`` or ``augflip``.
 
     A new WSD run starts from the latest stable-phase snapshot of a sibling run with another
     budget when one exists (:func:`branch_source`), so shorter budgets cost only their decay.
@@ -344,8 +345,8 @@ def cli_parser(description: str) -> argparse.ArgumentParser:
                         help="override the profile's schedule shape: cosine, half a cosine from the peak after "
                              "warm-up (the run is tagged cos, a variant)")
     parser.add_argument("--augment", choices=list(config.AUGMENTS), default=None,
-                        help="light: half the standard rotation, translation and zoom (the run is tagged auglight, "
-                             "a variant)")
+                        help="light: half the standard rotation, translation and zoom; flip: the mirror alone (the run "
+                             "is tagged auglight or augflip, a variant)")
     return parser
 
 

@@ -595,3 +595,23 @@ def test_a_lighter_augmentation_is_a_tagged_variant_that_trains_with_its_own_fac
     assert fit.train_acc.iloc[0] == round(expected, 4)
     again = measure.train_fit(rows, None, every, tmp_path / "fit.csv", runs_root=tmp_path / "runs")
     assert again.values.tolist() == fit.values.tolist()  # read back: the data set is not even needed
+
+
+def test_the_flip_augmentation_mirrors_and_does_nothing_else():
+    import numpy as np
+    from fer_utils import config, report
+
+    full = config.PROFILES["full"]
+    asked = runs.requested(full, augment="flip")
+    assert runs.variant_tag("", full, asked) == "augflip"
+    assert "|aug:flip,rot0,trans0,zoom0|" in recipe.describe(asked)
+    assert config.augment_of(recipe.describe(asked)) == "flip"
+    assert report.augment_details("flip") == "horizontal flip only: no rotation, shift or zoom"
+    aug = recipe.augmenter(3, "flip")
+    assert [type(layer).__name__ for layer in aug.layers] == ["RandomFlip"]
+    x = np.random.default_rng(0).random((64, 48, 48, 1)).astype("float32")
+    y = np.asarray(aug(x, training=True))
+    same = np.all(y == x, axis=(1, 2, 3))
+    mirrored = np.all(y == x[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(same | mirrored) and same.any() and mirrored.any()  # each image kept or mirrored, exactly
+    assert np.array_equal(np.asarray(aug(x, training=False)), x)
