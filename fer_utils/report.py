@@ -631,13 +631,15 @@ def augment_section(setup, sweep: pd.DataFrame | None = None) -> str:
         body += "\n\n" + md_table(shown.rename(columns={**VARIANT_HEADERS, "train_acc": "own training images (clean)"}),
                                    column_digits=VARIANT_DIGITS)
     fit = fit_sentence(table)
+    # every other strength of config.AUGMENTS, with its flag and run tag (runs.variant_tag: aug<name>)
+    others = "; ".join(f"{augment_words(n)} with `--augment {n}`, tagged `aug{n}`"
+                       for n in config.AUGMENTS if n != "standard")
     return f"""### Augmentation strength at a fixed budget
 
 The recipe's standard augmentation: {augment_details("standard")}.
 {fit}
-The same model, budget, peak and precision with the light augmentation ({augment_details("light")};
-`python -m fer_utils.train --augment light`, a tagged `auglight` variant) or the mirror alone
-({augment_details("flip")}; `--augment flip`, tagged `augflip`) beside the runs that differ
+The same model, budget, peak and precision with another strength ({others};
+`python -m fer_utils.train --augment <name>`, a tagged variant) beside the runs that differ
 from it in the augmentation alone (`augment.csv`, clean training-set accuracy cached in `fit.csv`);
 validation accuracy, never a test split, picks the augmentation:
 
