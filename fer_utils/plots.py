@@ -129,14 +129,35 @@ def pareto_front(df, x: str = "bytes", y: str = "private_acc"):
     return df.loc[keep]
 
 
+def _sparse_log_label(value: float, _pos=None) -> str:
+    """A minor tick's label on a log axis: 2, 3 and 5 times a power of ten only, so the ticks of a
+    decade do not run into each other."""
+    import math
+
+    if value <= 0:
+        return ""
+    lead = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if lead in (2, 3, 5) else ""
+
+
+#: line style and marker of each other augmentation in :func:`budget_figure`, in the study's order (the
+#: standard one is solid with circles, the target dotted)
+AUGMENT_STYLES = (("-.", "^"), ("--", "s"), ((0, (5, 1, 1, 1, 1, 1)), "D"))
+
+
 def budget_figure(study, target: float | None = None, target_label: str = "target"):
     """The training-budget study (``results.budget_study``): accuracy against the epoch budget (left)
     and against CPU hours (right), budgeted runs as lines, the first recipe's row as crosses; a
-    dotted line at ``target`` (PrivateTest)."""
+    dotted line at ``target`` (PrivateTest). Rows on another augmentation than the standard one
+    (its ``augment`` column) are broken lines (:data:`AUGMENT_STYLES`), PrivateTest and its mirror TTA
+    in the standard rows' colours."""
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
-    budgeted, first = study[study["budget"].notna()], study[study["budget"].isna()]
+    aug = study["augment"] if "augment" in study else pd.Series("standard", index=study.index)
+    budgeted, first = study[study["budget"].notna() & (aug == "standard")], study[study["budget"].isna()]
+    others = study[study["budget"].notna() & (aug != "standard")]
     series = (("public_acc", "PublicTest", "tab:blue"), ("private_acc", "PrivateTest", "tab:orange"),
               ("private_tta_acc", "PrivateTest, mirror TTA", "tab:green"))
     for ax, x, xlabel in zip(axes, ("epochs", "cpu_hours"), ("epochs (the run's budget)", "CPU hours (2 cores)")):
@@ -144,6 +165,11 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
             ax.plot(budgeted[x], budgeted[col], marker="o", color=colour, label=f"{name} (budgeted schedule)")
             if first[col].notna().any():
                 ax.scatter(first[x], first[col], marker="X", s=70, color=colour, label=f"{name} (first recipe)")
+        for i, (name, rows) in enumerate(others.groupby(aug[others.index], sort=False)):
+            rows = rows.sort_values("epochs")
+            ls, marker = AUGMENT_STYLES[i % len(AUGMENT_STYLES)]
+            for col, metric, colour in series[1:]:
+                ax.plot(rows[x], rows[col], marker=marker, ls=ls, color=colour, label=f"{metric} (--augment {name})")
         if target is not None:
             ax.axhline(target, ls=":", color="0.3", lw=1.2, label=target_label)
         ax.set(xscale="log", xlabel=xlabel, ylabel="accuracy")
@@ -151,7 +177,7 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ticks = sorted(set(study["epochs"].astype(int)))
     axes[0].set_xticks(ticks, [str(t) for t in ticks])  # the budgets themselves
-    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # hours span less than a decade
+    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_sparse_log_label))  # hours span about a decade
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
     return fig

@@ -286,17 +286,31 @@ mixed bfloat16 compute:
 """
 
 
+def _budget_reach(top, target: float | None) -> str:
+    """A budget-study row's longest run in words: its budget, cost and test accuracies, and whether it
+    reaches ``target`` (PrivateTest)."""
+    cost = "trained on a GPU" if top.get("device") == "GPU" else f"{fmt(top.cpu_hours, 2)} CPU hours"
+    text = f"{int(top.epochs)} epochs ({cost}), reaches {fmt(top.public_acc)} PublicTest / {fmt(top.private_acc)} PrivateTest"
+    if target is None:
+        return text
+    met = top.private_acc >= target
+    return text + (f"; the original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
+                   f"({'+' if met else ''}{fmt(100 * (top.private_acc - target), 1)} points)")
+
+
 def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
-    """What the training-budget study (``results.budget_study``) says, in sentences."""
-    budgeted, first = study[study["budget"].notna()], study[study["budget"].isna()]
+    """What the training-budget study (``results.budget_study``) says, in sentences: the standard
+    augmentation's budgets, then each other augmentation's, set against the standard one at the budgets
+    both trained (validation accuracy, the one a recipe may be chosen by)."""
+    aug = study["augment"] if "augment" in study else pd.Series("standard", index=study.index)
+    budgeted = study[study["budget"].notna() & (aug == "standard")]
+    first = study[study["budget"].isna()]
     if budgeted.empty:
         return "No run on the budgeted schedule has finished yet."
     top = budgeted.sort_values("epochs").iloc[-1]
-    cost = "trained on a GPU" if top.get("device") == "GPU" else f"{fmt(top.cpu_hours, 2)} CPU hours"
     text = (f"{_count(len(budgeted), 'budget')} finished so far "
             f"({', '.join(str(int(b)) for b in budgeted.sort_values('epochs')['budget'])} epochs). The longest, "
-            f"{int(top.epochs)} epochs ({cost}), reaches {fmt(top.public_acc)} PublicTest / "
-            f"{fmt(top.private_acc)} PrivateTest")
+            + _budget_reach(top, None))
     if not first.empty:
         f = first.iloc[0]
         text += (f", against {fmt(f.public_acc)} / {fmt(f.private_acc)} for the first recipe after {int(f.epochs)} "
@@ -306,7 +320,21 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
         met = top.private_acc >= target
         text += (f" The original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
                  f"({'+' if met else ''}{fmt(100 * (top.private_acc - target), 1)} points).")
-    tta = budgeted.dropna(subset=["public_tta_acc", "private_tta_acc"])
+    for name in [a for a in config.AUGMENTS if a != "standard" and (aug == a).any()]:
+        rows = study[(aug == name) & study["budget"].notna()].sort_values("epochs")
+        longest = rows.iloc[-1]
+        text += (f" With {augment_words(name)} (`--augment {name}`): {_count(len(rows), 'budget')} "
+                 f"({', '.join(str(int(b)) for b in rows['budget'])} epochs); the longest, "
+                 + _budget_reach(longest, target) + ".")
+        both = rows.merge(budgeted[["budget", "best_val_acc"]], on="budget", suffixes=("", "_standard"))
+        if not both.empty:
+            gaps = 100 * (both["best_val_acc"] - both["best_val_acc_standard"])
+            text += (" Against the standard augmentation at the same budget, validation "
+                     + ", ".join(f"{g:+.1f} points at {int(b)} epochs" for b, g in zip(both["budget"], gaps)) + ".")
+        if (longest.private_acc > budgeted["private_acc"]).all():
+            text += (f" Its {int(longest.epochs)} epochs beat every standard budget on PrivateTest, the "
+                     f"{int(top.epochs)}-epoch one ({fmt(top.private_acc)}) included.")
+    tta = study[study["budget"].notna()].dropna(subset=["public_tta_acc", "private_tta_acc"])
     if not tta.empty:
         gain_pub = 100 * (tta.public_tta_acc - tta.public_acc).mean()
         gain_priv = 100 * (tta.private_tta_acc - tta.private_acc).mean()
@@ -337,7 +365,9 @@ than the longest run. `cpu_hours` is a run's training wall time on this project'
 shared stable phase included (the cost of that budget trained alone; none for a run trained on a
 lent GPU, `device`); `TTA` columns average each
 image's prediction with its mirror's. The first recipe (learning rate cut on plateaus, early
-stopping) is its last row without a budget (`budget.csv`):
+stopping) is the standard augmentation's row without a budget; the same model on another
+augmentation alone (`--augment`, see "Augmentation strength at a fixed budget" below) has its own rows (`augment`
+column) and broken lines in the figure (`budget.csv`):
 
 {body}
 

@@ -710,30 +710,38 @@ def crossing(gap: pd.DataFrame) -> dict | None:
 
 
 def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, profile: str = "full") -> pd.DataFrame:
-    """The training-budget study of one model: its newest plain row per schedule and budget.
+    """The training-budget study of one model: its newest plain row per schedule and budget, and its
+    newest row per budget on each other augmentation of :data:`config.AUGMENTS` (the ``aug<name>``
+    variants alone: ``fer_utils.train --augment``), so the study shows what each strength costs.
 
-    One row per budgeted run (``wsd``/``cosine``, any budget) and the newest first-recipe row, by
-    increasing epochs: ``schedule``, ``budget`` (None for the first recipe), ``epochs`` run,
-    ``cpu_hours`` (training wall time on this project's 2-core CPU, the shared stable phase of a
-    branched decay included; NaN for a run trained on a GPU), ``device`` (``CPU`` / ``GPU``), the
-    accuracies, and mirror TTA's where measured.
+    One row per budgeted run (``wsd``/``cosine``, any budget) and the newest first-recipe row, the
+    standard augmentation first, then by increasing epochs: ``augment``, ``schedule``, ``budget``
+    (None for the first recipe), ``epochs`` run, ``cpu_hours`` (training wall time on this project's
+    2-core CPU, the shared stable phase of a branched decay included; NaN for a run trained on a GPU),
+    ``device`` (``CPU`` / ``GPU``), the accuracies, and mirror TTA's where measured.
     """
-    columns = ["model", "schedule", "budget", "epochs", "cpu_hours", "device", "best_val_acc", "public_acc",
-               "private_acc", "public_tta_acc", "private_tta_acc", "run_id"]
+    columns = ["model", "augment", "schedule", "budget", "epochs", "cpu_hours", "device", "best_val_acc",
+               "public_acc", "private_acc", "public_tta_acc", "private_tta_acc", "run_id"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
+    tags = runs["recipe"].map(recipe_tag_of)
+    augments = {"": "standard", **{f"aug{name}": name for name in config.AUGMENTS if name != "standard"}}
     df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["seed"] == seed)
-              & (runs["profile"] == profile) & (runs["recipe"].map(recipe_tag_of) == "")]
-    df = df.assign(schedule=df["recipe"].map(schedule), budget=df["recipe"].map(budget_of),
-                   cpu_hours=(cpu_seconds(df) / 3600).round(2), device=np.where(on_gpu(df), "GPU", "CPU"),
+              & (runs["profile"] == profile) & tags.isin(list(augments))]
+    df = df.assign(augment=tags[df.index].map(augments), schedule=df["recipe"].map(schedule),
+                   budget=df["recipe"].map(budget_of), cpu_hours=(cpu_seconds(df) / 3600).round(2),
+                   device=np.where(on_gpu(df), "GPU", "CPU"),
                    model=[model_label(a, w) for a, w in zip(df["arch"], df["width"])])
     df = df.sort_values("timestamp")
-    budgeted = df[df["budget"].notna()].groupby("schedule", as_index=False).tail(1)
-    df = pd.concat([budgeted, df[df["budget"].isna()].tail(1)])  # the first recipe: its newest row
+    budgeted = df[df["budget"].notna()].groupby(["augment", "schedule"], as_index=False).tail(1)
+    first = df[df["budget"].isna() & (df["augment"] == "standard")].tail(1)  # the first recipe: its newest row
+    df = pd.concat([budgeted, first])
     for col in ("public_tta_acc", "private_tta_acc"):
         if col not in df:
             df[col] = float("nan")
-    return df.sort_values(["epochs", "timestamp"])[columns].reset_index(drop=True)
+    order = {a: i for i, a in enumerate(config.AUGMENTS)}
+    df = df.assign(_order=df["augment"].map(order)).sort_values(["_order", "epochs", "timestamp"], kind="stable")
+    return df[columns].reset_index(drop=True)
 
 
 def batch_size_of(recipe: str) -> int | None:

@@ -625,6 +625,56 @@ def test_budget_study_and_its_paragraph():
     assert results.hours_text({**runs.iloc[2].to_dict(), "backend": "jax-gpu"}) == "1.50 GPU h"
 
 
+def test_the_budget_study_shows_each_other_augmentation_beside_the_standard_one():
+    from dataclasses import replace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fer_utils import config, plots, report, results
+
+    full = config.PROFILES["full"]
+    row = dict(arch="mobilenet", width=1.0, seed=0, profile="full", params=73663,
+               public_tta_acc=float("nan"), private_tta_acc=float("nan"))
+
+    def budgeted(epochs, tag, val, private, ts):
+        rec = recipe.describe(replace(full, epochs=epochs, augment={"": "standard", "augflip": "flip",
+                                                                    "auglight": "light"}.get(tag, "standard")))
+        return {**row, "recipe": rec + (f"|tag:{tag}" if tag else ""), "epochs": epochs, "wall_s": 36 * epochs,
+                "best_val_acc": val, "public_acc": private - 0.01, "private_acc": private, "timestamp": ts,
+                "run_id": f"{tag or 'std'}{epochs}"}
+
+    runs = pd.DataFrame([budgeted(15, "", 0.55, 0.55, "1"), budgeted(40, "", 0.58, 0.59, "2"),
+                         budgeted(120, "", 0.60, 0.60, "3"), budgeted(40, "augflip", 0.62, 0.62, "4"),
+                         budgeted(15, "augflip", 0.59, 0.58, "5"), budgeted(40, "auglight", 0.59, 0.593, "6"),
+                         budgeted(15, "augflip-lr0.001", 0.9, 0.9, "7"),  # another variant too: not the study's
+                         budgeted(15, "kdh-x-augflip", 0.9, 0.9, "8")])  # distilled: not the study's
+    study = results.budget_study(runs, "mobilenet", 1.0)
+    # standard first (by epochs), then each other augmentation in config.AUGMENTS' order
+    assert study["run_id"].tolist() == ["std15", "std40", "std120", "auglight40", "augflip15", "augflip40"]
+    assert study["augment"].tolist() == ["standard"] * 3 + ["light", "flip", "flip"]
+    text = report.budget_paragraph(study, 0.634)
+    assert "3 budgets finished so far (15, 40, 120 epochs). The longest, 120 epochs (1.20 CPU hours)" in text
+    assert ("With flip (horizontal flip only: no rotation, shift or zoom) (`--augment flip`): 2 budgets (15, 40 "
+            "epochs); the longest, 40 epochs (0.40 CPU hours), reaches 0.610 PublicTest / 0.620 PrivateTest; the "
+            "original study's 0.634 PrivateTest is not reached (-1.4 points).") in text
+    assert "validation +4.0 points at 15 epochs, +4.0 points at 40 epochs" in text
+    assert "Its 40 epochs beat every standard budget on PrivateTest, the 120-epoch one (0.600) included." in text
+    assert "validation +1.0 points at 40 epochs." in text  # light, at its one shared budget
+    assert text.count("beat every standard budget") == 1  # light's 0.593 does not beat 0.600
+
+    fig = plots.budget_figure(study, 0.634, "original study")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "PrivateTest (--augment flip)" in labels and "PrivateTest, mirror TTA (--augment light)" in labels
+    flip = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "PrivateTest (--augment flip)"][0]
+    assert list(flip.get_xdata()) == [15, 40] and list(flip.get_ydata()) == [0.58, 0.62]
+    assert flip.get_linestyle() != "-"
+    standard = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "PrivateTest (budgeted schedule)"][0]
+    assert list(standard.get_xdata()) == [15, 40, 120]  # the other augmentations are not on the standard line
+    assert [plots._sparse_log_label(v) for v in (0.2, 0.3, 0.4, 0.5, 0.7, 2.0, 3.0, 9.0)] == \
+        ["0.2", "0.3", "", "0.5", "", "2", "3", ""]
+
+
 def test_a_peak_lr_variant_competes_for_its_models_headline_row_on_validation():
     from dataclasses import replace
 
