@@ -152,8 +152,8 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
     for row in headline.to_dict("records"):
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
-        peak = (f" at peak LR {results.peak_lr_of(row['recipe']):g}"
-                if results.is_peak_variant(row.get("recipe", "")) else "")
+        words = results.variant_words(results.recipe_tag_of(row.get("recipe", "")))
+        peak = f" ({', '.join(words)})" if words else ""
         lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{peak}: "
                      f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")

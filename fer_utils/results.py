@@ -173,11 +173,13 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
     the longest budget that finished is the best trained model there is; a shorter decay of the
     budget study stands for the model only while nothing longer has finished.
 
-    For that headline (no ``budget``, the plain slot) a **peak-LR variant** (tag ``lr<peak>``:
-    :data:`PEAK_VARIANT`) competes with the plain run of its model and seed: issue 12 chooses each
-    family's peak by measurement (:func:`peak_lr_check`), so a longer finished budget still wins, and
-    on equal budgets the better validation accuracy does (never a test split). It keeps the plain
-    model's name; its recipe says the peak. The newest row of a run id is the only one that counts.
+    For that headline (no ``budget``, the plain slot) a **peak-LR or augmentation variant** (tag
+    ``lr<peak>``, ``aug<name>`` or ``lr<peak>-aug<name>``: :data:`HEADLINE_VARIANT`) competes with the
+    plain run of its model and seed: issue 12 chooses each family's peak and augmentation by
+    measurement (:func:`peak_lr_check`, :func:`augment_check`), so a longer finished budget still
+    wins, and on equal budgets the better validation accuracy does (never a test split). It keeps the
+    plain model's name; its recipe says the peak and augmentation (:func:`variant_words`). The newest
+    row of a run id is the only one that counts.
     """
     if runs.empty:
         return runs.assign(model=pd.Series(dtype=str))
@@ -189,9 +191,9 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
         df = df[df["_budget"].isna() | (df["_budget"] == budget)]
     elif profile in config.PROFILES:
         df = df[df["_budget"].isna() | (df["_budget"] <= config.PROFILES[profile].epochs)]
-    compete = recipe_tag == "" and budget is None  # the headline slot: peak-LR variants compete
+    compete = recipe_tag == "" and budget is None  # the headline slot: peak-LR and augmentation variants compete
     if recipe_tag is not None:
-        df = df[(df["_tag"] == recipe_tag) | (compete & df["_tag"].str.fullmatch(PEAK_VARIANT))]
+        df = df[(df["_tag"] == recipe_tag) | (compete & df["_tag"].str.fullmatch(HEADLINE_VARIANT))]
     if compete:  # the slot's name is the plain model's
         df = df.assign(_tag="")
     # a first-recipe row ranks below every budgeted row, budgeted rows by budget, then (runs of one budget
@@ -207,19 +209,38 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
 
 
 #: a recipe tag that is a peak-LR variant alone (``fer_utils.train --peak-lr``): the same model, schedule
-#: shape, budget and batch size at another peak, which competes for its model's headline slot
+#: shape, budget and batch size at another peak
 PEAK_VARIANT = r"lr[\d.]+"
+_AUGMENT_VARIANT = "aug(?:" + "|".join(a for a in config.AUGMENTS if a != "standard") + ")"
+#: a recipe tag that competes for its model's headline slot (:func:`latest_runs`): a peak-LR variant, an
+#: augmentation variant (``fer_utils.train --augment``) or both (``lr0.001-auglight``), the settings issue 12
+#: chooses by measurement
+HEADLINE_VARIANT = rf"{PEAK_VARIANT}|{_AUGMENT_VARIANT}|{PEAK_VARIANT}-{_AUGMENT_VARIANT}"
 
 
 def variant_peak(tag: str) -> float | None:
-    """The peak learning rate a peak-LR variant's run ``tag`` names (:data:`PEAK_VARIANT`: ``lr0.001`` ->
-    0.001); None for any other tag."""
-    return float(tag[len("lr"):]) if re.fullmatch(PEAK_VARIANT, tag or "") else None
+    """The peak learning rate a headline variant's run ``tag`` names (:data:`HEADLINE_VARIANT`: ``lr0.001``
+    or ``lr0.001-auglight`` -> 0.001); None for any other tag, and for an augmentation variant alone."""
+    if not re.fullmatch(HEADLINE_VARIANT, tag or ""):
+        return None
+    found = re.match(PEAK_VARIANT, tag)
+    return float(found.group(0)[len("lr"):]) if found else None
 
 
-def is_peak_variant(recipe: str) -> bool:
-    """Whether a registry ``recipe`` is a peak-LR variant alone (its tag :data:`PEAK_VARIANT`)."""
-    return variant_peak(recipe_tag_of(recipe)) is not None
+def variant_augment(tag: str) -> str | None:
+    """The augmentation (a key of ``config.AUGMENTS``) a headline variant's run ``tag`` names
+    (``augflip``, ``lr0.001-auglight``); None for any other tag, and for a peak-LR variant alone."""
+    if not re.fullmatch(HEADLINE_VARIANT, tag or ""):
+        return None
+    found = re.search(_AUGMENT_VARIANT + "$", tag)
+    return found.group(0)[len("aug"):] if found else None
+
+
+def variant_words(tag: str) -> list[str]:
+    """A headline variant's settings in words (``["peak LR 0.001", "flip augmentation"]``); [] for a plain
+    run or any other tag."""
+    peak, augment = variant_peak(tag), variant_augment(tag)
+    return ([f"peak LR {peak:g}"] if peak is not None else []) + ([f"{augment} augmentation"] if augment else [])
 
 
 def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -536,11 +557,11 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     own = tags if tags is not None and len(tags) == len(parts) else [p["method"] for p in parts]
     labels = []
     for p, e, t in zip(parts, known, own):
-        peak = variant_peak(t)  # a peak-LR variant: the plain model, at its peak
-        label = model_label(p["arch"], p["width"], "" if peak is not None else t)
+        variant = variant_words(t)  # a peak-LR or augmentation variant: the plain model, at its settings
+        label = model_label(p["arch"], p["width"], "" if variant else t)
         said = ([f"seed {p['seed']}", f"{p['epochs']} epochs"] if p["epochs"] is not None
                 else [f"{int(e)} epochs"] if e is not None else [])
-        said += [f"peak LR {peak:g}"] if peak is not None else []
+        said += variant
         labels.append(label + (f" ({', '.join(said)})" if said else ""))
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 

@@ -129,7 +129,8 @@ def variant_tag(tag: str, base: config.Profile, prof: config.Profile) -> str:
     with another batch size, ``vpub`` when another validation protocol picks its best epoch and
     ``cos`` (:data:`SHAPE_TAGS`) when another schedule shape, ``aug<name>`` when another augmentation: such a run is a variant of the plain one
     (its own folder, a tagged registry row that never stands in for the plain run of the same model and
-    seed, except that a peak-LR variant competes for the headline slot: ``results.latest_runs``)."""
+    seed, except that a peak-LR or augmentation variant competes for the headline slot:
+    ``results.latest_runs``)."""
     parts = [tag] if tag else []
     if prof.learning_rate != base.learning_rate:
         parts.append(lr_tag(prof.learning_rate))

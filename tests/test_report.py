@@ -715,8 +715,48 @@ def test_a_peak_lr_variant_competes_for_its_models_headline_row_on_validation():
     assert results._teacher_part_run(part, pd.DataFrame([plain75, lr75]), "full")["run_id"] == "l75"
     # the glance says at which peak the headline trained
     line = report.glance_lines(pd.DataFrame(), standing(plain75, lr75))[0]
-    assert line.startswith("- HW3 CNN, 3,258,379 parameters, trained 75 epochs at peak LR 0.001: PrivateTest 0.600")
-    assert "at peak LR" not in report.glance_lines(pd.DataFrame(), standing(plain120))[0]
+    assert line.startswith("- HW3 CNN, 3,258,379 parameters, trained 75 epochs (peak LR 0.001): PrivateTest 0.600")
+    assert "peak LR" not in report.glance_lines(pd.DataFrame(), standing(plain120))[0]
+
+
+def test_an_augmentation_variant_competes_for_its_models_headline_row_on_validation():
+    from dataclasses import replace
+
+    from fer_utils import results
+
+    full = config.PROFILES["full"]
+
+    def row(run_id, epochs, val, ts, tag="", peak=None, augment="standard"):
+        prof = replace(full, epochs=epochs, learning_rate=peak or full.learning_rate, augment=augment)
+        return dict(run_id=run_id, arch="mobilenet", width=1.0, seed=0, profile="full", params=73663, epochs=epochs,
+                    best_val_acc=val, public_acc=0.6, private_acc=0.6, private_tta_acc=float("nan"), wall_s=1.0,
+                    data_fingerprint="abc", timestamp=ts, recipe=recipe.describe(prof) + (f"|tag:{tag}" if tag else ""))
+
+    def standing(*rows):
+        return results.latest_runs(pd.DataFrame(list(rows)), "full")["run_id"].tolist()
+
+    plain40, plain120 = row("p40", 40, 0.585, "1"), row("p120", 120, 0.596, "2")
+    flip40, flip120 = row("f40", 40, 0.619, "3", "augflip", augment="flip"), row("f120", 120, 0.63, "4", "augflip", augment="flip")
+    both40 = row("b40", 40, 0.64, "5", "lr0.001-auglight", peak=1e-3, augment="light")
+    assert standing(plain40, flip40) == ["f40"]  # one budget: validation picks
+    assert standing(plain40, plain120, flip40) == ["p120"]  # a longer finished budget still wins
+    assert standing(plain40, plain120, flip40, flip120) == ["f120"]
+    assert standing(plain40, both40) == ["b40"]  # a peak and an augmentation variant at once
+    # other tags with an augmentation part never stand in: another variant, a distilled run
+    other = row("o40", 40, 0.70, "6", "bs64-augflip", augment="flip")
+    kd = row("k40", 40, 0.70, "7", "kdh-cnn1-online-T2-a0.5-augflip", augment="flip")
+    assert standing(plain40, other, kd) == ["p40"]
+    # what the variant's tag says, in words, in the glance and in a teacher's label
+    assert results.variant_words("augflip") == ["flip augmentation"]
+    assert results.variant_words("lr0.001-auglight") == ["peak LR 0.001", "light augmentation"]
+    assert results.variant_words("kdh-cnn1") == [] and results.variant_words("bs64-augflip") == []
+    assert results.variant_peak("augflip") is None and results.variant_augment("lr0.001") is None
+    picked = results.latest_runs(pd.DataFrame([plain40, flip40]), "full")
+    assert picked["model"].tolist() == ["seed MobileNet"]
+    line = report.glance_lines(pd.DataFrame(), picked)[0]
+    assert line.startswith("- seed MobileNet, 73,663 parameters, trained 40 epochs (flip augmentation): PrivateTest 0.600")
+    assert results.teacher_label("mobilenet1s0e40augflip", tags=["augflip"]) == \
+        "seed MobileNet (seed 0, 40 epochs, flip augmentation)"
 
 
 def test_parameter_budgets_from_the_seed_models_codec_rows():
