@@ -130,14 +130,14 @@ def pareto_front(df, x: str = "bytes", y: str = "private_acc"):
 
 
 def _sparse_log_label(value: float, _pos=None) -> str:
-    """A minor tick's label on a log axis: 2, 3 and 5 times a power of ten only, so the ticks of a
-    decade do not run into each other."""
+    """A minor tick's label on a log axis: 2 and 5 times a power of ten only, so the ticks of a decade
+    do not run into each other (on an axis spanning two decades too)."""
     import math
 
     if value <= 0:
         return ""
     lead = round(value / 10 ** math.floor(math.log10(value)), 6)
-    return f"{value:g}" if lead in (2, 3, 5) else ""
+    return f"{value:g}" if lead in (2, 5) else ""
 
 
 #: line style and marker of each other augmentation in :func:`budget_figure`, in the study's order (the
