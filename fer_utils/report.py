@@ -153,8 +153,8 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
         target = config.HEADLINE_TARGETS[row["arch"]]
         tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
         words = results.variant_words(results.recipe_tag_of(row.get("recipe", "")))
-        peak = f" ({', '.join(words)})" if words else ""
-        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{peak}: "
+        settings = f" ({', '.join(words)})" if words else ""  # a peak-LR or augmentation variant's
+        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{settings}: "
                      f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")
     return lines
@@ -286,16 +286,19 @@ mixed bfloat16 compute:
 """
 
 
+def _target_words(private: float, target: float) -> str:
+    """Whether a PrivateTest accuracy reaches the original study's ``target``, in words."""
+    met = private >= target
+    return (f"the original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
+            f"({'+' if met else ''}{fmt(100 * (private - target), 1)} points)")
+
+
 def _budget_reach(top, target: float | None) -> str:
     """A budget-study row's longest run in words: its budget, cost and test accuracies, and whether it
     reaches ``target`` (PrivateTest)."""
     cost = "trained on a GPU" if top.get("device") == "GPU" else f"{fmt(top.cpu_hours, 2)} CPU hours"
     text = f"{int(top.epochs)} epochs ({cost}), reaches {fmt(top.public_acc)} PublicTest / {fmt(top.private_acc)} PrivateTest"
-    if target is None:
-        return text
-    met = top.private_acc >= target
-    return text + (f"; the original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
-                   f"({'+' if met else ''}{fmt(100 * (top.private_acc - target), 1)} points)")
+    return text if target is None else f"{text}; {_target_words(top.private_acc, target)}"
 
 
 def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
@@ -317,9 +320,8 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
                  f"epochs ({fmt(f.cpu_hours, 2)} CPU hours)")
     text += "."
     if target is not None:
-        met = top.private_acc >= target
-        text += (f" The original study's {fmt(target)} PrivateTest is {'reached' if met else 'not reached'} "
-                 f"({'+' if met else ''}{fmt(100 * (top.private_acc - target), 1)} points).")
+        words = _target_words(top.private_acc, target)
+        text += f" {words[0].upper()}{words[1:]}."
     for name in [a for a in config.AUGMENTS if a != "standard" and (aug == a).any()]:
         rows = study[(aug == name) & study["budget"].notna()].sort_values("epochs")
         longest = rows.iloc[-1]
