@@ -152,10 +152,11 @@ def budget_figure(study, target: float | None = None, target_label: str = "targe
     (its ``augment`` column) are broken lines (:data:`AUGMENT_STYLES`), PrivateTest and its mirror TTA
     in the standard rows' colours."""
     import matplotlib.pyplot as plt
-    import pandas as pd
+
+    from .results import study_augment
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), sharey=True)
-    aug = study["augment"] if "augment" in study else pd.Series("standard", index=study.index)
+    aug = study_augment(study)
     budgeted, first = study[study["budget"].notna() & (aug == "standard")], study[study["budget"].isna()]
     others = study[study["budget"].notna() & (aug != "standard")]
     series = (("public_acc", "PublicTest", "tab:blue"), ("private_acc", "PrivateTest", "tab:orange"),

@@ -305,7 +305,7 @@ def budget_paragraph(study: pd.DataFrame, target: float | None) -> str:
     """What the training-budget study (``results.budget_study``) says, in sentences: the standard
     augmentation's budgets, then each other augmentation's, set against the standard one at the budgets
     both trained (validation accuracy, the one a recipe may be chosen by)."""
-    aug = study["augment"] if "augment" in study else pd.Series("standard", index=study.index)
+    aug = results.study_augment(study)
     budgeted = study[study["budget"].notna() & (aug == "standard")]
     first = study[study["budget"].isna()]
     if budgeted.empty:

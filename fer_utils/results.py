@@ -211,7 +211,9 @@ def latest_runs(runs: pd.DataFrame, profile: str | None = None, recipe_tag: str 
 #: a recipe tag that is a peak-LR variant alone (``fer_utils.train --peak-lr``): the same model, schedule
 #: shape, budget and batch size at another peak
 PEAK_VARIANT = r"lr[\d.]+"
-_AUGMENT_VARIANT = "aug(?:" + "|".join(a for a in config.AUGMENTS if a != "standard") + ")"
+#: the run tag of each augmentation but the standard one (``runs.variant_tag``: ``aug<name>``), by tag
+AUGMENT_TAGS = {f"aug{name}": name for name in config.AUGMENTS if name != "standard"}
+_AUGMENT_VARIANT = "(?:" + "|".join(AUGMENT_TAGS) + ")"
 #: a recipe tag that competes for its model's headline slot (:func:`latest_runs`): a peak-LR variant, an
 #: augmentation variant (``fer_utils.train --augment``) or both (``lr0.001-auglight``), the settings issue 12
 #: chooses by measurement
@@ -233,7 +235,7 @@ def variant_augment(tag: str) -> str | None:
     if not re.fullmatch(HEADLINE_VARIANT, tag or ""):
         return None
     found = re.search(_AUGMENT_VARIANT + "$", tag)
-    return found.group(0)[len("aug"):] if found else None
+    return AUGMENT_TAGS[found.group(0)] if found else None
 
 
 def variant_words(tag: str) -> list[str]:
@@ -746,7 +748,7 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
     if runs.empty:
         return pd.DataFrame(columns=columns)
     tags = runs["recipe"].map(recipe_tag_of)
-    augments = {"": "standard", **{f"aug{name}": name for name in config.AUGMENTS if name != "standard"}}
+    augments = {"": "standard", **AUGMENT_TAGS}
     df = runs[(runs["arch"] == arch) & (runs["width"] == float(width)) & (runs["seed"] == seed)
               & (runs["profile"] == profile) & tags.isin(list(augments))]
     df = df.assign(augment=tags[df.index].map(augments), schedule=df["recipe"].map(schedule),
@@ -763,6 +765,12 @@ def budget_study(runs: pd.DataFrame, arch: str, width: float, seed: int = 0, pro
     order = {a: i for i, a in enumerate(config.AUGMENTS)}
     df = df.assign(_order=df["augment"].map(order)).sort_values(["_order", "epochs", "timestamp"], kind="stable")
     return df[columns].reset_index(drop=True)
+
+
+def study_augment(study: pd.DataFrame) -> pd.Series:
+    """Each row's augmentation in a :func:`budget_study` table; ``standard`` throughout for a table
+    written before the study had an ``augment`` column."""
+    return study["augment"] if "augment" in study else pd.Series("standard", index=study.index)
 
 
 def batch_size_of(recipe: str) -> int | None:
