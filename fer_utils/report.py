@@ -213,7 +213,7 @@ teacher ran in the loop. A name is `<arch><width>` for a plain seed-0 run (the l
 training of that model when the student started, a peak-LR variant included, so one name can stand
 for different runs), with
 `s<seed>e<epochs>` and the run's own method (`kdh`: itself distilled, Hinton's loss; `lr0.001`: a
-peak-LR variant) for any other run; `+` joins an ensemble, whose members' softmax outputs are averaged;
+peak-LR variant; `augflip`: an augmentation variant; both run together, `lr0.001augflip`) for any other run; `+` joins an ensemble, whose members' softmax outputs are averaged;
 any other name is a committed teacher file (`{teachers_dir.parent.name}/{teachers_dir.name}/<name>.npz`). The names in `runs.csv`, with
 the runs each resolved to, how many students learnt from it and the teacher's own accuracy
 (`teacher_runs.csv`, else the teacher file's, else the one run's row in `runs.csv`):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .runs import GPU_SUFFIX, SHAPE_TAGS, run_prefix, split_variant
+from .runs import GPU_SUFFIX, SHAPE_TAGS, method_tag, run_prefix, split_variant, tag_method
 
 ARCH_NAMES = {"mobilenet": "MobileNet", "cnn": "CNN", "irnet": "IRNet (ours)"}
 UNRECORDED = "not recorded (older row)"
@@ -55,9 +55,9 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
 
 
 #: a :func:`teacher_name` read back: arch, width, then (another seed or a tagged run) seed, epochs and method,
-#: the first part of the run's tag (``kdh``; a variant's whole tag, ``lr0.001`` for a peak-LR run)
+#: the run's tag's method (:func:`runs.tag_method`: ``kdh``; ``lr0.001`` for a peak-LR run, ``lr0.001auglight``)
 TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)"
-                          r"(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>(?:[a-z]+[\d.]*)?))?")
+                          r"(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>(?:[a-z]+[\d.]*)*))?")
 _TEACHER = re.sub(r"\(\?P<\w+>", "(?:", TEACHER_NAME.pattern)  # the same name, unnamed groups: repeatable in a tag
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
 #: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an
@@ -499,15 +499,16 @@ def kd_teachers(pairs: pd.DataFrame) -> pd.DataFrame:
 def teacher_name(run) -> str:
     """A teacher run's name (in teacher files' and distilled runs' tags): arch and width (``cnn1``) for
     a plain seed-0 run, the one ``ARCH:WIDTH`` names (:func:`find_run`); any other run (another seed,
-    a distilled run, a variant) adds its seed, epochs and its tag's method: ``irnet1.2s1e200kdh``, and
-    ``cnn1s0e75lr0.001`` for a peak-LR variant (so a peak-LR run that stands for ``cnn:1`` is named exactly)."""
+    a distilled run, a variant) adds its seed, epochs and its tag's method (:func:`runs.tag_method`):
+    ``irnet1.2s1e200kdh``, ``cnn1s0e75lr0.001`` for a peak-LR variant (so a peak-LR run that stands for
+    ``cnn:1`` is named exactly) and ``cnn1s0e200lr0.001augflip`` for one on the mirror alone."""
     name = f"{run['arch']}{float(run['width']):g}"
     tag = recipe_tag_of(run.get("recipe", ""))
     seed = run.get("seed", 0)
     seed = 0 if seed is None or seed == "" or pd.isna(seed) else int(seed)
     if not tag and not seed:
         return name
-    return f"{name}s{seed}e{int(run['epochs'])}{tag.split('-')[0]}"
+    return f"{name}s{seed}e{int(run['epochs'])}{tag_method(tag)}"
 
 
 #: how teacher names join in an ensemble's name (a distilled run's tag, a teacher file's default name)
@@ -556,11 +557,13 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     if parts is None:
         return name
     known = epochs if epochs is not None and len(epochs) == len(parts) else [None] * len(parts)
-    own = tags if tags is not None and len(tags) == len(parts) else [p["method"] for p in parts]
+    own = (tags if tags is not None and len(tags) == len(parts)
+           else ["-".join(filter(None, method_tag(p["method"]))) for p in parts])
     labels = []
     for p, e, t in zip(parts, known, own):
-        variant = variant_words(t)  # a peak-LR or augmentation variant: the plain model, at its settings
-        label = model_label(p["arch"], p["width"], "" if variant else t)
+        base, variant = split_variant(t)
+        variant = variant_words(variant)  # a peak-LR or augmentation variant: its model, at its settings
+        label = model_label(p["arch"], p["width"], base if variant else t)
         said = ([f"seed {p['seed']}", f"{p['epochs']} epochs"] if p["epochs"] is not None
                 else [f"{int(e)} epochs"] if e is not None else [])
         said += variant
@@ -593,7 +596,7 @@ def _teacher_part_run(part: dict, rows: pd.DataFrame, profile: str) -> pd.Series
     if part["epochs"] is None:
         found = latest_runs(rows, profile)
         return None if found.empty else found.iloc[0]
-    rows = rows[(rows["epochs"].astype(int) == part["epochs"]) & (tags.str.split("-").str[0] == part["method"])]
+    rows = rows[(rows["epochs"].astype(int) == part["epochs"]) & (tags.map(tag_method) == part["method"])]
     return None if rows.empty else rows.sort_values("timestamp").iloc[-1]
 
 

@@ -161,6 +161,23 @@ def split_variant(tag: str) -> tuple[str, str]:
     return "-".join(parts[:cut]), "-".join(parts[cut:])
 
 
+def tag_method(tag: str) -> str:
+    """A run tag's method as a teacher's name carries it (``results.teacher_name``): the first part of what
+    :func:`variant_tag` was given, then every variant part, with no separator (a name holds no ``-``):
+    ``kdh`` for ``kdh-cnn1-online-T2-a0.5``, ``lr0.001auglight`` for ``lr0.001-auglight`` (so two variants
+    that share their first part are named apart), ``kdhaugflip`` for a distilled run's flip variant."""
+    base, variant = split_variant(tag)
+    return (base.split("-")[0] if base else "") + variant.replace("-", "")
+
+
+def method_tag(method: str) -> tuple[str, str]:
+    """A teacher name's method cut back into (the first part of the run's own tag, its variant parts
+    ``-``-joined as :func:`variant_tag` wrote them): ``("kdh", "augflip")`` for ``kdhaugflip``,
+    ``("", "lr0.001-auglight")`` for ``lr0.001auglight``; the inverse of :func:`tag_method`."""
+    found = re.fullmatch(rf"(?P<base>.*?)(?P<variant>(?:{_VARIANT_PART.pattern})*)", method or "")
+    return found["base"], "-".join(m.group(0) for m in _VARIANT_PART.finditer(found["variant"]))
+
+
 # --------------------------------------------------------------------------- runs training now
 def active_dir() -> Path:
     """Where each training process on this machine leaves a marker while it trains (one file per

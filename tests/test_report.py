@@ -985,6 +985,39 @@ def test_a_peak_lr_variant_teacher_is_named_read_back_and_resolved():
     assert results._teacher_part_run(results.teacher_parts("cnn1s1e75")[0], rows, "full")["run_id"] == "p75"
 
 
+def test_two_variants_that_share_a_first_part_are_teachers_of_different_names():
+    """A peak-LR run on another augmentation (the GPU job ``cnnlr1flip``) as a teacher: its name carries
+    both variant parts, so it never resolves to the peak-LR run on the standard augmentation of the same
+    seed and budget, and reads back in words; names with one method part are unchanged."""
+    from fer_utils import results, runs
+
+    recipe = "adam|wsd200/warm2/decay0.2/peak0.001|bs128|bf16"
+    lr = {"run_id": "l200", "arch": "cnn", "width": 1.0, "seed": 0, "epochs": 200, "recipe": recipe + "|tag:lr0.001"}
+    flip = {**lr, "run_id": "f200", "recipe": recipe + "|tag:lr0.001-augflip"}
+    kd_flip = {**lr, "run_id": "k200", "arch": "irnet", "width": 1.2,
+               "recipe": recipe + "|tag:kdh-cnn1-online-T2-a0.5-augflip"}
+    assert results.teacher_name(lr) == "cnn1s0e200lr0.001"
+    assert results.teacher_name(flip) == "cnn1s0e200lr0.001augflip"
+    assert results.teacher_name(kd_flip) == "irnet1.2s0e200kdhaugflip"
+    assert runs.method_tag("lr0.001augflip") == ("", "lr0.001-augflip")
+    assert runs.method_tag("kdhaugflip") == ("kdh", "augflip") and runs.method_tag("kdh") == ("kdh", "")
+    for tag in ["kdh-cnn1-online-T2-a0.5", "lr0.001", "augflip", "lr0.001-auglight", "kdh-cnn1-online-T2-a0.5-augflip"]:
+        base, variant = runs.method_tag(runs.tag_method(tag))
+        assert (base, variant) == (runs.split_variant(tag)[0].split("-")[0], runs.split_variant(tag)[1])
+    name = results.teachers_name([flip, kd_flip])
+    assert results.teacher_parts(name) == [
+        {"arch": "cnn", "width": 1.0, "seed": 0, "epochs": 200, "method": "lr0.001augflip"},
+        {"arch": "irnet", "width": 1.2, "seed": 0, "epochs": 200, "method": "kdhaugflip"}]
+    assert results.kd_teacher(f"kdh-{name}-online-T2-a0.5") == (name, "online")
+    assert results.teacher_label("cnn1s0e200lr0.001augflip") == (
+        "HW3 CNN (seed 0, 200 epochs, peak LR 0.001, flip augmentation)")
+    assert results.teacher_label("irnet1.2s0e200kdhaugflip") == (
+        "IRNet (ours) w1.2 + KD (seed 0, 200 epochs, flip augmentation)")
+    rows = pd.DataFrame([lr, flip]).assign(timestamp=["2026-01-01", "2026-01-02"])
+    assert results._teacher_part_run(results.teacher_parts("cnn1s0e200lr0.001")[0], rows, "full")["run_id"] == "l200"
+    assert results._teacher_part_run(results.teacher_parts("cnn1s0e200lr0.001augflip")[0], rows, "full")["run_id"] == "f200"
+
+
 def test_find_run_takes_a_run_id_as_well_as_arch_and_width(tmp_path):
     from fer_utils import registry, results
 
