@@ -987,11 +987,15 @@ training budget, a fine-tune's source's, a first-recipe run's epochs trained):
 """
 
 
-def other_codecs_table(other_codecs: pd.DataFrame) -> str:
+def other_codecs_table(other_codecs: pd.DataFrame, codecs: set | None = None) -> str:
     """The deliverable codecs of every other run, one row per model label and training budget:
     ``bytes B · PrivateTest``. With an
     ``epochs`` column (``member_epochs``) runs of one label trained for different budgets (a student of 60
-    and of 200 epochs, fine-tunes of either) get a row each; without one, rows of one label share a row."""
+    and of 200 epochs, fine-tunes of either) get a row each; without one, rows of one label share a row.
+    ``codecs``: the columns (the deliverable codecs), so a former headline model measured with every codec
+    adds no column of its own; None: every codec measured."""
+    if codecs is not None:
+        other_codecs = other_codecs[other_codecs.codec.isin(codecs)]
     if other_codecs.empty:
         return "No other finished runs with codec rows yet."
     cells = other_codecs.assign(cell=[f"{fmt(int(b))} B · {fmt(a)}"
@@ -1102,6 +1106,14 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
     other_codecs = member_epochs(codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)], registry_rows)
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
+    unmeasured = runs[(runs.width == 1.0) & ~runs.run_id.isin(codec_all.get("run_id", pd.Series(dtype=str)))]
+    if not unmeasured.empty:  # a headline trained after notebook 04 last ran
+        main_table += ("\n\nNot measured yet (notebook 04 measures them on its next run): " + "; ".join(
+            f"{results.run_label(r)} ({int(r['epochs'])} epochs, PrivateTest {fmt(r['private_acc'])} in float32)"
+            for r in unmeasured.to_dict("records")) + ".")
+    # the deliverable codecs: those measured on a run of another width (a sweep width, a student)
+    narrow = codec_all[codec_all.run_id.isin(set(every_run[every_run.width != 1.0].run_id))]
+    deliverable_codecs = set(narrow.codec) if not narrow.empty else None
     deliverables = table_or(member_epochs(csv_or_empty(R / "deliverables.csv"), registry_rows),
                             ["budget", "limit_bytes", "members", "model", "epochs", "codec", "folder_bytes",
                                                      "public_acc", "private_acc", "public_tta_acc", "private_tta_acc",
@@ -1130,7 +1142,7 @@ Every codec on each width-1.0 model, read back from the file alone and evaluated
 The deliverable codecs on every other finished run (each sweep width, each distilled student;
 `epochs`: its training budget, a fine-tune's source's, a first-recipe run's epochs trained): file bytes · PrivateTest accuracy (`codecs.csv`):
 
-{other_codecs_table(other_codecs)}
+{other_codecs_table(other_codecs, deliverable_codecs)}
 
 {bn2_text(codec_all)}
 

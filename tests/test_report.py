@@ -1118,6 +1118,10 @@ def test_other_codecs_table_gives_each_training_budget_its_own_row():
                          "| S + KD + QAT | 200 | — | 61 B · 0.655 |"]
     merged = report.other_codecs_table(codecs).splitlines()  # no budgets: one row per label
     assert merged[0] == "| model | int8 | kmeans-4 |" and len(merged) == 4
+    # a former headline measured with every codec adds no column: only the deliverable codecs show
+    former = codecs.assign(run_id="old", model="seed", codec=["fp16", "int8", "kmeans-2", "kmeans-4", "seed"])
+    both = report.other_codecs_table(pd.concat([codecs, former]), {"int8", "kmeans-4"}).splitlines()
+    assert both[0] == "| model | int8 | kmeans-4 |" and "fp16" not in "".join(both) and len(both) == 5
 
 
 def test_glance_lines_put_each_deliverable_and_headline_model_against_its_target():
