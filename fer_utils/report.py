@@ -1106,7 +1106,7 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                    .sort_values(["params", "model", "bytes"], ascending=[False, True, False], kind="stable"))
     other_codecs = member_epochs(codec_all[codec_all.run_id.isin(set(every_run.run_id) - main_ids)], registry_rows)
     main_table = md_table(main_codecs[codec_cols], column_digits=POINTS) if not main_codecs.empty else "No codec rows yet."
-    unmeasured = runs[(runs.width == 1.0) & ~runs.run_id.isin(codec_all.get("run_id", pd.Series(dtype=str)))]
+    unmeasured = runs[runs.run_id.isin(main_ids - set(codec_all.run_id))]
     if not unmeasured.empty:  # a headline trained after notebook 04 last ran
         main_table += ("\n\nNot measured yet (notebook 04 measures them on its next run): " + "; ".join(
             f"{results.run_label(r)} ({int(r['epochs'])} epochs, PrivateTest {fmt(r['private_acc'])} in float32)"

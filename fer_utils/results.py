@@ -557,16 +557,15 @@ def teacher_label(name: str, epochs: list | None = None, tags: list | None = Non
     if parts is None:
         return name
     known = epochs if epochs is not None and len(epochs) == len(parts) else [None] * len(parts)
-    own = (tags if tags is not None and len(tags) == len(parts)
-           else ["-".join(filter(None, method_tag(p["method"]))) for p in parts])
+    own = ([split_variant(t) for t in tags] if tags is not None and len(tags) == len(parts)
+           else [method_tag(p["method"]) for p in parts])  # each (tag without its variant parts, those parts)
     labels = []
-    for p, e, t in zip(parts, known, own):
-        base, variant = split_variant(t)
-        variant = variant_words(variant)  # a peak-LR or augmentation variant: its model, at its settings
-        label = model_label(p["arch"], p["width"], base if variant else t)
+    for p, e, (base, variant) in zip(parts, known, own):
+        words = variant_words(variant)  # a peak-LR or augmentation variant: its model, at its settings
+        label = model_label(p["arch"], p["width"], base if words else "-".join(filter(None, (base, variant))))
         said = ([f"seed {p['seed']}", f"{p['epochs']} epochs"] if p["epochs"] is not None
                 else [f"{int(e)} epochs"] if e is not None else [])
-        said += variant
+        said += words
         labels.append(label + (f" ({', '.join(said)})" if said else ""))
     return labels[0] if len(labels) == 1 else "an ensemble of " + ", ".join(labels[:-1]) + " and " + labels[-1]
 

@@ -167,7 +167,7 @@ def tag_method(tag: str) -> str:
     ``kdh`` for ``kdh-cnn1-online-T2-a0.5``, ``lr0.001auglight`` for ``lr0.001-auglight`` (so two variants
     that share their first part are named apart), ``kdhaugflip`` for a distilled run's flip variant."""
     base, variant = split_variant(tag)
-    return (base.split("-")[0] if base else "") + variant.replace("-", "")
+    return base.split("-")[0] + variant.replace("-", "")
 
 
 def method_tag(method: str) -> tuple[str, str]:
