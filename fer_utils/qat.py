@@ -20,8 +20,8 @@ The grids (:mod:`fer_utils.compress`):
   the shadow weights with one Lloyd step per training step (each value moves to the mean of the
   shadow weights nearest to it), so the codebook is trained too.
 
-A fine-tune is an ordinary resumable run of the training engine (same augmentation, a short cosine
-schedule from a low peak, no warm-up) with the run tag ``qat-<codec>`` followed by what names the
+A fine-tune is an ordinary resumable run of the training engine (the source's augmentation unless
+``--augment`` names another, a short cosine schedule from a low peak, no warm-up) with the run tag ``qat-<codec>`` followed by what names the
 source run; its shadow weights and codebooks are kept in the run folder (``qat/e<epoch>.npz``) so a
 resumed run goes on with the same ones.
 """
@@ -152,27 +152,36 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
+def source_augment(source: dict) -> str:
+    """The augmentation ``source`` (a registry row) was trained with: the one its recipe names, else the
+    default (``standard``, which every run before the augmentation study used)."""
+    return config.augment_of(source.get("recipe", "")) or config.Profile.augment
+
+
 def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN, teacher: dict | list | None = None,
-        temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA) -> str:
+        temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA,
+        augment: str | None = None) -> str:
     """The fine-tune's run tag: ``qat-<codec>``, ``-fbn`` with BatchNorm frozen, ``-lr<peak>`` where the
-    peak is not ``config.QAT_UNTAGGED_LR``, ``-teacher-<run>-T<t>-a<alpha>`` with a teacher run in the loop,
-    and whatever follows the source run's common prefix (its schedule, tag and precision), so fine-tunes
-    of different runs, or done otherwise, never share a folder (read back by ``results.qat_spec``)."""
+    peak is not ``config.QAT_UNTAGGED_LR``, ``-aug<name>`` where ``augment`` is not the source's own
+    augmentation, ``-teacher-<run>-T<t>-a<alpha>`` with a teacher run in the loop, and whatever follows
+    the source run's common prefix (its schedule, tag and precision), so fine-tunes of different runs, or
+    done otherwise, never share a folder (read back by ``results.qat_spec``)."""
     from . import distill, results
 
     head = runs.run_id(source["arch"], float(source["width"]), source["profile"], int(source["seed"]),
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
     lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
+    aug = "" if augment is None or augment == source_augment(source) else f"-aug{augment}"
     kd = (f"-teacher-{results.teachers_name(distill.teacher_runs(teacher))}-T{temperature:g}-a{alpha:g}"
           if teacher is not None else "")
-    return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{kd}{rest}"
+    return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{aug}{kd}{rest}"
 
 
 def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: int = EPOCHS,
               peak_lr: float = PEAK_LR, dataset=None, freeze_bn: bool = FREEZE_BN, teacher: dict | list | None = None,
               temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA,
-              **kwargs) -> dict | None:
+              augment: str | None = None, **kwargs) -> dict | None:
     """Fine-tune a finished run (a registry row) on ``codec``'s grid; the fine-tune's result (its
     registry row), or None when a deadline stopped it (the same call resumes it).
 
@@ -181,13 +190,19 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
     ``teacher``: a finished run (a registry row; a list of them: an ensemble) run in the loop on every augmented batch, as
     ``fer_utils.distill`` does with ``view="online"``: the fine-tune then fits Hinton's loss at
     ``temperature`` and ``alpha`` instead of the labels alone, so a distilled source keeps what its
-    teacher gave it while its kernels settle on the grid."""
+    teacher gave it while its kernels settle on the grid.
+    ``augment``: the augmentation of the fine-tune's batches (a key of ``config.AUGMENTS``); None: the
+    source's own (:func:`source_augment`), so a run trained on ``flip`` is fine-tuned on ``flip`` too. Another
+    one (``flip`` for a source trained on ``standard``) is named in the tag: a way to move a long run to an
+    augmentation that measured better without training it again."""
     from . import distill, train
 
     check_codec(codec)
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    augment = source_augment(source) if augment is None else augment
+    config.augment_text(augment)  # an unknown name is a clear error
     # the source's validation protocol picks the fine-tune's best epoch too (``valPublicTest``: PublicTest)
-    prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr,
+    prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr, augment=augment,
                    validation=config.validation_of(source.get("recipe", "")))
     ds = dataset if dataset is not None else data.load()
     for run, role in ((source, "run"), *((t, "teacher run") for t in distill.teacher_runs(teacher or []))):
@@ -205,7 +220,7 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False  # Keras 3: inference mode, moving statistics kept
     return train.train(source["arch"], float(source["width"]), prof, int(source["seed"]), dataset=ds,
-                       tag=tag(source, codec, peak_lr, freeze_bn, teacher, temperature, alpha), targets=targets,
+                       tag=tag(source, codec, peak_lr, freeze_bn, teacher, temperature, alpha, augment), targets=targets,
                        build_model=lambda: start,
                        callbacks=lambda net, run_dir: [QuantizeAware(net, codec, run_dir / "qat")], **kwargs)
 
@@ -253,6 +268,8 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", metavar="ARCH:WIDTH|RUN_ID", action="append", default=None,
                         help="a finished plain run (e.g. cnn:1.0), or any finished run by its run id, run in the "
                              "loop: Hinton's loss instead of the labels alone; repeat for an ensemble")
+    parser.add_argument("--augment", choices=list(config.AUGMENTS), default=None,
+                        help="the fine-tune's augmentation (default: the source run's own)")
     parser.add_argument("--temperature", type=float, default=config.QAT_KD_TEMPERATURE, help="with --teacher")
     parser.add_argument("--alpha", type=float, default=config.QAT_KD_ALPHA, help="with --teacher: its term's weight")
     config.add_cli_arguments(parser)
@@ -271,7 +288,7 @@ def main(argv=None) -> int:
             parser.error(str(exc))
         teacher = found  # one run or an ensemble: fine_tune takes either as a list
     done = fine_tune(rows[-1], args.codec, setup.profile, args.epochs, args.lr, ds, args.freeze_bn, teacher,
-                     args.temperature, args.alpha, registry_path=reg, verbose=2, progress=True)
+                     args.temperature, args.alpha, args.augment, registry_path=reg, verbose=2, progress=True)
     return 0 if done else 3
 
 

@@ -49,6 +49,7 @@ def model_label(arch: str, width: float, tag: str = "") -> str:
             same = named and spec["teacher"] == teacher  # said once, in the source's part
             how = (["frozen BN"] if spec["freeze_bn"] else []) + (
                 [f"peak LR {spec['peak_lr']:g}"] if spec["peak_lr"] is not None else []) + (
+                [f"{spec['augment']} augmentation"] if spec["augment"] else []) + (
                 ["the same teacher" if same else f"teacher {spec['teacher']}"] if spec["teacher"] else [])
             name += f" + QAT {spec['codec']}" + (f" ({', '.join(how)})" if how else "")
     return name
@@ -60,15 +61,16 @@ TEACHER_NAME = re.compile(r"(?P<arch>[a-z]+)(?P<width>\d[\d.]*?)"
                           r"(?:s(?P<seed>\d+)e(?P<epochs>\d+)(?P<method>(?:[a-z]+[\d.]*)*))?")
 _TEACHER = re.sub(r"\(\?P<\w+>", "(?:", TEACHER_NAME.pattern)  # the same name, unnamed groups: repeatable in a tag
 #: a quantisation-aware fine-tune's run tag: ``qat-<codec>``, ``-fbn`` (BatchNorm frozen), ``-lr<peak>``
-#: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an
-#: ensemble ``<run>+<run>…``, in the loop: Hinton's loss instead of the labels alone), then the source run's own suffix
-QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?"
+#: (a peak other than ``config.QAT_UNTAGGED_LR``), ``-aug<name>`` (an augmentation other than the source's),
+#: ``-teacher-<run>-T<t>-a<alpha>`` (a teacher run, or an ensemble ``<run>+<run>…``, in the loop: Hinton's
+#: loss instead of the labels alone), then the source run's own suffix
+QAT_TAG = re.compile(r"qat-(?P<codec>int8|kmeans-\d(?:-dw8)?)(?P<fbn>-fbn)?(?:-lr(?P<lr>\d[\d.]*))?(?:-aug(?P<aug>[a-z]+))?"
                      rf"(?:-teacher-(?P<teacher>{_TEACHER}(?:\+{_TEACHER})*)-T(?P<kd_t>\d[\d.]*)-a(?P<kd_a>\d[\d.]*))?(?=-|$)")
 
 
 def qat_spec(tag: str) -> dict | None:
-    """A fine-tune's tag read back: ``codec``, ``freeze_bn``, ``peak_lr`` (None: untagged),
-    ``teacher`` (the teacher run's name, :func:`teacher_name`, or None: labels alone) with its
+    """A fine-tune's tag read back: ``codec``, ``freeze_bn``, ``peak_lr`` (None: untagged), ``augment``
+    (None: the source's own), ``teacher`` (the teacher run's name, :func:`teacher_name`, or None: labels alone) with its
     ``temperature`` and ``alpha``, ``source_suffix`` (what followed the source run's common prefix:
     schedule, tag, precision) and ``source_tag`` (the source's own tag within it); None for any other tag."""
     m = QAT_TAG.match(tag)
@@ -76,7 +78,7 @@ def qat_spec(tag: str) -> dict | None:
         return None
     suffix = tag[m.end():]
     return {"codec": m["codec"], "freeze_bn": m["fbn"] is not None,
-            "peak_lr": float(m["lr"]) if m["lr"] else None, "teacher": m["teacher"],
+            "peak_lr": float(m["lr"]) if m["lr"] else None, "augment": m["aug"], "teacher": m["teacher"],
             "temperature": float(m["kd_t"]) if m["kd_t"] else None, "alpha": float(m["kd_a"]) if m["kd_a"] else None,
             "source_suffix": suffix,
             "source_tag": "-".join(p for p in suffix.split("-") if p and not re.fullmatch(r"(wsd|cos)\d+|bf16", p))}
@@ -1047,11 +1049,14 @@ QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "targets", "codec", "param
 
 
 def _qat_how(run) -> str:
-    """How a fine-tune was done, in words: its epochs, peak rate and BatchNorm."""
+    """How a fine-tune was done, in words: its epochs, peak rate, BatchNorm, and its augmentation where it
+    is not the source's."""
     spec = qat_spec(recipe_tag_of(run["recipe"]))
     peak = spec["peak_lr"] if spec["peak_lr"] is not None else config.QAT_UNTAGGED_LR
     n = int(run["epochs"])
-    return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
+    aug = f", {spec['augment']} augmentation" if spec["augment"] else ""
+    return (f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
+            + aug)
 
 
 #: ``qat.csv``'s ``targets`` for a fine-tune on the labels alone

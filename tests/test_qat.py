@@ -106,6 +106,49 @@ def test_a_fine_tune_at_another_rate_has_its_own_name():
     assert results.qat_source("irnet-w1-full-s0-abc-cos3-qat-kmeans-3-fbn-lr0.00005-wsd60") == src["run_id"]
 
 
+def test_a_fine_tune_on_another_augmentation_is_named_and_read_back():
+    from fer_utils import results
+
+    src = {"arch": "irnet", "width": 1.2, "profile": "full", "seed": 0, "data_fingerprint": "abc",
+           "run_id": "irnet-w1.2-full-s0-abc-wsd200-kdh-cnn1-online-T2-a0.5",
+           "recipe": f"adam|{config.augment_text('standard')}|wsd200/warm2/decay0.2/peak0.003"}
+    assert qat.source_augment(src) == "standard"
+    assert qat.source_augment({"recipe": "adam|plateau"}) == "standard"  # a row older than the recipe's aug part
+    name = qat.tag(src, "kmeans-4-dw8", 1e-4, False, teacher={"arch": "cnn", "width": 1.0}, temperature=2,
+                   alpha=0.5, augment="flip")
+    assert name == "qat-kmeans-4-dw8-lr0.0001-augflip-teacher-cnn1-T2-a0.5-wsd200-kdh-cnn1-online-T2-a0.5"
+    spec = results.qat_spec(name)
+    assert (spec["codec"], spec["augment"], spec["teacher"], spec["peak_lr"]) == ("kmeans-4-dw8", "flip", "cnn1", 1e-4)
+    assert spec["source_tag"] == "kdh-cnn1-online-T2-a0.5" and results.budget_of(f"adam|tag:{name}") == 200
+    assert results.qat_source(f"irnet-w1.2-full-s0-abc-cos10-{name}") == src["run_id"]
+    assert results.model_label("irnet", 1.2, name) == (
+        "IRNet (ours) w1.2 + KD + QAT kmeans-4-dw8 (peak LR 0.0001, flip augmentation, teacher cnn1)")
+    assert results._qat_how({"recipe": f"adam|tag:{name}", "epochs": 10}) == (
+        "10 epochs, peak LR 0.0001, BatchNorm trained, flip augmentation")
+    # the source's own augmentation is not named, whether given or left to the default
+    assert qat.tag(src, "int8", 3e-5, False, augment="standard") == qat.tag(src, "int8", 3e-5, False)
+    flipped = {**src, "recipe": f"adam|{config.augment_text('flip')}|wsd120", "run_id": "irnet-w1.2-full-s0-abc-wsd120-augflip"}
+    assert qat.source_augment(flipped) == "flip"
+    assert qat.tag(flipped, "int8", 3e-5, False, augment="flip") == "qat-int8-lr0.00003-wsd120-augflip"
+    assert results.qat_spec("qat-int8-lr0.00003-wsd120-augflip")["augment"] is None
+
+
+def test_a_fine_tune_trains_on_its_sources_augmentation_unless_told(tmp_path, smoke_kw):
+    from fer_utils import train
+
+    prof, kw = config.PROFILES["smoke"], smoke_kw
+    flipped = train.train("irnet", 0.5, prof, epochs=1, augment="flip", **kw)
+    own = qat.fine_tune(flipped, "int8", prof, epochs=1, **kw)
+    assert config.augment_of(own["recipe"]) == "flip"  # not the profile's standard one
+    assert own["run_id"].endswith("-cos1-qat-int8-lr0.00003-wsd1-augflip")
+    plain = train.train("irnet", 0.5, prof, epochs=1, **kw)
+    moved = qat.fine_tune(plain, "int8", prof, epochs=1, augment="flip", **kw)
+    assert config.augment_of(moved["recipe"]) == "flip"
+    assert moved["run_id"].endswith("-cos1-qat-int8-lr0.00003-augflip-wsd1")
+    with pytest.raises(ValueError, match="unknown augmentation 'mirror'"):
+        qat.fine_tune(plain, "int8", prof, epochs=1, augment="mirror", **kw)
+
+
 def test_a_fine_tune_stands_at_its_source_budget():
     from fer_utils import results
 
