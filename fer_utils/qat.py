@@ -152,12 +152,6 @@ def on_grid(model, codec: str) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
 
 
-def source_augment(source: dict) -> str:
-    """The augmentation ``source`` (a registry row) was trained with: the one its recipe names, else the
-    default (``standard``, which every run before the augmentation study used)."""
-    return config.augment_of(source.get("recipe", "")) or config.Profile.augment
-
-
 def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FREEZE_BN, teacher: dict | list | None = None,
         temperature: float = config.QAT_KD_TEMPERATURE, alpha: float = config.QAT_KD_ALPHA,
         augment: str | None = None) -> str:
@@ -172,7 +166,7 @@ def tag(source: dict, codec: str, peak_lr: float = PEAK_LR, freeze_bn: bool = FR
                        source["data_fingerprint"])
     rest = source["run_id"][len(head):] if source["run_id"].startswith(head) else ""
     lr = "" if peak_lr == config.QAT_UNTAGGED_LR else f"-{runs.lr_tag(peak_lr)}"
-    aug = "" if augment is None or augment == source_augment(source) else f"-aug{augment}"
+    aug = "" if augment is None or augment == results.augment_name(source) else f"-aug{augment}"
     kd = (f"-teacher-{results.teachers_name(distill.teacher_runs(teacher))}-T{temperature:g}-a{alpha:g}"
           if teacher is not None else "")
     return f"qat-{codec}{'-fbn' if freeze_bn else ''}{lr}{aug}{kd}{rest}"
@@ -192,14 +186,14 @@ def fine_tune(source: dict, codec: str, profile: str | config.Profile, epochs: i
     ``temperature`` and ``alpha`` instead of the labels alone, so a distilled source keeps what its
     teacher gave it while its kernels settle on the grid.
     ``augment``: the augmentation of the fine-tune's batches (a key of ``config.AUGMENTS``); None: the
-    source's own (:func:`source_augment`), so a run trained on ``flip`` is fine-tuned on ``flip`` too. Another
+    source's own (``results.augment_name``), so a run trained on ``flip`` is fine-tuned on ``flip`` too. Another
     one (``flip`` for a source trained on ``standard``) is named in the tag: a way to move a long run to an
     augmentation that measured better without training it again."""
-    from . import distill, train
+    from . import distill, results, train
 
     check_codec(codec)
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    augment = source_augment(source) if augment is None else augment
+    augment = results.augment_name(source) if augment is None else augment
     config.augment_text(augment)  # an unknown name is a clear error
     # the source's validation protocol picks the fine-tune's best epoch too (``valPublicTest``: PublicTest)
     prof = replace(prof, epochs=epochs, schedule="cosine", warmup=0, learning_rate=peak_lr, augment=augment,

@@ -1054,7 +1054,7 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
     labels = qat[qat.targets == results.QAT_LABELS]
     for _, kd in qat[qat.targets != results.QAT_LABELS].iterrows():
         twin = labels[(labels.source_run_id == kd.source_run_id) & (labels.codec == kd.codec)
-                      & (labels.fine_tune == kd.fine_tune)]
+                      & (labels.fine_tune == kd.fine_tune) & _same_augment(labels, kd)]
         if twin.empty:
             continue
         plain = twin.iloc[-1]
@@ -1069,6 +1069,44 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
     return ("A fine-tune on the labels alone pulls a distilled source back towards what the labels teach; "
             "with the source's teacher in the loop (`--teacher`, Hinton's loss as in distillation) it keeps "
             "fitting the teacher. The same source, codec and fine-tune both ways (`qat.csv`):\n\n"
+            + "\n".join(lines))
+
+
+def _same_augment(rows: pd.DataFrame, row) -> pd.Series:
+    """Which of ``qat.csv``'s ``rows`` trained on ``row``'s augmentation (all of them for a table written
+    before it had the column)."""
+    if "augment" not in rows.columns or "augment" not in row:
+        return pd.Series(True, index=rows.index)
+    return rows["augment"] == row["augment"]
+
+
+def qat_augment_text(qat: pd.DataFrame) -> str:
+    """What another augmentation changed in a quantisation-aware fine-tune: for each fine-tune moved off its
+    source's augmentation (``--augment``) that has a twin on the source's own (same source, codec,
+    epochs, rate, BatchNorm and targets), both files' PublicTest and PrivateTest accuracy and the
+    difference in points; "" where none has such a twin."""
+    if qat.empty or "augment" not in qat.columns:
+        return ""
+    lines = []
+    own = qat[qat.augment == qat.source_augment]
+    for _, moved in qat[qat.augment != qat.source_augment].iterrows():
+        twin = own[(own.source_run_id == moved.source_run_id) & (own.codec == moved.codec)
+                   & (own.fine_tune == moved.fine_tune) & (own.targets == moved.targets)]
+        if twin.empty:
+            continue
+        same = twin.iloc[-1]
+        lines.append(f"- {moved.model}, {moved.codec} ({moved.fine_tune}; {moved.targets}): on the {moved.augment} "
+                     f"augmentation PublicTest {fmt(moved.after_public)}, PrivateTest {fmt(moved.after_private)}; "
+                     f"on the source's {same.augment} one {fmt(same.after_public)} and {fmt(same.after_private)}: "
+                     f"{100 * (moved.after_public - same.after_public):+.2f} and "
+                     f"{100 * (moved.after_private - same.after_private):+.2f} points. The source in float32: "
+                     f"{fmt(moved.float32_public)} and {fmt(moved.float32_private)}.")
+    if not lines:
+        return ""
+    return ("A fine-tune trains on its source's augmentation unless `--augment` names another: a run trained "
+            "long on the standard augmentation can be moved to the mirror alone, which won on every model "
+            "trained both ways from the start (the augmentation table above), in a few epochs instead of a "
+            "full budget. The same source, codec, fine-tune and targets on both augmentations (`qat.csv`):\n\n"
             + "\n".join(lines))
 
 
@@ -1124,7 +1162,8 @@ def compression_section(setup, runs: pd.DataFrame) -> str:
                                                "private_acc", "public_tta_acc", "private_tta_acc"],
                          "No folder searched yet (no codec file on this machine).")
     qat_rows = csv_or_empty(R / "qat.csv")
-    qat = table_or(qat_rows, ["model", "source_epochs", "fine_tune", "targets", "codec", "float32_private", "before_private", "after_private",
+    qat = table_or(qat_rows, ["model", "source_epochs", "fine_tune", *(["augment"] if "augment" in qat_rows else []),
+                              "targets", "codec", "float32_private", "before_private", "after_private",
                                    "private_drop_before", "private_drop_after", "bytes_after", "qat_epochs", "qat_cpu_h"],
                    "No quantisation-aware fine-tune yet (`python -m fer_utils.qat --run <run id> --codec <codec>`).")
     pairs = csv_or_empty(R / "distillation.csv")
@@ -1151,12 +1190,15 @@ The deliverable codecs on every other finished run (each sweep width, each disti
 A few epochs of training with every kernel on the codec's grid (straight-through gradients to a
 float copy, k-means codebooks following the weights), then written with that codec: PrivateTest
 accuracy of the source run (trained for `source_epochs`) in float32, written with the codec as
-trained (before) and after the fine-tune, drops in points against float32; `targets`: what the
-fine-tune fitted, the labels alone or a teacher run in the loop (`qat.csv`):
+trained (before) and after the fine-tune, drops in points against float32; `augment`: the
+fine-tune's augmentation; `targets`: what the fine-tune fitted, the labels alone or a teacher run in
+the loop (`qat.csv`):
 
 {qat}
 
 {qat_targets_text(qat_rows)}
+
+{qat_augment_text(qat_rows)}
 
 ### The deliverable under a byte budget
 

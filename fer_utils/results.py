@@ -1043,20 +1043,24 @@ def teacher_names(runs: pd.DataFrame, file_members: dict | None = None) -> pd.Da
     return table.sort_values(["name", "students"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
-QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "targets", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
+QAT_COLUMNS = ("model", "source_epochs", "fine_tune", "augment", "source_augment", "targets", "codec", "params", "float32_public", "float32_private", "before_public", "before_private",
                "after_public", "after_private", "private_drop_before", "private_drop_after", "bytes_before",
                "bytes_after", "qat_epochs", "qat_cpu_h", "run_id", "source_run_id")
 
 
 def _qat_how(run) -> str:
-    """How a fine-tune was done, in words: its epochs, peak rate, BatchNorm, and its augmentation where it
-    is not the source's."""
+    """How a fine-tune was done, in words: its epochs, peak rate and BatchNorm (its augmentation is
+    ``qat.csv``'s own column, :func:`augment_name`)."""
     spec = qat_spec(recipe_tag_of(run["recipe"]))
     peak = spec["peak_lr"] if spec["peak_lr"] is not None else config.QAT_UNTAGGED_LR
     n = int(run["epochs"])
-    aug = f", {spec['augment']} augmentation" if spec["augment"] else ""
-    return (f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
-            + aug)
+    return f"{n} epoch{'s' if n != 1 else ''}, peak LR {peak:g}, BatchNorm {'frozen' if spec['freeze_bn'] else 'trained'}"
+
+
+def augment_name(row) -> str:
+    """The augmentation a registry row trained with (a key of ``config.AUGMENTS``): the one its recipe names,
+    else ``standard``, the only one before the augmentation study (whose rows' recipes name none)."""
+    return config.augment_of(row.get("recipe", "")) or config.Profile.augment
 
 
 #: ``qat.csv``'s ``targets`` for a fine-tune on the labels alone
@@ -1116,7 +1120,8 @@ def qat_pairs(runs: pd.DataFrame, codecs: pd.DataFrame) -> pd.DataFrame:
             continue
         src, before, after = src.iloc[-1], before.iloc[-1], after.iloc[-1]
         out.append({
-            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run), "targets": _qat_targets(run, runs), "codec": codec, "params": int(src["params"]),
+            "model": run_label(src), "source_epochs": int(src["epochs"]), "fine_tune": _qat_how(run),
+            "augment": augment_name(run), "source_augment": augment_name(src), "targets": _qat_targets(run, runs), "codec": codec, "params": int(src["params"]),
             "float32_public": src["public_acc"], "float32_private": src["private_acc"],
             "before_public": before["public_acc"], "before_private": before["private_acc"],
             "after_public": after["public_acc"], "after_private": after["private_acc"],

@@ -88,9 +88,18 @@ def test_qat_pairs_put_each_fine_tune_beside_its_source():
     assert row["model"] == "MobileNet w0.5" and row["codec"] == "kmeans-3"
     assert row["fine_tune"] == "3 epochs, peak LR 0.0003, BatchNorm trained" and row["source_epochs"] == 60
     assert row["targets"] == "labels only"
+    assert row["augment"] == row["source_augment"] == "standard"  # recipes older than the augmentation study
     assert row["private_drop_before"] == 10.0 and row["private_drop_after"] == 0.5
     assert row["qat_epochs"] == 3 and row["qat_cpu_h"] == 0.1 and row["bytes_after"] == 480
     assert results.qat_pairs(runs, codecs[codecs.run_id == src]).empty  # no row for the fine-tune yet: left out
+    # a fine-tune moved to the mirror alone says so beside its source's augmentation
+    moved = "m-w1-full-s0-f-cos3-qat-kmeans-3-augflip-wsd60"
+    runs.loc[len(runs)] = {**runs.iloc[1].to_dict(), "run_id": moved, "timestamp": "3",
+                           "recipe": f"adam|{config.augment_text('flip')}|cos3|tag:qat-kmeans-3-augflip-wsd60"}
+    codecs.loc[len(codecs)] = {**codecs.iloc[1].to_dict(), "run_id": moved}
+    both = results.qat_pairs(runs, codecs).set_index("run_id")
+    assert (both.loc[moved, "augment"], both.loc[moved, "source_augment"]) == ("flip", "standard")
+    assert both.loc[moved, "fine_tune"] == both.loc[tuned, "fine_tune"] and both.loc[tuned, "augment"] == "standard"
 
 
 def test_a_fine_tune_at_another_rate_has_its_own_name():
@@ -112,8 +121,8 @@ def test_a_fine_tune_on_another_augmentation_is_named_and_read_back():
     src = {"arch": "irnet", "width": 1.2, "profile": "full", "seed": 0, "data_fingerprint": "abc",
            "run_id": "irnet-w1.2-full-s0-abc-wsd200-kdh-cnn1-online-T2-a0.5",
            "recipe": f"adam|{config.augment_text('standard')}|wsd200/warm2/decay0.2/peak0.003"}
-    assert qat.source_augment(src) == "standard"
-    assert qat.source_augment({"recipe": "adam|plateau"}) == "standard"  # a row older than the recipe's aug part
+    assert results.augment_name(src) == "standard"
+    assert results.augment_name({"recipe": "adam|plateau"}) == "standard"  # a row older than the recipe's aug part
     name = qat.tag(src, "kmeans-4-dw8", 1e-4, False, teacher={"arch": "cnn", "width": 1.0}, temperature=2,
                    alpha=0.5, augment="flip")
     assert name == "qat-kmeans-4-dw8-lr0.0001-augflip-teacher-cnn1-T2-a0.5-wsd200-kdh-cnn1-online-T2-a0.5"
@@ -123,12 +132,11 @@ def test_a_fine_tune_on_another_augmentation_is_named_and_read_back():
     assert results.qat_source(f"irnet-w1.2-full-s0-abc-cos10-{name}") == src["run_id"]
     assert results.model_label("irnet", 1.2, name) == (
         "IRNet (ours) w1.2 + KD + QAT kmeans-4-dw8 (peak LR 0.0001, flip augmentation, teacher cnn1)")
-    assert results._qat_how({"recipe": f"adam|tag:{name}", "epochs": 10}) == (
-        "10 epochs, peak LR 0.0001, BatchNorm trained, flip augmentation")
+    assert results._qat_how({"recipe": f"adam|tag:{name}", "epochs": 10}) == "10 epochs, peak LR 0.0001, BatchNorm trained"
     # the source's own augmentation is not named, whether given or left to the default
     assert qat.tag(src, "int8", 3e-5, False, augment="standard") == qat.tag(src, "int8", 3e-5, False)
     flipped = {**src, "recipe": f"adam|{config.augment_text('flip')}|wsd120", "run_id": "irnet-w1.2-full-s0-abc-wsd120-augflip"}
-    assert qat.source_augment(flipped) == "flip"
+    assert results.augment_name(flipped) == "flip"
     assert qat.tag(flipped, "int8", 3e-5, False, augment="flip") == "qat-int8-lr0.00003-wsd120-augflip"
     assert results.qat_spec("qat-int8-lr0.00003-wsd120-augflip")["augment"] is None
 

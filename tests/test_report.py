@@ -1059,6 +1059,31 @@ def test_qat_targets_text_compares_a_teacher_fine_tune_with_the_labels_only_one(
     assert report.qat_targets_text(qat.iloc[[0]]) == "" and report.qat_targets_text(pd.DataFrame()) == ""
 
 
+def test_qat_augment_text_compares_a_moved_fine_tune_with_its_twin_on_the_sources_augmentation():
+    from fer_utils import report
+
+    base = {"model": "IRNet (ours) w1.2 + KD", "fine_tune": "10 epochs, peak LR 0.0001, BatchNorm trained",
+            "codec": "kmeans-4-dw8", "source_run_id": "src", "source_augment": "standard", "qat_cpu_h": 0.6,
+            "targets": "teacher X in the loop (T 2, alpha 0.5)", "float32_public": 0.6512, "float32_private": 0.6718}
+    qat = pd.DataFrame([
+        {**base, "augment": "standard", "after_public": 0.6461, "after_private": 0.6673, "private_drop_after": 0.45},
+        {**base, "augment": "flip", "after_public": 0.6551, "after_private": 0.6763, "private_drop_after": -0.45},
+        {**base, "augment": "flip", "codec": "kmeans-3", "after_public": 0.6, "after_private": 0.6,
+         "private_drop_after": 7.0},  # no twin on the standard augmentation: left out
+        {**base, "augment": "flip", "targets": "labels only", "after_public": 0.6, "after_private": 0.6,
+         "private_drop_after": 7.0}])  # another target: not the teacher fine-tune's twin
+    text = report.qat_augment_text(qat)
+    assert text.count("\n- ") == 1 and "+0.90 and +0.90 points" in text
+    assert "on the flip augmentation PublicTest 0.655, PrivateTest 0.676; on the source's standard one 0.646 and 0.667" in text
+    assert report.qat_augment_text(qat.iloc[[0]]) == "" and report.qat_augment_text(pd.DataFrame()) == ""
+    assert report.qat_augment_text(qat.drop(columns="augment")) == ""  # a table from before the column
+    # the teacher comparison never pairs fine-tunes on different augmentations
+    both = pd.concat([qat, pd.DataFrame([{**base, "augment": "flip", "targets": "labels only",
+                                          "after_public": 0.6, "after_private": 0.6, "private_drop_after": 7.0,
+                                          "codec": "kmeans-4-dw8"}])])
+    assert report.qat_targets_text(both).count("\n- ") == 1 and "0.600 on the labels alone" in report.qat_targets_text(both)
+
+
 def test_folder_tables_say_how_long_each_member_trained():
     reg = pd.DataFrame({
         "run_id": ["a-wsd120", "b-qat", "c-old"],
