@@ -1051,13 +1051,7 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
     if qat.empty or "targets" not in qat.columns:
         return ""
     lines = []
-    labels = qat[qat.targets == results.QAT_LABELS]
-    for _, kd in qat[qat.targets != results.QAT_LABELS].iterrows():
-        twin = labels[(labels.source_run_id == kd.source_run_id) & (labels.codec == kd.codec)
-                      & (labels.fine_tune == kd.fine_tune) & _same_augment(labels, kd)]
-        if twin.empty:
-            continue
-        plain = twin.iloc[-1]
+    for kd, plain in _qat_twins(qat, qat.targets == results.QAT_LABELS, ("source_run_id", "codec", "fine_tune", "augment")):
         gain = 100 * (kd.after_private - plain.after_private)
         lines.append(f"- {kd.model}, {kd.codec} ({kd.fine_tune}): with the {kd.targets}, PrivateTest "
                      f"{fmt(kd.after_private)} ({fmt(kd.private_drop_after, 2)} points below float32) against "
@@ -1072,12 +1066,15 @@ def qat_targets_text(qat: pd.DataFrame) -> str:
             + "\n".join(lines))
 
 
-def _same_augment(rows: pd.DataFrame, row) -> pd.Series:
-    """Which of ``qat.csv``'s ``rows`` trained on ``row``'s augmentation (all of them for a table written
-    before it had the column)."""
-    if "augment" not in rows.columns or "augment" not in row:
-        return pd.Series(True, index=rows.index)
-    return rows["augment"] == row["augment"]
+def _qat_twins(qat: pd.DataFrame, base: pd.Series, columns):
+    """Each row of ``qat.csv`` outside the rows ``base`` marks, with its twin among them: the newest equal to
+    it in each of ``columns`` that the table has (one written before a column existed is matched without
+    it); rows with no twin are skipped."""
+    pool, columns = qat[base], [c for c in columns if c in qat.columns]
+    for _, row in qat[~base].iterrows():
+        same = (pool[columns] == row[columns]).all(axis=1)
+        if same.any():
+            yield row, pool[same].iloc[-1]
 
 
 def qat_augment_text(qat: pd.DataFrame) -> str:
@@ -1088,13 +1085,7 @@ def qat_augment_text(qat: pd.DataFrame) -> str:
     if qat.empty or "augment" not in qat.columns:
         return ""
     lines = []
-    own = qat[qat.augment == qat.source_augment]
-    for _, moved in qat[qat.augment != qat.source_augment].iterrows():
-        twin = own[(own.source_run_id == moved.source_run_id) & (own.codec == moved.codec)
-                   & (own.fine_tune == moved.fine_tune) & (own.targets == moved.targets)]
-        if twin.empty:
-            continue
-        same = twin.iloc[-1]
+    for moved, same in _qat_twins(qat, qat.augment == qat.source_augment, ("source_run_id", "codec", "fine_tune", "targets")):
         lines.append(f"- {moved.model}, {moved.codec} ({moved.fine_tune}; {moved.targets}): on the {moved.augment} "
                      f"augmentation PublicTest {fmt(moved.after_public)}, PrivateTest {fmt(moved.after_private)}; "
                      f"on the source's {same.augment} one {fmt(same.after_public)} and {fmt(same.after_private)}: "
