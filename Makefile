@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 report: venv
 	$(PY) -m fer_utils.render --cell-timeout $(CELL_TIMEOUT) --notebook-timeout $(NOTEBOOK_TIMEOUT) $(NOTEBOOKS)
