@@ -24,8 +24,11 @@ def real_data_path() -> Path | None:
 def own_active_dir(tmp_path, monkeypatch):
     """Each test's training processes mark themselves in its own folder: a test never counts this
     machine's real training runs as sharing its CPU (``runs.others_training``), nor they it; and an
-    epoch's CPU share does not count (a few batches are too short to measure it)."""
+    epoch's CPU share does not count (a few batches are too short to measure it). A test that names
+    no run folder trains in its own, never in the checkout's ``runs/`` (where this machine's real runs
+    resume) nor in one another test process of ``make test`` writes at the same time."""
     monkeypatch.setenv("FER_ACTIVE_DIR", str(tmp_path / "active"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FER_SHARED_CPU_SHARE", "0")
 
 
