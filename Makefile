@@ -11,6 +11,10 @@ NOTEBOOKS := \
 	notebooks/05_comparison.ipynb \
 	notebooks/06_report.ipynb
 CELL_TIMEOUT ?= 3600
+# test processes (pytest-xdist): a test's time is mostly single-threaded tf.function tracing, so two
+# processes on two cores finish sooner; --dist loadfile keeps each test file on one process (the Ray
+# sweep tests never start two local Ray instances at once)
+TEST_WORKERS ?= 2
 NOTEBOOK_TIMEOUT ?= 14400
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -26,7 +30,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 report: venv
 	$(PY) -m fer_utils.render --cell-timeout $(CELL_TIMEOUT) --notebook-timeout $(NOTEBOOK_TIMEOUT) $(NOTEBOOKS)
