@@ -11,11 +11,11 @@ NOTEBOOKS := \
 	notebooks/05_comparison.ipynb \
 	notebooks/06_report.ipynb
 CELL_TIMEOUT ?= 3600
+NOTEBOOK_TIMEOUT ?= 14400
 # test processes (pytest-xdist): a test's time is mostly single-threaded tf.function tracing, so two
 # processes on two cores finish sooner; --dist loadfile keeps each test file on one process (the Ray
 # sweep tests never start two local Ray instances at once)
 TEST_WORKERS ?= 2
-NOTEBOOK_TIMEOUT ?= 14400
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv test report benchmarks strip clean deliverable
