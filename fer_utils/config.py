@@ -102,15 +102,19 @@ KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 KD_TARGET_VIEWS = ("tta", "plain")
 #: ``fer_utils.distill``'s view for a teacher run in the loop, on each augmented batch the student sees
 KD_ONLINE_VIEW = "online"
-#: the precision a teacher in the loop computes in, by architecture (``benchmarks/teacher_precision.py``,
-#: compiled forward passes of one batch on this CPU): bfloat16 where not named (the HW3 CNN ~4x, the
-#: seed MobileNet ~3x faster than in float32), float32 where bfloat16 measured slower (IRNet ~1.5x)
+#: the precision a teacher in the loop computes in, by architecture, where the machine has native
+#: bfloat16 (``benchmarks/teacher_precision.py``, compiled forward passes of one batch on a CPU with
+#: AMX): bfloat16 where not named (the HW3 CNN ~4x, the seed MobileNet ~3x faster than in float32),
+#: float32 where bfloat16 measured slower (IRNet ~1.5x). On a CPU without native bfloat16 every
+#: teacher computes in float32 (bfloat16 measured 1.05x slower for the HW3 CNN, 3x for the MobileNet)
 TEACHER_POLICY = {"irnet": "float32"}
 
 
-def teacher_policy(arch: str) -> str:
-    """The Keras dtype policy a teacher of ``arch`` runs in the loop with (:data:`TEACHER_POLICY`)."""
-    return TEACHER_POLICY.get(arch, "mixed_bfloat16")
+def teacher_policy(arch: str, native_bfloat16: bool = True) -> str:
+    """The Keras dtype policy a teacher of ``arch`` runs in the loop with (:data:`TEACHER_POLICY`);
+    float32 for every architecture where the machine has no native bfloat16
+    (:func:`fer_utils.runs.native_bfloat16`)."""
+    return TEACHER_POLICY.get(arch, "mixed_bfloat16") if native_bfloat16 else "float32"
 
 #: a quantisation-aware fine-tune (:mod:`fer_utils.qat`): epochs, the peak of its cosine schedule,
 #: and whether BatchNorm is frozen. Of three fine-tunes of the 60-epoch seed MobileNet on kmeans-3

@@ -158,14 +158,14 @@ def online_targets(teacher, y: np.ndarray, temperature: float, alpha: float,
     """What the engine trains on with a finished teacher run (or a list of them: an ensemble, the mean
     of their softmax) in the loop: the one-hot labels ``y``, :class:`OnlineDistillationLoss` at
     ``temperature`` and ``alpha``, the student's accuracy, and the teacher's model, each run loaded in
-    its architecture's faster precision (:func:`fer_utils.config.teacher_policy`: its forward pass on
-    every augmented batch is the cost)."""
+    its architecture's faster precision on this machine (:func:`fer_utils.config.teacher_policy`: its
+    forward pass on every augmented batch is the cost)."""
     loss = OnlineDistillationLoss(temperature, alpha)  # checks T and alpha before the teacher loads
     previous = keras.mixed_precision.global_policy()
-    loaded = []
+    loaded, native = [], runs.native_bfloat16() is not False
     try:
         for run in teacher_runs(teacher):  # the teachers' forward passes only
-            keras.mixed_precision.set_global_policy(config.teacher_policy(run["arch"]))
+            keras.mixed_precision.set_global_policy(config.teacher_policy(run["arch"], native))
             loaded.append(runs.load_trained(run, runs_root))
         keras.mixed_precision.set_global_policy("float32")
         model = ensemble_model(loaded)

@@ -275,6 +275,41 @@ def trains_on_cpu() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
+#: the CPU flags (``/proc/cpuinfo``) of a native bfloat16 path: AVX512-BF16 or AMX (x86), BF16 (aarch64). Without one,
+#: TensorFlow emulates bfloat16, and training in ``mixed_bfloat16`` is far slower than float32
+#: (the HW3 CNN ~6x, the seed MobileNet ~6.5x on a 2-core AMD EPYC: ``benchmarks/README.md``)
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
+    """The CPU's feature flags, read from ``cpuinfo`` (Linux); None where there is no such file."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    line = next((ln for ln in text.splitlines() if ln.split(":")[0].strip() in ("flags", "Features")), "")
+    return set(line.partition(":")[2].split())
+
+
+def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """Whether this machine computes bfloat16 natively: True on a GPU or on a CPU with one of
+    :data:`BF16_CPU_FLAGS`, False on a CPU without them, None where the CPU's flags are unknown
+    (not Linux)."""
+    if not trains_on_cpu():
+        return True
+    flags = cpu_flags(cpuinfo)
+    return None if flags is None else bool(flags & set(BF16_CPU_FLAGS))
+
+
+def emulated_bfloat16_warning(rid: str) -> str:
+    """What a run that is about to train in ``mixed_bfloat16`` on a CPU without native bfloat16 says."""
+    return (f"[{rid}] trains in mixed_bfloat16 on a CPU without native bfloat16 (none of "
+            f"{', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo): TensorFlow emulates it, and the HW3 CNN "
+            f"measured ~6x slower than in float32 on such a CPU (benchmarks/README.md). "
+            f"Resume it on a machine with AMX or a GPU, or train it as a float32 run (--precision float32: "
+            f"another run id).")
+
+
 #: what :func:`backend_label` appends for a run with any epoch on a GPU (``results.on_gpu`` reads it)
 GPU_SUFFIX = "-gpu"
 

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -279,6 +280,8 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
     if stop_after is not None and state["epoch"] >= stop_after and unfinished():
         return None  # already at the requested epoch: unfinished, resumable
     if unfinished():
+        if precision == "mixed_bfloat16" and runs.native_bfloat16() is False:
+            warnings.warn(runs.emulated_bfloat16_warning(rid), RuntimeWarning, stacklevel=3)
         x_val, y_val = prepared["val"]
         steps = -(-len(x_train) // prof.batch_size)
         callback = RunCheckpoint(run_dir, state, prof, progress, model, deadline, steps, stop_after)

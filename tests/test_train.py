@@ -615,3 +615,47 @@ def test_the_flip_augmentation_mirrors_and_does_nothing_else():
     mirrored = np.all(y == x[:, :, ::-1], axis=(1, 2, 3))
     assert np.all(same | mirrored) and same.any() and mirrored.any()  # each image kept or mirrored, exactly
     assert np.array_equal(np.asarray(aug(x, training=False)), x)
+
+
+AMD_FLAGS = "fpu vme sse sse2 avx f16c fma avx2 sha_ni vaes"  # an AMD EPYC (Zen 3): no bfloat16 path
+
+
+@pytest.mark.parametrize("cpuinfo,native", [
+    (f"processor\t: 0\nflags\t\t: {AMD_FLAGS}\n", False),
+    (f"processor\t: 0\nflags\t\t: {AMD_FLAGS} avx512f avx512_bf16 amx_bf16 amx_tile\n", True),
+    ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # aarch64 (Graviton 3)
+    (None, None),  # no /proc/cpuinfo (not Linux): unknown
+])
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, native):
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    monkeypatch.setattr(runs, "trains_on_cpu", lambda: True)
+    assert runs.native_bfloat16(path) is native
+    monkeypatch.setattr(runs, "trains_on_cpu", lambda: False)  # a GPU computes bfloat16 natively
+    assert runs.native_bfloat16(path) is True
+
+
+def test_teachers_compute_in_float32_without_native_bfloat16():
+    from fer_utils import config
+
+    assert [config.teacher_policy(a) for a in ("cnn", "mobilenet", "irnet")] == \
+        ["mixed_bfloat16", "mixed_bfloat16", "float32"]
+    assert {config.teacher_policy(a, native_bfloat16=False) for a in ("cnn", "mobilenet", "irnet")} == {"float32"}
+
+
+def test_a_bfloat16_run_warns_where_the_cpu_emulates_bfloat16(monkeypatch, smoke_kw):
+    from fer_utils import train
+
+    monkeypatch.setattr(runs, "native_bfloat16", lambda *a: False)
+    kw = dict(smoke_kw, train_limit=40)
+    with pytest.warns(RuntimeWarning, match=r"irnet-w0\.25-.*-bf16\] trains in mixed_bfloat16 on a CPU without"):
+        first = train.train("irnet", 0.25, "smoke", epochs=1, precision="mixed_bfloat16", **kw)
+    assert first["recipe"].endswith("|bf16")  # the run keeps its identity: only the warning differs
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        train.train("irnet", 0.25, "smoke", epochs=1, **kw)  # float32: nothing to say
+        train.train("irnet", 0.25, "smoke", epochs=1, precision="mixed_bfloat16", **kw)  # read back: no training
+        monkeypatch.setattr(runs, "native_bfloat16", lambda *a: True)
+        train.train("irnet", 0.25, "smoke", epochs=1, seed=1, precision="mixed_bfloat16", **kw)
