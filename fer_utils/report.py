@@ -125,11 +125,13 @@ def _against(value: float, target: float) -> str:
     return "met" if value >= target else f"missed by {100 * (target - value):.1f} points"
 
 
-def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
+def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame, distilled: dict | None = None) -> list[str]:
     """One bullet per deliverable folder (``deliverables.csv`` with ``member_epochs``' column: its bytes,
     each member with its codec and training budget, and what it outputs, mirror TTA, against the budget's
     target) and per headline model (``headline``: one row per model of ``config.HEADLINE_TARGETS``'
-    families at width 1.0, against the original study's PrivateTest accuracy)."""
+    families at width 1.0, against the original study's PrivateTest accuracy), each followed by its
+    best distilled run where ``distilled`` (arch: :func:`results.best_distilled`'s row) has one: the
+    same architecture, taught by a teacher rather than by the labels alone."""
     from .deliverable import SEP, shipped_private
 
     lines = []
@@ -157,6 +159,14 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame) -> list[str
         lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{settings}: "
                      f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")
+        kd = (distilled or {}).get(row["arch"])
+        if kd is not None:
+            words = results.variant_words(results.split_variant(results.recipe_tag_of(kd["recipe"]))[1])
+            tta = "" if pd.isna(kd.get("private_tta_acc")) else f" ({kd['private_tta_acc']:.3f} with mirror TTA)"
+            lines.append(f"  - distilled: {results.run_label(kd)}, trained {int(kd['epochs'])} epochs"
+                         f"{' (' + ', '.join(words) + ')' if words else ''}, the best validation accuracy "
+                         f"({kd['best_val_acc']:.3f}) of its {_count(kd['n_distilled'], 'distilled run')}: PrivateTest "
+                         f"{kd['private_acc']:.3f}{tta}: {_against(kd['private_acc'], target)}.")
     return lines
 
 
@@ -166,10 +176,11 @@ def glance_section(setup, runs: pd.DataFrame) -> str:
     R = setup.results
     deliverables = member_epochs(csv_or_empty(R / "deliverables.csv"), registry.read(R / "runs.csv"))
     main = results.one_row_per_model(runs[runs.width == 1.0])  # as section 3 picks them
-    lines = glance_lines(deliverables, main[main.arch.isin(list(config.HEADLINE_TARGETS))])
+    every = registry.read(R / "runs.csv")
+    distilled = {a: results.best_distilled(every, a, 1.0, setup.profile.name) for a in config.HEADLINE_TARGETS}
+    lines = glance_lines(deliverables, main[main.arch.isin(list(config.HEADLINE_TARGETS))], distilled)
     if not lines:
         return ""
-    every = registry.read(R / "runs.csv")
     names = teacher_names_text(every[every.profile == setup.profile.name], R / "teachers", R / "teacher_runs.csv")
     return "## At a glance\n\n" + "\n".join(lines) + (
         "\n\nPublicTest chooses every deliverable, validation every model's epoch; PrivateTest only reports. "

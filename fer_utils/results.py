@@ -255,6 +255,23 @@ def longest_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["epochs"] == runs.groupby(["arch", "width"])["epochs"].transform("max")]
 
 
+def best_distilled(runs: pd.DataFrame, arch: str, width: float = 1.0, profile: str | None = None) -> pd.Series | None:
+    """The distilled run of ``arch`` at ``width`` (recipe tag ``kd…``, not a quantisation-aware fine-tune;
+    the newest row of each run id) with the best validation accuracy, the lowest seed on a tie, and
+    ``n_distilled``, how many it was picked from; None where none finished."""
+    if runs.empty:
+        return None
+    df = (runs if profile is None else runs[runs["profile"] == profile]).drop_duplicates("run_id", keep="last")
+    tags = df["recipe"].map(recipe_tag_of)
+    df = df[(df["arch"] == arch) & (df["width"].astype(float) == float(width)) & tags.str.startswith("kd")
+            & ~df["recipe"].map(is_qat)]
+    if df.empty:
+        return None
+    seed = pd.to_numeric(df["seed"], errors="coerce").fillna(0)
+    best = df.assign(_seed=seed).sort_values(["best_val_acc", "_seed"], ascending=[False, True]).iloc[0]
+    return pd.concat([best.drop("_seed"), pd.Series({"n_distilled": len(df)})])
+
+
 def one_row_per_model(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (arch, width) of ``latest_runs``' rows (which keep one per seed): the most epochs,
     then the lowest seed, so a model never appears twice under one name. Keeps the input order."""

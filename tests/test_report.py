@@ -759,6 +759,43 @@ def test_an_augmentation_variant_competes_for_its_models_headline_row_on_validat
         "seed MobileNet (seed 0, 40 epochs, flip augmentation)"
 
 
+def test_the_glance_sets_each_headline_models_best_distilled_run_under_it():
+    from dataclasses import replace
+
+    from fer_utils import results
+
+    full = config.PROFILES["full"]
+
+    def row(run_id, val, private, tag="", seed=0, arch="mobilenet", ts="1"):
+        prof = replace(full, epochs=60, augment="flip" if "augflip" in tag else "standard")
+        return dict(run_id=run_id, arch=arch, width=1.0, seed=seed, profile="full", params=73663, epochs=60,
+                    best_val_acc=val, public_acc=0.6, private_acc=private, private_tta_acc=0.65, wall_s=1.0,
+                    data_fingerprint="abc", timestamp=ts, recipe=recipe.describe(prof) + (f"|tag:{tag}" if tag else ""))
+
+    online = "kdh-irnet1.2s0e200kdh+irnet1.2s1e200kdh-online-T2-a0.5"
+    rows = pd.DataFrame([
+        row("plain", 0.62, 0.626),
+        row("kd", 0.63, 0.630, "kdh-cnn1-online-T2-a0.5"),
+        row("kdflip-old", 0.70, 0.70, online + "-augflip", ts="2"),  # superseded by its newer row below
+        row("kdflip-old", 0.60, 0.60, online + "-augflip", ts="3"),
+        row("kdflip", 0.639, 0.638, online + "-augflip", seed=1),
+        row("qat", 0.80, 0.80, "qat-kmeans-4-dw8-lr0.0001-wsd60-kdh-cnn1-online-T2-a0.5"),  # a fine-tune: never
+        row("other", 0.90, 0.90, "kdh-cnn1-online-T2-a0.5", arch="irnet"),  # another architecture
+    ])
+    best = results.best_distilled(rows, "mobilenet", 1.0, "full")
+    assert best["run_id"] == "kdflip" and best["n_distilled"] == 3  # validation picks, never a test split
+    assert results.best_distilled(rows, "cnn", 1.0, "full") is None
+    assert results.best_distilled(rows, "mobilenet", 1.0, "smoke") is None
+
+    headline = results.latest_runs(rows.iloc[:1], "full")
+    lines = report.glance_lines(pd.DataFrame(), headline, {"mobilenet": best, "cnn": None})
+    assert lines[0].endswith("against the original study's 0.634: missed by 0.8 points.")
+    assert lines[1] == ("  - distilled: seed MobileNet + KD (teacher irnet1.2s0e200kdh+irnet1.2s1e200kdh) (seed 1), "
+                        "trained 60 epochs (flip augmentation), the best validation accuracy (0.639) of its "
+                        "3 distilled runs: PrivateTest 0.638 (0.650 with mirror TTA): met.")
+    assert len(report.glance_lines(pd.DataFrame(), headline)) == 1  # no distilled runs given: the headline alone
+
+
 def test_parameter_budgets_from_the_seed_models_codec_rows():
     from fer_utils import results
 
