@@ -151,22 +151,29 @@ def glance_lines(deliverables: pd.DataFrame, headline: pd.DataFrame, distilled: 
         else:  # an ensemble: the verdict first, then one sub-item per file
             lines.append(f"{head}: {scored} It averages the softmax outputs of {len(files)} files:\n"
                          + "\n".join(f"  {i}. {f}" for i, f in enumerate(files, 1)))
+    def trained(row, tag: str) -> str:
+        """``trained N epochs`` with the variant's settings in words (a peak-LR or augmentation variant's)."""
+        words = results.variant_words(tag)
+        return f"trained {int(row['epochs'])} epochs" + (f" ({', '.join(words)})" if words else "")
+
+    def scored(row) -> str:
+        """``PrivateTest x (y with mirror TTA)``."""
+        tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
+        return f"PrivateTest {row['private_acc']:.3f}{tta}"
+
     for row in headline.to_dict("records"):
         target = config.HEADLINE_TARGETS[row["arch"]]
-        tta = "" if pd.isna(row.get("private_tta_acc")) else f" ({row['private_tta_acc']:.3f} with mirror TTA)"
-        words = results.variant_words(results.recipe_tag_of(row.get("recipe", "")))
-        settings = f" ({', '.join(words)})" if words else ""  # a peak-LR or augmentation variant's
-        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, trained {int(row['epochs'])} epochs{settings}: "
-                     f"PrivateTest {row['private_acc']:.3f}{tta} against the original study's {target:.3f}: "
+        lines.append(f"- {row['model']}, {int(row['params']):,} parameters, "
+                     f"{trained(row, results.recipe_tag_of(row.get('recipe', '')))}: "
+                     f"{scored(row)} against the original study's {target:.3f}: "
                      f"{_against(row['private_acc'], target)}.")
         kd = (distilled or {}).get(row["arch"])
         if kd is not None:
-            words = results.variant_words(results.split_variant(results.recipe_tag_of(kd["recipe"]))[1])
-            tta = "" if pd.isna(kd.get("private_tta_acc")) else f" ({kd['private_tta_acc']:.3f} with mirror TTA)"
-            lines.append(f"  - distilled: {results.run_label(kd)}, trained {int(kd['epochs'])} epochs"
-                         f"{' (' + ', '.join(words) + ')' if words else ''}, the best validation accuracy "
-                         f"({kd['best_val_acc']:.3f}) of its {_count(kd['n_distilled'], 'distilled run')}: PrivateTest "
-                         f"{kd['private_acc']:.3f}{tta}: {_against(kd['private_acc'], target)}.")
+            lines.append(f"  - distilled: {results.run_label(kd)}, "
+                         f"{trained(kd, results.split_variant(results.recipe_tag_of(kd['recipe']))[1])}, "
+                         f"the best validation accuracy ({kd['best_val_acc']:.3f}) of its "
+                         f"{_count(kd['n_distilled'], 'distilled run')}: {scored(kd)}: "
+                         f"{_against(kd['private_acc'], target)}.")
     return lines
 
 
@@ -174,9 +181,9 @@ def glance_section(setup, runs: pd.DataFrame) -> str:
     """The results a reader comes for, before the sections that measure them: the deliverables
     against their targets (section 6) and the headline models against the original study (section 3)."""
     R = setup.results
-    deliverables = member_epochs(csv_or_empty(R / "deliverables.csv"), registry.read(R / "runs.csv"))
-    main = results.one_row_per_model(runs[runs.width == 1.0])  # as section 3 picks them
     every = registry.read(R / "runs.csv")
+    deliverables = member_epochs(csv_or_empty(R / "deliverables.csv"), every)
+    main = results.one_row_per_model(runs[runs.width == 1.0])  # as section 3 picks them
     distilled = {a: results.best_distilled(every, a, 1.0, setup.profile.name) for a in config.HEADLINE_TARGETS}
     lines = glance_lines(deliverables, main[main.arch.isin(list(config.HEADLINE_TARGETS))], distilled)
     if not lines:
