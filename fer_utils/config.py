@@ -102,6 +102,13 @@ KD_METHODS = {"hinton": "kdh", "mix": "kd"}
 KD_TARGET_VIEWS = ("tta", "plain")
 #: ``fer_utils.distill``'s view for a teacher run in the loop, on each augmented batch the student sees
 KD_ONLINE_VIEW = "online"
+#: ``fer_utils.distill``'s view for the mirror augmentation alone (``--augment flip``): the teacher's
+#: distributions on each image and on its mirror, computed once, and the student's target on each step
+#: the one of the view it was shown (:class:`fer_utils.recipe.MirrorPaired`): what a teacher in the loop
+#: would give, without its forward pass per step
+KD_PAIRED_VIEW = "paired"
+#: every view a distilled run's tag may name
+KD_VIEWS = (*KD_TARGET_VIEWS, KD_ONLINE_VIEW, KD_PAIRED_VIEW)
 #: the precision a teacher in the loop computes in, by architecture, where the machine has native
 #: bfloat16 (``benchmarks/teacher_precision.py``, compiled forward passes of one batch on a CPU with
 #: AMX): bfloat16 where not named (the HW3 CNN ~4x, the seed MobileNet ~3x faster than in float32),

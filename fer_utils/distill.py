@@ -28,6 +28,8 @@ from .recipe import fit_targets
 
 #: the view of a teacher run in the loop, on the student's augmented batch
 ONLINE = config.KD_ONLINE_VIEW
+#: the view of targets precomputed on each image and its mirror, picked by the student's mirror draw
+PAIRED = config.KD_PAIRED_VIEW
 
 
 @keras.saving.register_keras_serializable(package="fer_utils")
@@ -80,6 +82,21 @@ class OnlineDistillationLoss(DistillationLoss):
         return _hinton(soft, ops.cast(y_true, "float32"), y_pred[:, :k], self.temperature, self.alpha)
 
 
+@keras.saving.register_keras_serializable(package="fer_utils")
+class PairedDistillationLoss(DistillationLoss):
+    """:class:`DistillationLoss` on targets precomputed for both views of each image: ``y_true`` packs
+    [teacher's softened distribution on the image | on its mirror | one-hot label] (3 x 7 columns),
+    ``y_pred`` is :class:`fer_utils.recipe.MirrorPaired`'s ``[student's softmax | mirrored flag]``; each
+    example's target is the distribution of the view the student was shown."""
+
+    def call(self, y_true, y_pred):
+        ops, k = keras.ops, NUM_CLASSES
+        y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+        flag = y_pred[:, k:k + 1]
+        soft = (1.0 - flag) * y_true[:, :k] + flag * y_true[:, k:2 * k]
+        return _hinton(soft, y_true[:, 2 * k:], y_pred[:, :k], self.temperature, self.alpha)
+
+
 def _hard_label_accuracy(y_true, y_pred):
     k = NUM_CLASSES
     return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, k:], axis=-1),
@@ -91,17 +108,28 @@ def _student_accuracy(y_true, y_pred):
                                           keras.ops.argmax(y_pred[:, :NUM_CLASSES], axis=-1)), "float32")
 
 
+def _paired_accuracy(y_true, y_pred):
+    k = NUM_CLASSES
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_true[:, 2 * k:], axis=-1),
+                                          keras.ops.argmax(y_pred[:, :k], axis=-1)), "float32")
+
+
 @keras.saving.register_keras_serializable(package="fer_utils")
 class HardLabelAccuracy(keras.metrics.MeanMetricWrapper):
     """Accuracy against the one-hot half of :class:`DistillationLoss`'s packed targets; ``online``:
-    the student's half of :class:`fer_utils.recipe.WithTeacher`'s output against one-hot labels."""
+    the student's half of :class:`fer_utils.recipe.WithTeacher`'s output against one-hot labels;
+    ``paired``: the student's part of :class:`fer_utils.recipe.MirrorPaired`'s output against the one-hot
+    third of :class:`PairedDistillationLoss`'s targets."""
 
-    def __init__(self, name: str = "accuracy", dtype=None, online: bool = False):
-        super().__init__(fn=_student_accuracy if online else _hard_label_accuracy, name=name, dtype=dtype)
-        self.online = bool(online)
+    def __init__(self, name: str = "accuracy", dtype=None, online: bool = False, paired: bool = False):
+        if online and paired:
+            raise ValueError("an accuracy reads either a teacher in the loop's output (online) or paired targets")
+        fn = _student_accuracy if online else _paired_accuracy if paired else _hard_label_accuracy
+        super().__init__(fn=fn, name=name, dtype=dtype)
+        self.online, self.paired = bool(online), bool(paired)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "online": self.online}
+        return {"name": self.name, "dtype": self.dtype, "online": self.online, "paired": self.paired}
 
 
 def soften(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -175,6 +203,26 @@ def online_targets(teacher, y: np.ndarray, temperature: float, alpha: float,
                          teachers=tuple(r["run_id"] for r in teacher_runs(teacher)))
 
 
+def paired_targets(views: np.ndarray, y: np.ndarray, views_val: np.ndarray, y_val: np.ndarray,
+                   temperature: float, alpha: float, teachers_ids: tuple = ()) -> train.Targets:
+    """What the engine trains on with a teacher's distributions precomputed on each image and on its
+    mirror (``views``: (n, 2, 7), :func:`fer_utils.teachers.view_probabilities` or a teacher file's
+    ``views``): [softened image's | softened mirror's | one-hot] rows, :class:`PairedDistillationLoss`
+    at ``temperature`` and ``alpha``, and a wrapper whose mirror draw picks between the two
+    (``paired``); validation images are never mirrored, so only their first view is read."""
+    loss = PairedDistillationLoss(temperature, alpha)  # checks T and alpha
+
+    def packed(v, labels):
+        if v.shape != (len(labels), 2, NUM_CLASSES):
+            raise ValueError(f"paired targets need (n, 2, {NUM_CLASSES}) view distributions for {len(labels)} "
+                             f"images, got {v.shape}")
+        return np.concatenate([soften(v[:, 0], temperature), soften(v[:, 1], temperature),
+                               np.eye(NUM_CLASSES)[labels]], axis=1).astype(np.float32)
+
+    return train.Targets(packed(views, y), packed(views_val, y_val), loss, HardLabelAccuracy(paired=True),
+                         teachers=tuple(teachers_ids), paired=True)
+
+
 def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=None,
             temperature: float = 4.0, alpha: float = 0.7, method: str = "hinton", view: str = "tta",
             **kwargs) -> dict:
@@ -187,16 +235,35 @@ def distill(arch: str, width: float, teacher, profile, seed: int = 0, dataset=No
     ``…-<file name>-<view>-…``). A run's row with ``view="online"`` (``hinton`` only) runs the teacher
     in the loop instead, on every augmented batch the student sees, in its faster precision (run tag
     ``…-<arch><width>-online-…``): the targets then match the augmented view, at the cost of a
-    teacher forward pass per step.
+    teacher forward pass per step. ``view="paired"`` (``hinton``, the mirror augmentation alone:
+    ``augment="flip"``) gives the same targets as the loop without its cost: the teacher's (a run's, or
+    a teacher file's) distributions on each image and on its mirror, computed once, and on every step
+    the one of the view the student was shown (:func:`paired_targets`; tag ``…-<teacher>-paired-…``).
     """
     if method not in config.KD_METHODS:
         raise ValueError(f"unknown distillation method {method!r}; expected one of {', '.join(config.KD_METHODS)}")
     prof = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    if view == PAIRED:
+        augment = kwargs.get("augment") or prof.augment
+        if method != "hinton" or augment != "flip":
+            raise ValueError(f"paired targets (view {PAIRED!r}) follow the mirror alone: they need the hinton "
+                             f"method and augment 'flip', got {method!r} and {augment!r}")
     ds = dataset if dataset is not None else data.load()
     prepared = runs.prepare(ds, runs.requested(prof, train_limit=kwargs.get("train_limit"),
                                                validation=kwargs.get("validation")), seed)
     (x, y), (xv, yv) = prepared["train"], prepared["val"]
-    if view == ONLINE:
+    if view == PAIRED:
+        if isinstance(teacher, teachers.TeacherFile):
+            teacher.check_data(ds)
+            v, vv = (teacher.views(prepared["rows"][k]) for k in ("train", "val"))
+            name, ids = f"{teacher.path.stem}-{PAIRED}", tuple(teacher.info.get("teachers", ()))
+        else:
+            models = [runs.load_trained(t, kwargs.get("runs_root")) for t in teacher_runs(teacher)]
+            v, vv = (teachers.view_probabilities(models, z) for z in (x, xv))
+            name = f"{results.teachers_name(teacher_runs(teacher))}-{PAIRED}"
+            ids = tuple(t["run_id"] for t in teacher_runs(teacher))
+        targets = paired_targets(v, y, vv, yv, temperature, alpha, ids)
+    elif view == ONLINE:
         if isinstance(teacher, teachers.TeacherFile) or method != "hinton":
             raise ValueError("a teacher in the loop (view 'online') needs a finished run's weights and the hinton method")
         targets = online_targets(teacher, y, temperature, alpha, kwargs.get("runs_root"))
@@ -280,10 +347,11 @@ def main(argv=None) -> int:
                           "of their softmax)")
     who.add_argument("--teacher-file", type=Path, metavar="NPZ",
                      help="a committed teacher file (results/teachers/<name>.npz; python -m fer_utils.teachers)")
-    parser.add_argument("--view", choices=["tta", "plain", ONLINE], default=None,
+    parser.add_argument("--view", choices=["tta", "plain", ONLINE, PAIRED], default=None,
                         help="with --teacher-file: the mirror-TTA distribution (default) or the clean image's; "
                              f"with --teacher: {ONLINE} runs the teacher in the loop on each augmented batch "
-                             "(default: once, on the clean images)")
+                             f"(default: once, on the clean images); with either and --augment flip: {PAIRED} "
+                             "computes the teacher once on each image and its mirror and trains on the view drawn")
     parser.add_argument("--teacher-registry", type=Path, default=None,
                         help="registry to find the teacher's run in (default: --registry)")
     parser.add_argument("--temperature", type=float, nargs="+", default=[4.0],
@@ -295,8 +363,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.teacher_file is not None and args.view == ONLINE:
         parser.error(f"--view {ONLINE} runs a teacher's weights in the loop: use --teacher, not --teacher-file")
-    if args.teacher is not None and args.view not in (None, ONLINE):
-        parser.error(f"--view {args.view} picks a teacher file's targets: use --teacher-file, or --view {ONLINE}")
+    if args.teacher is not None and args.view not in (None, ONLINE, PAIRED):
+        parser.error(f"--view {args.view} picks a teacher file's targets: use --teacher-file, or --view "
+                     f"{ONLINE} or {PAIRED}")
+    if args.view == PAIRED and (args.augment != "flip" or args.kd_method != "hinton"):
+        parser.error(f"--view {PAIRED} follows the mirror alone: it needs --augment flip and --kd-method hinton")
     view = args.view or "tta"
     ds, setup, common = train.cli_setup(args)
     if args.teacher_file is not None:

@@ -85,7 +85,47 @@ class WithTeacher(keras.layers.Layer):
         return cls(student, teacher, **config)
 
 
-def training_model(model, seed: int, teacher=None, augment: str = "standard"):
+@keras.saving.register_keras_serializable(package="fer_utils")
+class MirrorPaired(keras.layers.Layer):
+    """The mirror augmentation with its draw in the output: ``[student's softmax | 1 where mirrored, else 0]``.
+
+    In training each image is mirrored left-right with probability 1/2 (seeded; the draw's state is
+    saved with a checkpoint, like the augmentation layers'); in inference nothing is mirrored and the
+    flag is 0. The wrapper of :func:`training_model` with ``paired=True``: a loss reading the flag
+    (:class:`fer_utils.distill.PairedDistillationLoss`) gives each image the teacher's distribution of
+    the very view the student saw, precomputed for the image and for its mirror.
+    """
+
+    def __init__(self, student, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.student, self.seed = student, int(seed)
+        self.generator = keras.random.SeedGenerator(self.seed)
+
+    def call(self, x, training=None):
+        ops = keras.ops
+        n = ops.shape(x)[0]
+        if training:
+            flag = ops.cast(keras.random.uniform((n, 1), seed=self.generator) < 0.5, "float32")
+            x = ops.where(ops.reshape(flag, (-1, 1, 1, 1)) > 0, ops.flip(x, axis=2), x)
+        else:
+            flag = ops.zeros((n, 1), "float32")
+        return ops.concatenate([ops.cast(self.student(x, training=training), "float32"), flag], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], NUM_CLASSES + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed,
+                "student": keras.saving.serialize_keras_object(self.student)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        student = keras.saving.deserialize_keras_object(config.pop("student"))
+        return cls(student, **config)
+
+
+def training_model(model, seed: int, teacher=None, augment: str = "standard", paired: bool = False):
     """``model`` behind the augmentation layers, for ``fit`` only.
 
     Keras' random preprocessing layers act only when ``training=True``, so the
@@ -93,8 +133,16 @@ def training_model(model, seed: int, teacher=None, augment: str = "standard"):
     tf.data needed) and never at evaluation. The wrapper shares ``model``'s
     weights; only ``model`` itself is saved as a run's weights. With a ``teacher`` (a Keras model),
     the wrapper's last layer is :class:`WithTeacher` and its output ``[model's | teacher's]``
-    softmax on the same view; :func:`student_of` finds ``model`` again.
+    softmax on the same view. ``paired`` (``augment="flip"`` only, no ``teacher``): the mirror is drawn by
+    :class:`MirrorPaired`, whose output ``[model's softmax | mirrored flag]`` lets precomputed targets
+    follow it. :func:`student_of` finds ``model`` again.
     """
+    if paired:
+        if augment != "flip" or teacher is not None:
+            raise ValueError(f"paired targets follow the mirror alone: they need augment 'flip' and no teacher "
+                             f"in the loop, got augment {augment!r}" + (" and a teacher" if teacher is not None else ""))
+        return keras.Sequential([keras.Input(model.input_shape[1:]), MirrorPaired(model, seed, name="mirror_paired")],
+                                name=f"train_{model.name}")
     last = model if teacher is None else WithTeacher(model, teacher, name="with_teacher")
     return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(seed, augment), last],
                             name=f"train_{model.name}")
@@ -103,7 +151,7 @@ def training_model(model, seed: int, teacher=None, augment: str = "standard"):
 def student_of(wrapper):
     """The model a :func:`training_model` wrapper trains (also a wrapper read back from a checkpoint)."""
     last = wrapper.layers[-1]
-    return last.student if isinstance(last, WithTeacher) else last
+    return last.student if isinstance(last, (WithTeacher, MirrorPaired)) else last
 
 
 def fit_targets(y: np.ndarray) -> np.ndarray:

@@ -1273,9 +1273,12 @@ def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None, tags:
     accuracies where the run learnt from a committed file; ``epochs`` and ``tags``: each teacher run's
     epochs and recipe tag, where the runs that taught are known (``results.student_teachers``)."""
     teacher, view = results.kd_teacher(tag)
-    if view is None or view == config.KD_ONLINE_VIEW:
-        how = ("run in the loop on every augmented batch the student sees" if view else
-               "run once on the clean training images")
+    paired_file = view == config.KD_PAIRED_VIEW and results.teacher_parts(teacher) is None
+    if (view is None or view in (config.KD_ONLINE_VIEW, config.KD_PAIRED_VIEW)) and not paired_file:
+        how = {None: "run once on the clean training images",
+               config.KD_ONLINE_VIEW: "run in the loop on every augmented batch the student sees",
+               config.KD_PAIRED_VIEW: "run once on each training image and its mirror, the target of each "
+                                      "step the view the student was shown"}[view]
         parts = results.teacher_parts(teacher)
         if parts is not None and (len(parts) > 1 or parts[0]["epochs"] is not None):
             # named runs (an ensemble's members, or a run with its seed and epochs)
@@ -1286,7 +1289,8 @@ def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None, tags:
         which = (f"its {int(epochs[0])}-epoch run (the longest finished when the student started)"
                  if epochs is not None and len(epochs) == 1 else "its latest finished run of the profile then")
         return f"{who}, {which}, {how}"
-    target = "its mirror-TTA distribution" if view == "tta" else "its clean-image distribution"
+    target = {"tta": "its mirror-TTA distribution", "plain": "its clean-image distribution",
+              config.KD_PAIRED_VIEW: "its distribution on the view the student was shown (image or mirror)"}[view]
     path = teachers_dir / f"{teacher}.npz"
     if not path.exists():
         return f"the teacher file `{path.name}` ({target}; the file is not in `{teachers_dir.name}/`)"
@@ -1425,7 +1429,9 @@ def kd_views_text(path: Path) -> str:
                 f"in {fmt(online['cpu_h'], 2)} CPU h")
         for _, pre in group[group["view"] != config.KD_ONLINE_VIEW].iterrows():
             extra = 100 * (online["cpu_h"] / pre["cpu_h"] - 1) if pre["cpu_h"] else float("nan")
-            line += (f"; precomputed `{pre['teacher_file']}` ({pre['view']}) "
+            source = (f"`{pre['teacher_file']}` ({pre['view']})" if pre["view"] != config.KD_PAIRED_VIEW
+                      else "on each image and its mirror, following the student's mirror draw (paired)")
+            line += (f"; precomputed {source} "
                      f"{pre['private_gain']:+.2f} PrivateTest ({pre['val_gain']:+.2f} validation) in "
                      f"{fmt(pre['cpu_h'], 2)} CPU h: the loop costs {extra:+.0f} % CPU time for "
                      f"{online['val_gain'] - pre['val_gain']:+.2f} points on validation, "
@@ -1439,7 +1445,10 @@ mirror; the student sees randomly flipped, rotated, shifted and zoomed views and
 view, that image's target (the mirror-averaged one with `tta`): exact for the flip, an
 approximation for the rest. A teacher in the loop (`python -m fer_utils.distill … --teacher cnn:1
 --view online`) runs on every augmented batch the student sees, so each target matches its view,
-at the cost of a teacher forward pass per step. The same teacher run both ways, each point beside
+at the cost of a teacher forward pass per step. Where the mirror is the only augmentation
+(`--augment flip`), `--view paired` gives exactly the loop's targets without that cost: the
+teacher runs once on each image and on its mirror, and the training step, which draws the mirror
+itself, reads the target of the view it drew. The same teacher run both ways, each point beside
 the same plain twin (`kd_views.csv`; gains in points):
 
 {chr(10).join(lines)}
@@ -1456,7 +1465,8 @@ def _teacher_words(row, taught: list | None = None) -> str:
     teachers) say which they are, as ``teacher_names.csv`` does."""
     own = row.get("teacher_private_acc")
     own = f"the teacher's own PrivateTest {own:.3f}" if own is not None and pd.notna(own) else ""
-    if row["view"] in config.KD_TARGET_VIEWS:
+    if row["view"] in config.KD_TARGET_VIEWS or (row["view"] == config.KD_PAIRED_VIEW
+                                                 and results.teacher_parts(row["teacher"]) is None):
         return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets{'; ' + own if own else ''})"
     return f"{results.teacher_label(row['teacher'], *results.epochs_and_tags(taught))} {row['targets']}" + (
         f" ({own})" if own else "")

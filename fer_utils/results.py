@@ -397,10 +397,11 @@ def kd_teacher(tag: str) -> tuple[str, str | None]:
     """(teacher, view) named by a distilled run's tag (``<method>-<teacher>[-<view>]-T<t>-a<alpha>``):
     the teacher file's stem and its target view (``tta`` / ``plain``) for a committed teacher file
     (:mod:`fer_utils.teachers`); a teacher run's arch and width (``cnn1``) and ``online`` where it ran
-    in the loop on each augmented batch, or None where it ran once on the clean images."""
+    in the loop on each augmented batch, ``paired`` where its targets on each image and its mirror
+    followed the student's mirror draw, or None where it ran once on the clean images."""
     parts = split_variant(tag)[0].split("-")
     middle = parts[1:-2] if len(parts) >= 4 else parts[1:]
-    if len(middle) >= 2 and (middle[-1] in config.KD_TARGET_VIEWS or middle[-1] == config.KD_ONLINE_VIEW):
+    if len(middle) >= 2 and middle[-1] in config.KD_VIEWS:
         return "-".join(middle[:-1]), middle[-1]
     return "-".join(middle), None
 
@@ -491,6 +492,8 @@ def kd_targets(view: str | None) -> str:
     """How a distilled run's teacher gave its targets, in words, from the view in its tag."""
     if view == config.KD_ONLINE_VIEW:
         return "in the loop (augmented view)"
+    if view == config.KD_PAIRED_VIEW:
+        return "precomputed on the image and its mirror (the view drawn)"
     return f"precomputed ({view})" if view else "run once on the clean images"
 
 
@@ -660,36 +663,44 @@ def student_teachers(runs: pd.DataFrame, file_members: dict | None = None) -> pd
 
 def kd_views(pairs: pd.DataFrame, file_members: dict) -> pd.DataFrame:
     """A teacher in the loop (``online``: on every augmented batch) against its soft targets
-    precomputed once (a committed teacher file of that one teacher, on the clean image and its mirror).
+    precomputed once: a committed teacher file of that one teacher (on the clean image and its mirror),
+    or the same teacher runs' targets on each image and its mirror, following the student's mirror draw
+    (``paired``).
 
     For each distilled run whose teacher ran in the loop, the distilled runs of the same student,
     schedule, method and (T, alpha) from a teacher file whose only member is a run of the same arch and
     width (``file_members``: file stem -> its teachers' run ids, :func:`fer_utils.teachers.members`),
-    each with its gains (points against the same plain twin; ``val_gain`` on validation) and its CPU
-    hours beside the twin's. Only students with both kinds of targets appear; each comparison (numbered
-    in ``comparison``) lists the online row first.
+    or ``paired`` from the same teacher(s), each with its gains (points against the same plain twin;
+    ``val_gain`` on validation) and its CPU hours beside the twin's. Only students with both kinds of
+    targets appear; each comparison (numbered in ``comparison``) lists the online row first.
     """
     rows = _kd_points(pairs)
     out, comparison = [], 0
     keys = ["student", "schedule", "epochs", "temperature", "alpha", "method"]
+
+    def from_file(o, prefix) -> bool:
+        found = file_members.get(o["teacher_name"], [])
+        return (prefix is not None and o["view"] in config.KD_TARGET_VIEWS and len(found) == 1
+                and found[0].startswith(prefix))
+
     for r in rows:
-        run = teacher_run(r["teacher_name"]) if r["view"] == config.KD_ONLINE_VIEW else None
-        if run is None:
+        if r["view"] != config.KD_ONLINE_VIEW:
             continue
-        prefix = run_prefix(*run)
-        same = [o for o in rows if o["view"] in config.KD_TARGET_VIEWS and all(o[k] == r[k] for k in keys)
-                and len(file_members.get(o["teacher_name"], [])) == 1
-                and file_members[o["teacher_name"]][0].startswith(prefix)]
+        run = teacher_run(r["teacher_name"])
+        prefix = run_prefix(*run) if run is not None else None
+        same = [o for o in rows if all(o[k] == r[k] for k in keys)
+                and (from_file(o, prefix) or (o["view"] == config.KD_PAIRED_VIEW
+                                              and o["teacher_name"] == r["teacher_name"]))]
         if not same:
             continue
         comparison += 1
         for o in [r, *same]:
-            online = o is r
+            weights = o["view"] in (config.KD_ONLINE_VIEW, config.KD_PAIRED_VIEW)
             out.append({**{k: o[k] for k in KD_VIEWS_COLUMNS if k in o}, "comparison": comparison,
                         "targets": kd_targets(o["view"]),
-                        "teacher": (f"{o['teacher_name']} (weights)" if online
+                        "teacher": (f"{o['teacher_name']} (weights)" if weights
                                     else f"{o['teacher_name']}.npz ({file_members[o['teacher_name']][0]})"),
-                        "teacher_file": "" if online else f"{o['teacher_name']}.npz"})
+                        "teacher_file": "" if weights else f"{o['teacher_name']}.npz"})
     return pd.DataFrame(out, columns=KD_VIEWS_COLUMNS)
 
 

@@ -17,7 +17,9 @@ same whether or not the augmentation mirrored the image, so the mirror is consis
 construction (and the target is the teacher's mirror-TTA prediction, which scores higher than its
 plain one); the other augmentations are small, label-preserving changes the target ignores.
 ``view="plain"`` uses the clean image's distribution alone (the first method this project ran,
-where the teacher ran in the loop on the clean images).
+where the teacher ran in the loop on the clean images). Where the mirror is the only augmentation
+(``--augment flip``), ``fer_utils.distill``'s ``view="paired"`` reads both views (:meth:`TeacherFile.views`)
+and gives each step the distribution of the view it drew: exact, like a teacher in the loop.
 """
 from __future__ import annotations
 
@@ -73,6 +75,13 @@ class TeacherFile:
         """(len(rows), 7) float64 distributions of the teacher on those data set rows."""
         if view not in TARGET_VIEWS:
             raise ValueError(f"unknown view {view!r}; expected one of {', '.join(TARGET_VIEWS)}")
+        p = self.views(rows)
+        p = p.mean(axis=1) if view == "tta" else p[:, 0]
+        return p / p.sum(axis=1, keepdims=True)
+
+    def views(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), 2, 7) float64: the teacher's distributions on those data set rows' images and
+        on their mirrors (:data:`VIEWS`), each renormalised after float16 rounding."""
         rows = np.asarray(rows, dtype=np.int64)
         at = np.searchsorted(self.rows, rows)
         found = (at < len(self.rows)) & (self.rows[np.minimum(at, len(self.rows) - 1)] == rows)
@@ -80,9 +89,7 @@ class TeacherFile:
             raise ValueError(f"{self.path}: no soft targets for data set row {int(rows[~found][0])} "
                              f"({int((~found).sum())} of {len(rows)} rows missing)")
         p = np.exp(self.logp[at].astype(np.float64))
-        p /= p.sum(axis=2, keepdims=True)  # float16 rounding: renormalise each view
-        p = p.mean(axis=1) if view == "tta" else p[:, 0]
-        return p / p.sum(axis=1, keepdims=True)
+        return p / p.sum(axis=2, keepdims=True)  # float16 rounding: renormalise each view
 
 
 def write(path: Path, rows: np.ndarray, probs: np.ndarray, info: dict) -> int:

@@ -51,6 +51,8 @@ class Targets:
     (:class:`fer_utils.recipe.WithTeacher`); the loss then reads ``[student | teacher]`` predictions.
     ``teachers``: the run ids of the teacher(s) the targets come from, recorded in the run's registry
     row (its ``teachers`` column) so which runs taught it never rests on a name that later runs reuse.
+    ``paired``: the mirror augmentation exposes its draw (:class:`fer_utils.recipe.MirrorPaired`), so
+    the loss can pick each image's target of the view the student saw.
     """
     train: np.ndarray
     val: np.ndarray | None = None
@@ -58,6 +60,7 @@ class Targets:
     metric: object = "accuracy"
     teacher: object = None
     teachers: tuple = ()
+    paired: bool = False
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -264,7 +267,7 @@ def _train_run(arch, width, prof, seed, ds, fp, run_dir, registry_path, verbose,
                  "train_seconds": 0.0, "tracked_seconds": 0.0, "shared_seconds": 0.0, "cpu_seconds": 0.0,
                  "stopped_early": False, "profile": asdict(prof)}
         model = (build_model or (lambda: models.build(arch, width)))()
-        wrapper = training_model(model, seed, targets.teacher, prof.augment)
+        wrapper = training_model(model, seed, targets.teacher, prof.augment, targets.paired)
         wrapper.compile(optimizer=keras.optimizers.Adam(prof.learning_rate),
                         loss=targets.loss, metrics=[targets.metric])
     runs.truncate_log(run_dir, state["epoch"])

@@ -246,6 +246,32 @@ def test_kd_views_keeps_two_teachers_in_the_loop_at_one_point_apart(tmp_path):
     assert "precomputed `t1.npz` (tta) +2.00 PrivateTest" in text and "`cnn1-e120.npz` (tta) +1.00" in text
 
 
+def test_kd_views_sets_paired_targets_of_the_same_teachers_beside_the_loop(tmp_path):
+    from fer_utils import report, results
+
+    rows = _kd_rows()
+    extra = rows.iloc[[2, 2, 2]].assign(  # an ensemble in the loop, its paired targets, another ensemble's
+        run_id=["a", "b", "c"], timestamp=["8", "9", "10"], wall_s=[1800, 600, 600],
+        best_val_acc=[0.60, 0.61, 0.50], public_acc=[0.58, 0.58, 0.5], private_acc=[0.59, 0.60, 0.5])
+    ens = "irnet1.2s0e200kdh+irnet1.2s1e120kdh"
+    tags = [f"kdh-{ens}-online-T2-a0.5", f"kdh-{ens}-paired-T2-a0.5", "kdh-irnet1.2s0e200kdh-paired-T2-a0.5"]
+    extra["recipe"] = [r.rsplit("|tag:", 1)[0] + f"|tag:{t}" for r, t in zip(extra["recipe"], tags)]
+    assert results.kd_teacher(tags[1]) == (ens, "paired")
+    pairs = results.distillation_pairs(pd.concat([rows, extra], ignore_index=True), "full")
+    views = results.kd_views(pairs, {})  # no teacher file needed: the same runs' weights, once
+    assert list(views.view) == ["online", "paired"] and list(views.comparison) == [1, 1]
+    assert list(views.targets) == ["in the loop (augmented view)",
+                                   "precomputed on the image and its mirror (the view drawn)"]
+    assert list(views.teacher) == [f"{ens} (weights)"] * 2 and list(views.teacher_file) == ["", ""]
+    assert list(views.cpu_h) == [0.5, round(600 / 3600, 2)]
+    views.to_csv(tmp_path / "kd_views.csv", index=False)
+    text = report.kd_views_text(tmp_path / "kd_views.csv")
+    assert ("; precomputed on each image and its mirror, following the student's mirror draw (paired) +5.00 "
+            "PrivateTest (+6.00 validation) in 0.17 CPU h: the loop costs +194 % CPU time for -1.00 points on "
+            "validation, -1.00 on PrivateTest.") in text
+    assert "`--view paired`" in text
+
+
 def test_kd_teachers_sets_one_student_from_several_teachers_side_by_side_picked_on_validation(tmp_path):
     from fer_utils import report, results
 

@@ -659,3 +659,76 @@ def test_a_bfloat16_run_warns_where_the_cpu_emulates_bfloat16(monkeypatch, smoke
         train.train("irnet", 0.25, "smoke", epochs=1, precision="mixed_bfloat16", **kw)  # read back: no training
         monkeypatch.setattr(runs, "native_bfloat16", lambda *a: True)
         train.train("irnet", 0.25, "smoke", epochs=1, seed=1, precision="mixed_bfloat16", **kw)
+
+
+def test_paired_targets_follow_the_mirror_the_student_was_shown():
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(1)
+    student = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                                keras.layers.Dense(7, activation="softmax")])
+    wrapper = recipe.training_model(student, seed=3, augment="flip", paired=True)
+    assert recipe.student_of(wrapper) is student
+    x = np.random.default_rng(0).random((64, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(wrapper(x, training=True))
+    assert out.shape == (64, 8) and set(np.unique(out[:, 7])) == {0.0, 1.0}  # both views drawn
+    mirrored = out[:, 7] == 1
+    # each row is the student on exactly the view its flag names
+    np.testing.assert_allclose(out[mirrored, :7], np.asarray(student(x[mirrored, :, ::-1])), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[~mirrored, :7], np.asarray(student(x[~mirrored])), rtol=1e-5, atol=1e-6)
+    clean = np.asarray(wrapper(x, training=False))  # evaluation: nothing mirrored
+    assert not clean[:, 7].any()
+    np.testing.assert_allclose(clean[:, :7], np.asarray(student(x)), rtol=1e-5, atol=1e-6)
+    # the loss reads the flagged view's target: equal to Hinton's on the target of that view
+    rng = np.random.default_rng(2)
+    views, y = rng.dirichlet(np.ones(7), (64, 2)), rng.integers(0, 7, 64)
+    T, alpha = 2.0, 0.5
+    targets = distill.paired_targets(views, y, views[:4], y[:4], T, alpha)
+    assert targets.paired and targets.train.shape == (64, 21) and targets.val.shape == (4, 21)
+    seen = np.where(mirrored[:, None], views[:, 1], views[:, 0])
+    want = float(distill.DistillationLoss(T, alpha)(distill.pack(distill.soften(seen, T), y), out[:, :7]))
+    assert np.isclose(float(targets.loss(targets.train, out)), want, rtol=1e-5)
+    targets.metric.update_state(targets.train, out)
+    assert np.isclose(float(targets.metric.result()), np.mean(out[:, :7].argmax(1) == y))
+    with pytest.raises(ValueError, match="augment 'flip'"):
+        recipe.training_model(student, seed=3, augment="standard", paired=True)
+    with pytest.raises(ValueError, match=r"\(n, 2, 7\)"):
+        distill.paired_targets(views[:, 0], y, views[:4], y[:4], T, alpha)
+
+
+def test_paired_distillation_resumes_and_reads_its_teacher_from_runs_or_a_file(tmp_path, smoke_kw):
+    import keras
+    import numpy as np
+
+    from fer_utils import config, results, train
+
+    prof, kw = config.PROFILES["smoke"], smoke_kw
+    teacher = train.train("irnet", 0.5, prof, epochs=1, **kw)
+    assert distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, view="paired", augment="flip",
+                           epochs=2, stop_after=1, **kw) is None
+    tag = "kdh-irnet0.5-paired-T2-a0.5-augflip"
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith(tag))
+    saved = keras.models.load_model(run_dir / "last.keras")  # the checkpoint a resumed run reads
+    assert isinstance(saved.layers[-1], recipe.MirrorPaired) and isinstance(saved.loss, distill.PairedDistillationLoss)
+    log = pd.read_csv(run_dir / "log.csv")  # the student's accuracy against the one-hot third of the targets
+    assert 0 <= log["val_accuracy"].iloc[0] <= 1 and 0 <= log["accuracy"].iloc[0] <= 1
+    student = distill.distill("irnet", 0.5, teacher, prof, temperature=2.0, alpha=0.5, view="paired",
+                              augment="flip", epochs=2, **kw)
+    assert student["epochs"] == 2 and f"|tag:{tag.removesuffix('-augflip')}" in student["recipe"]
+    assert student["teachers"] == teacher["run_id"]
+    assert results.kd_teacher(tag.removesuffix("-augflip")) == ("irnet0.5", "paired")
+    # a committed teacher file gives the same two views without the teacher's weights
+    prepared = runs.prepare(kw["dataset"], runs.requested(prof, train_limit=120))
+    rows, probs, info = teachers.compute([teacher], kw["dataset"], prepared, tmp_path / "runs")
+    path = tmp_path / "t.npz"
+    teachers.write(path, rows, probs, info)
+    read = teachers.read(path, kw["dataset"])
+    some = np.sort(rows)[:5]
+    np.testing.assert_allclose(read.views(some).mean(axis=1), read.probabilities(some, "tta") *
+                               read.views(some).mean(axis=1).sum(1, keepdims=True), rtol=1e-12)
+    from_file = distill.distill("irnet", 0.5, read, prof, temperature=2.0, alpha=0.5, view="paired", augment="flip",
+                                epochs=1, **kw)
+    assert "|tag:kdh-t-paired-T2-a0.5" in from_file["recipe"]
+    with pytest.raises(ValueError, match="augment 'flip'"):
+        distill.distill("irnet", 0.5, teacher, prof, view="paired", epochs=1, **kw)
