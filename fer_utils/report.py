@@ -1273,8 +1273,7 @@ def teacher_text(tag: str, teachers_dir: Path, epochs: list | None = None, tags:
     accuracies where the run learnt from a committed file; ``epochs`` and ``tags``: each teacher run's
     epochs and recipe tag, where the runs that taught are known (``results.student_teachers``)."""
     teacher, view = results.kd_teacher(tag)
-    paired_file = view == config.KD_PAIRED_VIEW and results.teacher_parts(teacher) is None
-    if (view is None or view in (config.KD_ONLINE_VIEW, config.KD_PAIRED_VIEW)) and not paired_file:
+    if not results.from_teacher_file(teacher, view):
         how = {None: "run once on the clean training images",
                config.KD_ONLINE_VIEW: "run in the loop on every augmented batch the student sees",
                config.KD_PAIRED_VIEW: "run once on each training image and its mirror, the target of each "
@@ -1465,8 +1464,7 @@ def _teacher_words(row, taught: list | None = None) -> str:
     teachers) say which they are, as ``teacher_names.csv`` does."""
     own = row.get("teacher_private_acc")
     own = f"the teacher's own PrivateTest {own:.3f}" if own is not None and pd.notna(own) else ""
-    if row["view"] in config.KD_TARGET_VIEWS or (row["view"] == config.KD_PAIRED_VIEW
-                                                 and results.teacher_parts(row["teacher"]) is None):
+    if results.from_teacher_file(row["teacher"], row["view"]):
         return f"the teacher file `{row['teacher']}.npz` ({row['view']} targets{'; ' + own if own else ''})"
     return f"{results.teacher_label(row['teacher'], *results.epochs_and_tags(taught))} {row['targets']}" + (
         f" ({own})" if own else "")

@@ -488,6 +488,12 @@ KD_TEACHERS_COLUMNS = ["comparison", "student", "schedule", "epochs", "method", 
                        "cpu_h", "run_id", "chosen"]
 
 
+def from_teacher_file(teacher: str, view: str | None) -> bool:
+    """Whether a distilled run's teacher (name and view, :func:`kd_teacher`) is a committed teacher file:
+    its ``tta`` / ``plain`` targets, or ``paired`` where the name is no run's (:func:`teacher_parts`)."""
+    return view in config.KD_TARGET_VIEWS or (view == config.KD_PAIRED_VIEW and teacher_parts(teacher) is None)
+
+
 def kd_targets(view: str | None) -> str:
     """How a distilled run's teacher gave its targets, in words, from the view in its tag."""
     if view == config.KD_ONLINE_VIEW:
